@@ -1,0 +1,67 @@
+/// `ClusterAuthToken` (cluster.cattle.io/v3): the downstream mirror of one Rancher token.
+/// Fields are top-level, as Rancher writes them; time fields are parsed once here, not per review.
+public struct ClusterAuthToken: Decodable, Sendable {
+    public enum Expiry: Sendable, Hashable {
+        /// `expiresAt` empty or absent.
+        case never
+        case at(Timestamp)
+        /// `expiresAt` is not RFC 3339: the token is refused, as in the Go service.
+        case unreadable
+    }
+
+    public var metadata: ObjectMeta
+    public var userName: String
+    public var enabled: Bool
+    public var expiresAt: String
+    public var expiry: Expiry
+    public var lastUsedAt: Timestamp?
+    /// The deprecated in-object hash (Rancher ≤ 2.12); when non-empty it wins over the Secret.
+    public var legacyHash: String
+    public var parsedLegacyHash: Result<StoredHash, HashFormatError>?
+
+    public var name: String { metadata.name }
+
+    public init(
+        metadata: ObjectMeta, userName: String, enabled: Bool, expiresAt: String = "",
+        lastUsedAt: Timestamp? = nil, legacyHash: String = ""
+    ) {
+        self.metadata = metadata
+        self.userName = userName
+        self.enabled = enabled
+        self.expiresAt = expiresAt
+        self.expiry = Self.expiry(of: expiresAt)
+        self.lastUsedAt = lastUsedAt
+        self.legacyHash = legacyHash
+        self.parsedLegacyHash = legacyHash.isEmpty ? nil : StoredHash.parse(legacyHash)
+    }
+
+    private enum CodingKeys: String, CodingKey { case metadata, userName, enabled, expiresAt, lastUsedAt, hash }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta(name: "")
+        let lastUsedText = try container.decodeIfPresent(String.self, forKey: .lastUsedAt) ?? ""
+        var lastUsedAt: Timestamp?
+        if !lastUsedText.isEmpty {
+            // metav1.Time fails to unmarshal on a bad value, which makes the whole object unreadable.
+            guard let parsed = RFC3339.parse(lastUsedText) else {
+                throw RecordFieldError(field: "lastUsedAt", problem: "not an RFC 3339 time")
+            }
+            lastUsedAt = parsed
+        }
+        self.init(
+            metadata: metadata,
+            userName: try container.decodeIfPresent(String.self, forKey: .userName) ?? "",
+            // A missing `enabled` decodes to Go's zero value, false: the token is refused.
+            enabled: try container.decodeIfPresent(Bool.self, forKey: .enabled) ?? false,
+            expiresAt: try container.decodeIfPresent(String.self, forKey: .expiresAt) ?? "",
+            lastUsedAt: lastUsedAt,
+            legacyHash: try container.decodeIfPresent(String.self, forKey: .hash) ?? "")
+    }
+
+    static func expiry(of text: String) -> Expiry {
+        if text.isEmpty { return .never }
+        guard let instant = RFC3339.parse(text) else { return .unreadable }
+        return .at(instant)
+    }
+}

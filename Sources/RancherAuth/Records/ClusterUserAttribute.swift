@@ -1,0 +1,37 @@
+/// `ClusterUserAttribute` (cluster.cattle.io/v3): a Rancher user's state in the downstream cluster.
+public struct ClusterUserAttribute: Decodable, Sendable {
+    public var metadata: ObjectMeta
+    /// Group principal IDs, answered verbatim and in stored order.
+    public var groups: [String]
+    public var enabled: Bool
+    public var needsRefresh: Bool
+    public var lastRefresh: String
+    /// `lastRefresh` parsed; `nil` when empty or unreadable (see ``lastRefreshReadable``).
+    public var lastRefreshTime: Timestamp?
+
+    public var name: String { metadata.name }
+    public var lastRefreshReadable: Bool { lastRefresh.isEmpty || lastRefreshTime != nil }
+
+    public init(
+        metadata: ObjectMeta, groups: [String], enabled: Bool, needsRefresh: Bool = false, lastRefresh: String = ""
+    ) {
+        self.metadata = metadata
+        self.groups = groups
+        self.enabled = enabled
+        self.needsRefresh = needsRefresh
+        self.lastRefresh = lastRefresh
+        self.lastRefreshTime = lastRefresh.isEmpty ? nil : RFC3339.parse(lastRefresh)
+    }
+
+    private enum CodingKeys: String, CodingKey { case metadata, groups, enabled, needsRefresh, lastRefresh }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            metadata: try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta(name: ""),
+            groups: try container.decodeIfPresent([String].self, forKey: .groups) ?? [],
+            enabled: try container.decodeIfPresent(Bool.self, forKey: .enabled) ?? false,
+            needsRefresh: try container.decodeIfPresent(Bool.self, forKey: .needsRefresh) ?? false,
+            lastRefresh: try container.decodeIfPresent(String.self, forKey: .lastRefresh) ?? "")
+    }
+}

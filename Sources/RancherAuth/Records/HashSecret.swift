@@ -1,0 +1,77 @@
+/// The `Secret` named like the token, whose `data.hash` holds the token's salted hash.
+public struct HashSecret: Decodable, Sendable {
+    public var metadata: ObjectMeta
+    /// The hash parsed once; a Secret without a `hash` key reads as an empty (invalid) hash, as in Go.
+    public var hash: Result<StoredHash, HashFormatError>
+
+    public var name: String { metadata.name }
+
+    public init(metadata: ObjectMeta, hash: String) {
+        self.metadata = metadata
+        self.hash = StoredHash.parse(hash)
+    }
+
+    private enum CodingKeys: String, CodingKey { case metadata, data, stringData }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta(name: "")
+        let data = try container.decodeIfPresent([String: String?].self, forKey: .data) ?? [:]
+        // `stringData` is write-only in the API (the server folds it into `data`); manifests in a
+        // records directory may use it, and as in Kubernetes it wins over `data`.
+        let stringData = try container.decodeIfPresent([String: String?].self, forKey: .stringData) ?? [:]
+        var hashText = ""
+        if let plain = stringData["hash"] ?? nil {
+            hashText = plain
+        } else if let encoded = data["hash"] ?? nil {
+            guard let decoded = GoBase64.decodePadded(encoded.utf8) else {
+                throw RecordFieldError(field: "data.hash", problem: "not valid base64")
+            }
+            hashText = String(decoding: decoded, as: UTF8.self)
+        }
+        self.init(metadata: metadata, hash: hashText)
+    }
+}
+
+/// ConfigMap `auth-provider-refresh-debounce-seconds`: how long after a user's `lastRefresh` the
+/// service asks Rancher to refresh the user's groups (spec §2.7).
+public enum RefreshPeriod: Sendable, Hashable {
+    case disabled
+    /// The period in nanoseconds (Go `time.Duration`).
+    case enabled(nanoseconds: Int64)
+
+    public static let configMapName = "auth-provider-refresh-debounce-seconds"
+
+    /// Reads the ConfigMap's `value` like Go's `getRefreshPeriod`: `strconv.ParseInt(v, 10, 64)` seconds;
+    /// missing, empty or unparsable ⇒ disabled; the seconds-to-nanoseconds product wraps like Go's
+    /// `time.Duration` arithmetic, and a negative result is disabled.
+    public init(configMapValue value: String?) {
+        guard let value, let seconds = GoStrconv.parseInt(value.utf8) else {
+            self = .disabled
+            return
+        }
+        let nanoseconds = seconds &* 1_000_000_000
+        self = nanoseconds < 0 ? .disabled : .enabled(nanoseconds: nanoseconds)
+    }
+}
+
+/// The refresh ConfigMap as a record.
+public struct RefreshConfigMap: Decodable, Sendable {
+    public var metadata: ObjectMeta
+    public var period: RefreshPeriod
+
+    private enum CodingKeys: String, CodingKey { case metadata, data }
+
+    public init(metadata: ObjectMeta, value: String?) {
+        self.metadata = metadata
+        self.period = RefreshPeriod(configMapValue: value)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let data = try container.decodeIfPresent([String: String?].self, forKey: .data) ?? [:]
+        self.init(
+            metadata: try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta(name: ""),
+            value: data["value"] ?? nil)
+    }
+}

@@ -1,0 +1,45 @@
+/// The part of Kubernetes `metadata` the service uses.
+public struct ObjectMeta: Decodable, Sendable, Hashable {
+    public var name: String
+    public var namespace: String?
+    public var resourceVersion: String?
+
+    public init(name: String, namespace: String? = nil, resourceVersion: String? = nil) {
+        self.name = name
+        self.namespace = namespace
+        self.resourceVersion = resourceVersion
+    }
+
+    private enum CodingKeys: String, CodingKey { case name, namespace, resourceVersion }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.name = try container.decodeIfPresent(String.self, forKey: .name) ?? ""
+        self.namespace = try container.decodeIfPresent(String.self, forKey: .namespace)
+        self.resourceVersion = try container.decodeIfPresent(String.self, forKey: .resourceVersion)
+    }
+}
+
+/// `apiVersion`, `kind` and `metadata` of any manifest: enough to decide how to decode the rest.
+public struct ObjectHeader: Decodable, Sendable {
+    public var apiVersion: String
+    public var kind: String
+    public var metadata: ObjectMeta?
+
+    private enum CodingKeys: String, CodingKey { case apiVersion, kind, metadata }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.apiVersion = try container.decodeIfPresent(String.self, forKey: .apiVersion) ?? ""
+        self.kind = try container.decodeIfPresent(String.self, forKey: .kind) ?? ""
+        self.metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata)
+    }
+}
+
+/// A field held a value the Go service could not have decoded either (e.g. `enabled: "true"`):
+/// such an object is treated as absent, which fails closed.
+public struct RecordFieldError: Error, CustomStringConvertible, Sendable {
+    public let field: String
+    public let problem: String
+    public var description: String { "field \(field): \(problem)" }
+}

@@ -1,0 +1,39 @@
+/// A user's record with its success answers rendered for both TokenReview versions.
+public struct UserRecord: Sendable {
+    public let attribute: ClusterUserAttribute
+    public let authenticatedBodyV1: [UInt8]
+    public let authenticatedBodyV1beta1: [UInt8]
+
+    public init(_ attribute: ClusterUserAttribute) {
+        self.attribute = attribute
+        self.authenticatedBodyV1 = TokenReviewResponse.authenticatedBody(
+            apiVersion: .v1, username: attribute.name, groups: attribute.groups)
+        self.authenticatedBodyV1beta1 = TokenReviewResponse.authenticatedBody(
+            apiVersion: .v1beta1, username: attribute.name, groups: attribute.groups)
+    }
+
+    public func authenticatedBody(for apiVersion: TokenReviewAPIVersion) -> [UInt8] {
+        apiVersion == .v1 ? authenticatedBodyV1 : authenticatedBodyV1beta1
+    }
+}
+
+/// An immutable view of all records of one namespace, swapped atomically when the source changes.
+/// Reviews read a snapshot without locks; nothing in it changes after construction.
+public final class RecordSnapshot: Sendable {
+    public let tokens: [String: ClusterAuthToken]
+    public let users: [String: UserRecord]
+    public let hashSecrets: [String: HashSecret]
+    public let refreshPeriod: RefreshPeriod
+
+    public init(
+        tokens: [ClusterAuthToken], users: [ClusterUserAttribute], hashSecrets: [HashSecret],
+        refreshPeriod: RefreshPeriod = .disabled
+    ) {
+        self.tokens = Dictionary(tokens.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        self.users = Dictionary(users.map { ($0.name, UserRecord($0)) }, uniquingKeysWith: { _, last in last })
+        self.hashSecrets = Dictionary(hashSecrets.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        self.refreshPeriod = refreshPeriod
+    }
+
+    public static let empty = RecordSnapshot(tokens: [], users: [], hashSecrets: [])
+}
