@@ -41,5 +41,11 @@ public struct ObjectHeader: Decodable, Sendable {
 public struct RecordFieldError: Error, CustomStringConvertible, Sendable {
     public let field: String
     public let problem: String
+
+    public init(field: String, problem: String) {
+        self.field = field
+        self.problem = problem
+    }
+
     public var description: String { "field \(field): \(problem)" }
 }

@@ -1,0 +1,133 @@
+import NIOCore
+import NIOHTTP1
+import RancherAuth
+
+/// Routes requests to answers. Routing uses the path alone: kube-apiserver appends
+/// `?timeout=30s` to the configured webhook URL.
+///
+/// Mirrors the Go service's router where it is observable: unknown paths 404
+/// (`404 page not found`), known paths with another method 405, a trailing slash or an unclean
+/// path 301 to the canonical one.
+public struct Endpoints: Sendable {
+    let reviews: ReviewService
+    let store: RecordStore
+
+    public init(reviews: ReviewService, store: RecordStore) {
+        self.reviews = reviews
+        self.store = store
+    }
+
+    public struct Request {
+        public var method: HTTPMethod
+        public var uri: String
+        public var authorization: String?
+
+        public init(method: HTTPMethod, uri: String, authorization: String? = nil) {
+            self.method = method
+            self.uri = uri
+            self.authorization = authorization
+        }
+    }
+
+    enum Route: Equatable {
+        case authenticate
+        case selfSubjectReview(apiVersion: String)
+        case healthcheck, livez, readyz
+
+        var allowedMethod: HTTPMethod {
+            switch self {
+            case .authenticate, .selfSubjectReview: return .POST
+            case .healthcheck, .livez, .readyz: return .GET
+            }
+        }
+
+        init?(path: Substring) {
+            switch path {
+            case "/v1/authenticate": self = .authenticate
+            case "/healthcheck": self = .healthcheck
+            case "/livez": self = .livez
+            case "/readyz": self = .readyz
+            case "/apis/authentication.k8s.io/v1/selfsubjectreviews":
+                self = .selfSubjectReview(apiVersion: "authentication.k8s.io/v1")
+            case "/apis/authentication.k8s.io/v1beta1/selfsubjectreviews":
+                self = .selfSubjectReview(apiVersion: "authentication.k8s.io/v1beta1")
+            case "/apis/authentication.k8s.io/v1alpha1/selfsubjectreviews":
+                self = .selfSubjectReview(apiVersion: "authentication.k8s.io/v1alpha1")
+            default: return nil
+            }
+        }
+    }
+
+    /// Whether a request to `uri` with `method` would read a body (only the POST routes do).
+    public static func acceptsBody(method: HTTPMethod, uri: String) -> Bool {
+        guard let route = Route(path: path(of: uri)) else { return false }
+        return route.allowedMethod == method && method == .POST
+    }
+
+    static func path(of uri: String) -> Substring {
+        uri[..<(uri.firstIndex(of: "?") ?? uri.endIndex)]
+    }
+
+    public func handle(_ request: Request, body: UnsafeRawBufferPointer, eventLoop: any EventLoop) -> EndpointResult {
+        let path = Self.path(of: request.uri)
+        guard let route = Route(path: path) else {
+            return .answer(Self.redirectOrNotFound(uri: request.uri, path: path))
+        }
+        guard request.method == route.allowedMethod else {
+            return .answer(HTTPAnswer(status: .methodNotAllowed, headers: [("Allow", "\(route.allowedMethod.rawValue)")]))
+        }
+        switch route {
+        case .authenticate:
+            return reviews.tokenReview(body: body, eventLoop: eventLoop)
+        case .selfSubjectReview(let apiVersion):
+            return reviews.selfSubjectReview(authorization: request.authorization, apiVersion: apiVersion, eventLoop: eventLoop)
+        case .healthcheck:
+            // Compatibility with the Go service: always 200 with an empty body, no checks.
+            return .answer(HTTPAnswer(status: .ok))
+        case .livez:
+            return .answer(.text("ok\n"))
+        case .readyz:
+            return .answer(readiness())
+        }
+    }
+
+    func readiness() -> HTTPAnswer {
+        let status = store.status
+        guard status.snapshot != nil else {
+            return .text("not ready: records from \(status.source) are not loaded yet\n", status: .serviceUnavailable)
+        }
+        var text = "ok: serving records from \(status.source), generation \(status.generation)"
+        if let loadedAt = status.loadedAt { text += ", loaded at \(RFC3339.format(loadedAt))" }
+        if status.problemCount > 0 { text += ", \(status.problemCount) problem(s) in the last load (see logs)" }
+        return .text(text + "\n")
+    }
+
+    static func redirectOrNotFound(uri: String, path: Substring) -> HTTPAnswer {
+        let query = uri[path.endIndex...]
+        var canonical = cleanPath(path)
+        if canonical.count > 1, canonical.hasSuffix("/"), Route(path: canonical.dropLast()[...]) != nil {
+            canonical.removeLast()
+        }
+        if canonical != path, Route(path: canonical[...]) != nil {
+            return HTTPAnswer(status: .movedPermanently, headers: [("Location", canonical + query)])
+        }
+        return .text("404 page not found\n", status: .notFound)
+    }
+
+    /// Go's `path.Clean` as gorilla/mux applies it: collapse `//`, resolve `.` and `..`, keep a
+    /// trailing slash.
+    static func cleanPath(_ path: Substring) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." {
+                _ = parts.popLast()
+                continue
+            }
+            parts.append(part)
+        }
+        var cleaned = "/" + parts.joined(separator: "/")
+        if path.hasSuffix("/"), cleaned != "/" { cleaned += "/" }
+        return cleaned
+    }
+}

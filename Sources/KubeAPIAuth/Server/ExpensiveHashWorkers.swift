@@ -1,0 +1,41 @@
+import NIOCore
+import NIOPosix
+import RancherAuth
+import Synchronization
+
+/// Runs expensive verifications (scrypt: tens of milliseconds and 32 MiB each) on a small,
+/// dedicated thread pool so they never block an event loop, with a bounded queue.
+///
+/// When the queue is full the review is answered 503 ("cannot verify now"), which kube-apiserver
+/// neither caches nor retries; the caller's next request simply tries again.
+public final class ExpensiveHashWorkers: Sendable {
+    public let threads: Int
+    public let maxQueued: Int
+    private let pool: NIOThreadPool
+    private let inFlight = Atomic<Int>(0)
+
+    public init(threads: Int, maxQueued: Int) {
+        self.threads = threads
+        self.maxQueued = maxQueued
+        self.pool = NIOThreadPool(numberOfThreads: threads)
+        pool.start()
+    }
+
+    /// Runs `pending` on the pool; `nil` when the queue is full.
+    public func verify(_ pending: PendingVerification, on eventLoop: any EventLoop) -> EventLoopFuture<Decision>? {
+        let (accepted, _) = inFlight.add(1, ordering: .relaxed)
+        guard accepted <= maxQueued + threads else {
+            inFlight.subtract(1, ordering: .relaxed)
+            return nil
+        }
+        let future = pool.runIfActive(eventLoop: eventLoop) { pending.run() }
+        future.whenComplete { _ in self.inFlight.subtract(1, ordering: .relaxed) }
+        return future
+    }
+
+    public var queued: Int { inFlight.load(ordering: .relaxed) }
+
+    public func shutdown() async throws {
+        try await pool.shutdownGracefully()
+    }
+}

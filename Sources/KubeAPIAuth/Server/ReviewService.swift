@@ -1,0 +1,125 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import RancherAuth
+
+/// Answers TokenReviews and SelfSubjectReviews from the current records.
+///
+/// The hot path is: scan the request bytes (no JSON tree), look the token up in an immutable
+/// snapshot, check a SHA-2/SHA-3 hash inline, and reply with bytes rendered when the records
+/// were loaded. scrypt checks go to ``ExpensiveHashWorkers``.
+public final class ReviewService: Sendable {
+    let store: RecordStore
+    let authenticator = Authenticator()
+    let clock: any WallClock
+    let workers: ExpensiveHashWorkers
+    let effects: any ReviewEffectsSink
+    let logger: Logger
+
+    public init(
+        store: RecordStore, clock: any WallClock, workers: ExpensiveHashWorkers, effects: any ReviewEffectsSink,
+        logger: Logger
+    ) {
+        self.store = store
+        self.clock = clock
+        self.workers = workers
+        self.effects = effects
+        self.logger = logger
+    }
+
+    /// Refusal bodies, rendered once per reason and version.
+    private static let refusalBodies: [RefusalReason: (v1: [UInt8], v1beta1: [UInt8])] = Dictionary(
+        uniqueKeysWithValues: RefusalReason.allCases.map { reason in
+            (
+                reason,
+                (
+                    TokenReviewResponse.refusedBody(apiVersion: .v1, error: reason.statusError),
+                    TokenReviewResponse.refusedBody(apiVersion: .v1beta1, error: reason.statusError)
+                )
+            )
+        })
+
+    static let notLoaded = HTTPAnswer.unavailable("records are not loaded yet")
+
+    /// `POST /v1/authenticate`.
+    public func tokenReview(body: UnsafeRawBufferPointer, eventLoop: any EventLoop) -> EndpointResult {
+        let request: TokenReviewRequest
+        do {
+            request = try TokenReviewDecoder.decode(body)
+        } catch {
+            logger.debug("malformed token review", metadata: ["reason": "\(error.code.rawValue)"])
+            return .answer(.status(.badRequest, reason: "BadRequest", message: error.message))
+        }
+        let apiVersion = request.apiVersion
+        return decide(token: request.token, eventLoop: eventLoop) { decision in
+            switch decision.outcome {
+            case .authenticated(let user):
+                return .json(user.authenticatedBody(for: apiVersion))
+            case .refused(let reason):
+                let bodies = Self.refusalBodies[reason]!
+                return .json(apiVersion == .v1 ? bodies.v1 : bodies.v1beta1)
+            }
+        }
+    }
+
+    /// `POST /apis/authentication.k8s.io/<version>/selfsubjectreviews` with `Authorization: Bearer`,
+    /// what `kubectl auth whoami` sends: the token's user, or 401 with a `Status`.
+    public func selfSubjectReview(authorization: String?, apiVersion: String, eventLoop: any EventLoop) -> EndpointResult {
+        guard let authorization, let token = Self.bearerToken(authorization) else {
+            return .answer(.status(.unauthorized, reason: "Unauthorized", message: "Unauthorized"))
+        }
+        return decide(token: token, eventLoop: eventLoop) { decision in
+            switch decision.outcome {
+            case .authenticated(let user):
+                return .json(
+                    SelfSubjectReviewResponse.body(
+                        apiVersion: apiVersion, username: user.attribute.name, groups: user.attribute.groups),
+                    status: .created)
+            case .refused:
+                return .status(.unauthorized, reason: "Unauthorized", message: "Unauthorized")
+            }
+        }
+    }
+
+    /// `Bearer <token>`, scheme case-insensitive, as kube-apiserver reads it.
+    static func bearerToken(_ header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingPrefix(while: { $0 == " " })
+        return token.isEmpty ? nil : String(token)
+    }
+
+    private func decide(
+        token: String, eventLoop: any EventLoop, render: @escaping @Sendable (Decision) -> HTTPAnswer
+    ) -> EndpointResult {
+        guard let snapshot = store.snapshot else { return .answer(Self.notLoaded) }
+        switch authenticator.begin(token: token, snapshot: snapshot, now: clock.now()) {
+        case .decided(let decision):
+            return .answer(finish(decision, render: render))
+        case .verify(let pending) where !pending.isExpensive:
+            return .answer(finish(pending.run(), render: render))
+        case .verify(let pending):
+            guard let future = workers.verify(pending, on: eventLoop) else {
+                logger.warning("expensive hash queue full; answering 503", metadata: ["token": "\(pending.token.name)"])
+                return .answer(.unavailable("too many expensive verifications in progress"))
+            }
+            return .pending(
+                future.map { decision in self.finish(decision, render: render) }
+                    .recover { _ in .unavailable("verification could not run") })
+        }
+    }
+
+    private func finish(_ decision: Decision, render: (Decision) -> HTTPAnswer) -> HTTPAnswer {
+        if logger.logLevel <= .debug {
+            var metadata: Logger.Metadata = ["authenticated": "\(decision.isAuthenticated)"]
+            if let reason = decision.refusalReason { metadata["reason"] = "\(reason.rawValue)" }
+            // The token name is the public half of the credential; the secret never reaches a log.
+            if let name = decision.tokenName { metadata["token"] = "\(name)" }
+            if case .authenticated(let user) = decision.outcome { metadata["user"] = "\(user.attribute.name)" }
+            if let algorithm = decision.hashAlgorithm { metadata["hash"] = "\(algorithm.rawValue)" }
+            logger.debug("token review", metadata: metadata)
+        }
+        if !decision.effects.isEmpty { effects.submit(decision.effects, for: decision) }
+        return render(decision)
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import RancherAuth
+
+/// A token minted the way Rancher mints kubeconfig tokens, with its three manifests.
+public struct MintedToken: Sendable {
+    public var name: String
+    public var userID: String
+    public var groups: [String]
+    public var secret: String
+    public var hash: String
+    /// RFC 3339 UTC, or empty for a token that never expires.
+    public var expiresAt: String
+
+    /// What a client sends: `<tokenName>:<secret>`.
+    public var bearerToken: String { "\(name):\(secret)" }
+}
+
+public enum TokenMinting {
+    /// Rancher's alphabet for generated name suffixes and secrets (no vowels, no look-alikes).
+    public static let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
+    public static let secretLength = 54
+    public static let nameSuffixLength = 5
+
+    public struct MintError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Mints `kubeconfig-<user><5 chars>` with a 54-character secret, hashed with `algorithm`.
+    public static func mint(
+        user: String, groups: [String], lifetime: TokenLifetime, algorithm: HashAlgorithm, now: Timestamp
+    ) throws(MintError) -> MintedToken {
+        try validateName(user, what: "--user")
+        var generator = SystemRandomNumberGenerator()
+        func random(_ count: Int) -> String {
+            String((0..<count).map { _ in alphabet.randomElement(using: &generator)! })
+        }
+        let name = "kubeconfig-\(user)\(random(nameSuffixLength))"
+        try validateName(name, what: "token name")
+        let secret = random(secretLength)
+        let hash: String
+        do {
+            hash = try HashCreation.hash(secret: secret, algorithm: algorithm)
+        } catch {
+            throw MintError(description: "\(error)")
+        }
+        let expiresAt: String
+        switch lifetime {
+        case .unlimited: expiresAt = ""
+        case .seconds(let seconds): expiresAt = RFC3339.format(Timestamp(seconds: now.seconds + seconds))
+        }
+        return MintedToken(name: name, userID: user, groups: groups, secret: secret, hash: hash, expiresAt: expiresAt)
+    }
+
+    /// Kubernetes object names (DNS-1123 subdomain): lowercase letters, digits, `-` and `.`,
+    /// starting and ending with a letter or digit, at most 253 characters.
+    static func validateName(_ name: String, what: String) throws(MintError) {
+        let bytes = Array(name.utf8)
+        func alphanumeric(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        }
+        guard !bytes.isEmpty, bytes.count <= 253, alphanumeric(bytes.first!), alphanumeric(bytes.last!),
+            bytes.allSatisfy({ alphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") })
+        else {
+            throw MintError(
+                description: "\(what) \"\(name)\" is not a valid Kubernetes name (lowercase letters, digits, '-' and '.', "
+                    + "starting and ending with a letter or digit, at most 253 characters)")
+        }
+    }
+}
+
+/// How long a minted token lives (`--ttl`).
+public enum TokenLifetime: Sendable, Hashable {
+    case unlimited
+    case seconds(Int64)
+
+    /// Parses `720h`, `90m`, `1h30m`, `30d`, `45s` or `0` (never expires); `nil` if malformed.
+    public init?(parsing text: String) {
+        if text == "0" {
+            self = .unlimited
+            return
+        }
+        var total: Int64 = 0
+        var number: Int64?
+        for character in text {
+            if character.isASCII, let digit = character.wholeNumberValue {
+                let (shifted, overflow) = (number ?? 0).multipliedReportingOverflow(by: 10)
+                guard !overflow else { return nil }
+                number = shifted + Int64(digit)
+                continue
+            }
+            let unit: Int64
+            switch character {
+            case "s": unit = 1
+            case "m": unit = 60
+            case "h": unit = 3600
+            case "d": unit = 86_400
+            default: return nil
+            }
+            guard let value = number else { return nil }
+            let (product, overflow) = value.multipliedReportingOverflow(by: unit)
+            let (sum, overflow2) = total.addingReportingOverflow(product)
+            guard !overflow, !overflow2 else { return nil }
+            total = sum
+            number = nil
+        }
+        guard number == nil, total > 0 else { return nil }
+        self = .seconds(total)
+    }
+}
+
+/// Renders the records as YAML manifests that `kubectl apply -f` and a records directory accept.
+/// Strings are written as JSON strings, which are valid YAML double-quoted scalars.
+public enum RecordManifests {
+    public static func token(_ token: MintedToken, namespace: String) -> String {
+        var yaml = """
+            apiVersion: cluster.cattle.io/v3
+            kind: ClusterAuthToken
+            metadata:
+              name: \(quote(token.name))
+              namespace: \(quote(namespace))
+            userName: \(quote(token.userID))
+            enabled: true
+
+            """
+        if !token.expiresAt.isEmpty { yaml += "expiresAt: \(quote(token.expiresAt))\n" }
+        yaml += """
+            hash: ""
+            ---
+            apiVersion: v1
+            kind: Secret
+            metadata:
+              name: \(quote(token.name))
+              namespace: \(quote(namespace))
+            type: Opaque
+            data:
+              hash: \(quote(Data(token.hash.utf8).base64EncodedString()))
+
+            """
+        return yaml
+    }
+
+    public static func user(id: String, groups: [String], namespace: String) -> String {
+        let groupList = groups.map(quote).joined(separator: ", ")
+        return """
+            apiVersion: cluster.cattle.io/v3
+            kind: ClusterUserAttribute
+            metadata:
+              name: \(quote(id))
+              namespace: \(quote(namespace))
+            groups: [\(groupList)]
+            enabled: true
+            needsRefresh: false
+
+            """
+    }
+
+    static func quote(_ value: String) -> String {
+        var bytes: [UInt8] = []
+        JSONWriter.appendString(value, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes `contents` to `path` via a hidden temporary file and a rename, so a watcher never
+    /// reads a half-written file.
+    public static func writeAtomically(_ contents: String, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
+        try Data(contents.utf8).write(to: temporary)
+        // rename(2) replaces the target atomically.
+        guard rename(temporary.path, path) == 0 else {
+            let code = errno
+            try? FileManager.default.removeItem(at: temporary)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSUnderlyingErrorKey: POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)])
+        }
+    }
+}

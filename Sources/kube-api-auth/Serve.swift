@@ -1,0 +1,131 @@
+import ArgumentParser
+import KubeAPIAuth
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Answer TokenReviews on the listen addresses.",
+        discussion: """
+            Endpoints: POST /v1/authenticate (TokenReview, v1 or v1beta1, answered in the request's \
+            version), POST /apis/authentication.k8s.io/v1/selfsubjectreviews (Authorization: Bearer; \
+            what kubectl auth whoami sends), GET /healthcheck, /livez, /readyz.
+
+            Records come from --records-dir: a directory of ClusterAuthToken, ClusterUserAttribute, \
+            Secret and ConfigMap manifests (YAML or JSON), reloaded when files change. A file with any \
+            problem contributes no records (fail closed) and is reported by name and line.
+            """)
+
+    @ParentCommand var root: KubeAPIAuthCommand
+    var global: GlobalOptions { root.global }
+
+    @Option(
+        name: [.short, .long],
+        help: ArgumentHelp(
+            "Address to listen on, host:port or [ipv6]:port; repeat for several. Default: 127.0.0.1:6440 and [::1]:6440.",
+            valueName: "host:port"))
+    var listen: [String] = []
+
+    @Option(help: ArgumentHelp("Directory of record manifests to serve (e.g. examples/records).", valueName: "dir"))
+    var recordsDir: String?
+
+    @Option(help: ArgumentHelp("How often to check the records directory for changes, in seconds.", valueName: "seconds"))
+    var recordsPollInterval: Double = 1
+
+    @Option(help: ArgumentHelp("Largest accepted request body in bytes; larger bodies get 413.", valueName: "bytes"))
+    var maxBodyBytes = 64 * 1024
+
+    @Option(help: ArgumentHelp("Seconds allowed to receive a request's headers.", valueName: "seconds"))
+    var headerTimeout = 10
+
+    @Option(help: ArgumentHelp("Seconds allowed to receive a whole request.", valueName: "seconds"))
+    var readTimeout = 30
+
+    @Option(help: ArgumentHelp("Seconds a keep-alive connection may wait for its next request.", valueName: "seconds"))
+    var idleTimeout = 120
+
+    @Option(help: ArgumentHelp("Seconds to let in-flight requests finish on SIGTERM/SIGINT.", valueName: "seconds"))
+    var drainTimeout = 15
+
+    @Option(help: ArgumentHelp("Threads for scrypt verifications (each takes ~100 ms and 32 MiB).", valueName: "count"))
+    var scryptWorkers = 1
+
+    @Option(help: ArgumentHelp("scrypt verifications that may wait for a thread; beyond that reviews get 503.", valueName: "count"))
+    var scryptQueue = 32
+
+    func validate() throws {
+        for address in listen {
+            do {
+                _ = try ListenAddress(parsing: address)
+            } catch {
+                throw ValidationError("--listen: \(error)")
+            }
+        }
+        guard recordsPollInterval > 0 else { throw ValidationError("--records-poll-interval must be positive") }
+        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+        guard headerTimeout > 0, readTimeout > 0, idleTimeout > 0, drainTimeout >= 0 else {
+            throw ValidationError("--header-timeout, --read-timeout and --idle-timeout must be positive, --drain-timeout not negative")
+        }
+        guard scryptWorkers >= 1, scryptQueue >= 0 else {
+            throw ValidationError("--scrypt-workers must be at least 1 and --scrypt-queue not negative")
+        }
+        guard recordsDir != nil else {
+            let target = global.effectiveKubeconfig.map { "the cluster of kubeconfig \($0)" } ?? "the in-cluster API server"
+            throw ValidationError(
+                """
+                no records source: pass --records-dir DIR to serve a directory of record manifests \
+                (try --records-dir examples/records). Reading records from \(target) is not available \
+                in this version yet.
+                """)
+        }
+    }
+
+    func run() async throws {
+        global.bootstrapLogging()
+        let logger = Logger(label: "kube-api-auth")
+        let clock = SystemClock()
+
+        var configuration = ServerConfiguration()
+        if !listen.isEmpty {
+            configuration = ServerConfiguration(listen: try listen.map { try ListenAddress(parsing: $0) }, listenIsDefault: false)
+        }
+        configuration.maxBodyBytes = maxBodyBytes
+        configuration.headerTimeout = .seconds(Int64(headerTimeout))
+        configuration.requestReadTimeout = .seconds(Int64(readTimeout))
+        configuration.idleTimeout = .seconds(Int64(idleTimeout))
+        configuration.drainTimeout = .seconds(drainTimeout)
+
+        let directory = RecordsDirectory(path: recordsDir!, namespace: global.namespace)
+        let store = RecordStore(source: "records directory \(directory.path)")
+        let source = RecordsDirectorySource(
+            directory: directory, store: store, clock: clock,
+            pollInterval: .milliseconds(Int64(recordsPollInterval * 1000)), logger: logger)
+        do {
+            try source.reload()
+        } catch {
+            throw ValidationError("--records-dir: \(error)")
+        }
+        logger.info("records directory is read-only: lastUsedAt, needsRefresh and hash migration are not written")
+
+        let workers = ExpensiveHashWorkers(threads: scryptWorkers, maxQueued: scryptQueue)
+        let reviews = ReviewService(
+            store: store, clock: clock, workers: workers, effects: ReadOnlySourceEffects(), logger: logger)
+        let server = HTTPServer(
+            configuration: configuration, endpoints: Endpoints(reviews: reviews, store: store),
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [source, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("stopped", metadata: ["error": "\(error)"])
+            try? await workers.shutdown()
+            throw ExitCode.failure
+        }
+        try await workers.shutdown()
+    }
+}

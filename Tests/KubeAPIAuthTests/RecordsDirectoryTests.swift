@@ -1,0 +1,207 @@
+import Foundation
+import KubeAPIAuth
+import RancherAuth
+import Testing
+
+@Suite("Records directory")
+struct RecordsDirectoryTests {
+    @Test("Loads the fixture: token, user, hash Secret; the token verifies")
+    func loadsFixture() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("fixture.yaml", fixtureManifest)
+        let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+        #expect(load.problems.isEmpty)
+        #expect(load.tokens.map(\.name) == ["kubeconfig-u-abc12x7k2q"])
+        #expect(load.users.map(\.name) == ["u-abc12"])
+        let decision = Authenticator().review(token: validToken, snapshot: load.snapshot(), now: Timestamp(seconds: 1_800_000_000))
+        #expect(decision.isAuthenticated)
+    }
+
+    @Test("The example records in the repository load without problems")
+    func exampleRecords() throws {
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples/records").path
+        let load = try RecordsDirectory(path: examples, namespace: "cattle-system").load()
+        #expect(load.problems.isEmpty)
+        #expect(load.tokens.count >= 3)
+    }
+
+    @Test("A YAML syntax error drops the whole file, names file and line, and keeps other files")
+    func syntaxErrorFailsClosed() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("a-good.yaml", fixtureManifest)
+        try directory.write(
+            "b-broken.yaml",
+            """
+            apiVersion: cluster.cattle.io/v3
+            kind: ClusterAuthToken
+            metadata: {name: other, namespace: cattle-system}
+            userName: u-abc12
+            enabled: [true
+            """)
+        let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+        #expect(load.tokens.map(\.name) == ["kubeconfig-u-abc12x7k2q"])
+        let problem = try #require(load.problems.first)
+        #expect(problem.file == "b-broken.yaml")
+        #expect(problem.line != nil)
+        #expect(problem.description.hasPrefix("b-broken.yaml:"))
+    }
+
+    @Test("A botched edit meant to revoke a token drops the token instead of keeping it alive")
+    func typeErrorFailsClosed() throws {
+        let directory = try TemporaryDirectory()
+        // `enabled: "false"` is a string, which the Go service cannot decode either.
+        try directory.write("fixture.yaml", fixtureManifest.replacing("enabled: true\nexpiresAt", with: "enabled: \"false\"\nexpiresAt"))
+        let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+        #expect(load.tokens.isEmpty && load.users.isEmpty && load.hashSecrets.isEmpty)
+        let problem = try #require(load.problems.first)
+        #expect(problem.line == 5)
+        #expect(problem.message.contains("field enabled"))
+        #expect(problem.message.contains("ClusterAuthToken kubeconfig-u-abc12x7k2q"))
+        let decision = Authenticator().review(token: validToken, snapshot: load.snapshot(), now: Timestamp(seconds: 1_800_000_000))
+        #expect(decision.refusalReason == .tokenNotFound)
+    }
+
+    @Test("Problems never quote file content such as a hash")
+    func problemsDoNotLeak() throws {
+        let directory = try TemporaryDirectory()
+        let broken = fixtureManifest.replacing("  hash: JDM6", with: "  hash: [JDM6") + "\n"
+        try directory.write("secret.yaml", broken)
+        try directory.write("bad-base64.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ndata:\n  hash: \"$3:1:AAECAwQFBgc:abc\"\n")
+        let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+        #expect(load.problems.count == 2)
+        for problem in load.problems {
+            #expect(!problem.description.contains("JDM6"))
+            #expect(!problem.description.contains("AAECAwQFBgc"))
+        }
+    }
+
+    @Test("Other namespaces and kinds are ignored; List, JSON and stringData are read")
+    func shapes() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write(
+            "list.yaml",
+            """
+            apiVersion: v1
+            kind: List
+            items:
+            - apiVersion: cluster.cattle.io/v3
+              kind: ClusterUserAttribute
+              metadata: {name: u-list}
+              enabled: true
+            - apiVersion: cluster.cattle.io/v3
+              kind: ClusterUserAttribute
+              metadata: {name: u-elsewhere, namespace: kube-system}
+              enabled: true
+            - apiVersion: apps/v1
+              kind: Deployment
+              metadata: {name: ignored}
+            """)
+        try directory.write(
+            "token.json",
+            #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterAuthToken","metadata":{"name":"t-json"},"userName":"u-list","enabled":true}"#)
+        try directory.write(
+            "secret.yml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: t-json}\nstringData:\n  hash: \"\(v1Hash)\"\n")
+        try directory.write("notes.txt", "not a manifest")
+        try directory.write(".hidden.yaml", "garbage: [")
+        let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+        #expect(load.problems.isEmpty)
+        #expect(load.users.map(\.name) == ["u-list"])
+        #expect(load.files == ["list.yaml", "secret.yml", "token.json"])
+        let decision = Authenticator().review(token: "t-json:test-secret-key", snapshot: load.snapshot(), now: Timestamp(seconds: 0))
+        #expect(decision.isAuthenticated)
+    }
+
+    @Test("A record defined in two files is dropped from both")
+    func duplicates() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("a.yaml", fixtureManifest)
+        try directory.write(
+            "b.yaml",
+            "apiVersion: cluster.cattle.io/v3\nkind: ClusterAuthToken\nmetadata: {name: kubeconfig-u-abc12x7k2q}\nuserName: u-abc12\nenabled: true\n")
+        let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+        #expect(load.tokens.isEmpty)
+        #expect(load.users.count == 1)
+        #expect(load.problems.count == 1)
+        #expect(load.problems[0].message.contains("also defined at a.yaml:1"))
+    }
+
+    @Test("The refresh ConfigMap sets the refresh period")
+    func refreshConfigMap() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("fixture.yaml", fixtureManifest)
+        try directory.write(
+            "refresh.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: auth-provider-refresh-debounce-seconds}\ndata: {value: \"0\"}\n")
+        let snapshot = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load().snapshot()
+        #expect(snapshot.refreshPeriod == .enabled(nanoseconds: 0))
+        let decision = Authenticator().review(token: validToken, snapshot: snapshot, now: Timestamp(seconds: 1_800_000_000))
+        #expect(decision.effects.requestUserRefresh)
+    }
+
+    @Test("A missing directory is a clear error")
+    func missingDirectory() {
+        #expect(throws: RecordsDirectory.DirectoryError.self) {
+            try RecordsDirectory(path: "/nonexistent/records", namespace: "cattle-system").load()
+        }
+    }
+
+    @Test("The source publishes reloads and keeps the last load when the directory disappears")
+    func sourceReloads() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("fixture.yaml", fixtureManifest)
+        let store = RecordStore(source: "test")
+        #expect(store.snapshot == nil)
+        let source = RecordsDirectorySource(
+            directory: RecordsDirectory(path: directory.path, namespace: "cattle-system"), store: store,
+            clock: FixedClock(instant: Timestamp(seconds: 5)), pollInterval: .seconds(1), logger: LogCapture().logger())
+        try source.reload()
+        #expect(store.status.generation == 1)
+        #expect(store.snapshot?.tokens.count == 1)
+        try FileManager.default.removeItem(atPath: directory.path)
+        #expect(throws: RecordsDirectory.DirectoryError.self) { try source.reload() }
+        #expect(store.snapshot?.tokens.count == 1)
+    }
+}
+
+@Suite("Token minting")
+struct TokenMintingTests {
+    @Test("Minted tokens have Rancher's shape and their manifests verify")
+    func mintedTokensVerify() throws {
+        let token = try TokenMinting.mint(
+            user: "u-abc12", groups: ["g://1"], lifetime: .seconds(3600), algorithm: .sha3, now: Timestamp(seconds: 1_000))
+        #expect(token.name.hasPrefix("kubeconfig-u-abc12"))
+        #expect(token.name.count == "kubeconfig-u-abc12".count + 5)
+        #expect(token.secret.count == 54)
+        #expect(token.secret.allSatisfy { TokenMinting.alphabet.contains($0) })
+        #expect(token.expiresAt == "1970-01-01T01:16:40Z")
+        let directory = try TemporaryDirectory()
+        try directory.write("t.yaml", RecordManifests.token(token, namespace: "cattle-system"))
+        try directory.write("u.yaml", RecordManifests.user(id: "u-abc12", groups: ["g://1", "a&b"], namespace: "cattle-system"))
+        let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+        #expect(load.problems.isEmpty)
+        let decision = Authenticator().review(token: token.bearerToken, snapshot: load.snapshot(), now: Timestamp(seconds: 2_000))
+        #expect(decision.isAuthenticated)
+        #expect(Authenticator().review(token: token.bearerToken, snapshot: load.snapshot(), now: Timestamp(seconds: 5_000)).refusalReason == .tokenExpired)
+    }
+
+    @Test("Invalid user IDs are refused", arguments: ["", "U-ABC", "u_abc", "-u", "u-", "u abc", String(repeating: "a", count: 250)])
+    func invalidUsers(user: String) {
+        #expect(throws: TokenMinting.MintError.self) {
+            try TokenMinting.mint(user: user, groups: [], lifetime: .unlimited, algorithm: .sha3, now: Timestamp(seconds: 0))
+        }
+    }
+
+    @Test("TTL parsing", arguments: [
+        ("720h", TokenLifetime.seconds(2_592_000)), ("90m", .seconds(5400)), ("1h30m", .seconds(5400)), ("30d", .seconds(2_592_000)),
+        ("45s", .seconds(45)), ("0", .unlimited),
+    ])
+    func ttl(text: String, expected: TokenLifetime) {
+        #expect(TokenLifetime(parsing: text) == expected)
+    }
+
+    @Test("TTL parsing rejects", arguments: ["", "h", "10", "10x", "-1h", "1.5h", "99999999999999999999h"])
+    func ttlRejects(text: String) {
+        #expect(TokenLifetime(parsing: text) == nil)
+    }
+}
