@@ -90,7 +90,7 @@ struct Serve: AsyncParsableCommand {
 
         var configuration = ServerConfiguration()
         if !listen.isEmpty {
-            configuration = ServerConfiguration(listen: try listen.map { try ListenAddress(parsing: $0) }, listenIsDefault: false)
+            configuration = ServerConfiguration(listen: try listen.map { try ListenAddress(parsing: $0) })
         }
         configuration.maxBodyBytes = maxBodyBytes
         configuration.headerTimeout = .seconds(Int64(headerTimeout))

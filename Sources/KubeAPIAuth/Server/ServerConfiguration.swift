@@ -3,9 +3,9 @@ import NIOCore
 /// Listener, limits and timeouts of the HTTP server. Defaults follow the Go service where it
 /// has them (10 s to read headers, 30 s to read a request, 120 s idle, 15 s drain).
 public struct ServerConfiguration: Sendable {
+    /// Addresses to bind; one whose address family the host lacks (e.g. `::1` without IPv6) is
+    /// skipped with a warning, and at least one must bind.
     public var listen: [ListenAddress]
-    /// True when `listen` is the built-in default: an address family the host lacks is then skipped.
-    public var listenIsDefault: Bool
     /// Request bodies larger than this are answered 413; a TokenReview is well under 4 KiB.
     public var maxBodyBytes: Int = 64 * 1024
     /// Header bytes per request (names and values); beyond it NIO's decoder answers 431/400.
@@ -19,9 +19,8 @@ public struct ServerConfiguration: Sendable {
         ListenAddress(host: "127.0.0.1", port: 6440), ListenAddress(host: "::1", port: 6440),
     ]
 
-    public init(listen: [ListenAddress] = ServerConfiguration.defaultListen, listenIsDefault: Bool = true) {
+    public init(listen: [ListenAddress] = ServerConfiguration.defaultListen) {
         self.listen = listen
-        self.listenIsDefault = listenIsDefault
     }
 }
 

@@ -1,0 +1,269 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import Testing
+
+let examplesDirectory = Binary.repositoryRoot.appendingPathComponent("examples/records").path
+let demoToken = "kubeconfig-u-demo15wfb6:lxzqzf799fx8s9jkztkschr7tg9rwkzrtmqb7w7mt99jnd7hc552pc"
+let demoSecret = "lxzqzf799fx8s9jkztkschr7tg9rwkzrtmqb7w7mt99jnd7hc552pc"
+
+func review(_ token: String, apiVersion: String? = nil) -> String {
+    let version = apiVersion.map { #""apiVersion":"\#($0)","# } ?? ""
+    return #"{\#(version)"kind":"TokenReview","spec":{"token":"\#(token)"}}"#
+}
+
+func post(_ url: String, _ body: String, headers: [(String, String)] = []) async throws -> (HTTPResponseStatus, HTTPHeaders, String) {
+    var request = HTTPClientRequest(url: url)
+    request.method = .POST
+    request.headers.add(name: "content-type", value: "application/json")
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    request.body = .bytes(ByteBuffer(string: body))
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    let bytes = try await response.body.collect(upTo: 1 << 20)
+    return (response.status, response.headers, String(buffer: bytes))
+}
+
+@Suite("kube-api-auth serve, end to end")
+struct ServeEndToEndTests {
+    @Test("The README's curl examples produce the outputs the README shows")
+    func readmeExamples() throws {
+        let readme = try String(contentsOf: Binary.repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let start = try #require(readme.range(of: "<!-- readme-examples:begin -->"))
+        let end = try #require(readme.range(of: "<!-- readme-examples:end -->"))
+        let block = readme[start.upperBound..<end.lowerBound].split(separator: "\n").map(String.init).filter { !$0.hasPrefix("```") }
+        var examples: [(command: String, expected: [String])] = []
+        for line in block where !line.isEmpty {
+            if line.hasPrefix("$ ") {
+                examples.append((String(line.dropFirst(2)), []))
+            } else {
+                examples[examples.count - 1].expected.append(line)
+            }
+        }
+        #expect(examples.count >= 5)
+        let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory])
+        for example in examples {
+            let command = example.command.replacing("http://127.0.0.1:6440", with: service.baseURL)
+            let result = try runProcess("/bin/bash", ["-c", command])
+            #expect(result.stdout.split(separator: "\n").map(String.init) == example.expected, "\(example.command)")
+        }
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("AsyncHTTPClient: v1 and v1beta1 echoed, refusals, 400, 413, whoami")
+    func asyncHTTPClient() async throws {
+        let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory, "--max-body-bytes", "2048"])
+        let url = service.baseURL + "/v1/authenticate?timeout=30s"
+
+        let (status, headers, body) = try await post(url, review(demoToken, apiVersion: "authentication.k8s.io/v1"))
+        #expect(status == .ok)
+        #expect(headers.first(name: "content-type") == "application/json")
+        #expect(headers["retry-after"].isEmpty)
+        #expect(body == #"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","status":{"authenticated":true,"user":{"username":"u-demo1","groups":["github_org://rancher","local://g-admins"]}}}"#)
+
+        let beta = try await post(url, review("ext/" + demoToken, apiVersion: "authentication.k8s.io/v1beta1"))
+        #expect(beta.2.hasPrefix(#"{"apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","status":{"authenticated":true"#))
+
+        let refused = try await post(url, review("kubeconfig-u-demo15wfb6:\(demoSecret)x"))
+        #expect(refused.0 == .ok)
+        #expect(refused.2.contains(#""authenticated":false,"error":"token secret does not match""#))
+
+        let unknown = try await post(url, review("nope:\(demoSecret)"))
+        #expect(unknown.2.contains(#""error":"token not found""#))
+
+        let jwt = try await post(url, review("eyJhbGciOiJSUzI1NiJ9.e30.c2ln"))
+        #expect(jwt.2.hasSuffix(#""status":{"authenticated":false}}"#))
+
+        let malformed = try await post(url, #"{"kind":"TokenReview","spec":{"token":42}}"#)
+        #expect(malformed.0 == .badRequest)
+        #expect(malformed.2.contains(#""message":"spec.token must be a string""#))
+
+        let tooLarge = try await post(url, String(repeating: " ", count: 4096) + review(demoToken))
+        #expect(tooLarge.0 == .payloadTooLarge)
+
+        let whoami = try await post(
+            service.baseURL + "/apis/authentication.k8s.io/v1/selfsubjectreviews", "{}",
+            headers: [("authorization", "Bearer \(demoToken)")])
+        #expect(whoami.0 == .created)
+        #expect(whoami.2.contains(#""username":"u-demo1""#))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("curl: healthcheck and routing behave like the Go service (T18, T19)")
+    func curlRouting() throws {
+        let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory])
+        let base = service.baseURL
+        let code = ["-o", "/dev/null", "-w", "%{http_code}"]
+        #expect(try curl(code + ["\(base)/healthcheck"]) == "200")
+        #expect(try curl(["-i", "\(base)/healthcheck"]).hasSuffix("content-length: 0\r\n\r\n"))
+        #expect(try curl(code + ["-I", "\(base)/healthcheck"]) == "405")
+        #expect(try curl(code + ["\(base)/nope"]) == "404")
+        #expect(try curl(code + ["\(base)/healthcheck/"]) == "301")
+        #expect(try curl(code + ["\(base)/v1/authenticate"]) == "405")
+        #expect(try curl(code + ["\(base)/livez"]) == "200")
+        #expect(try curl(["\(base)/readyz"]).hasPrefix("ok: serving records from records directory"))
+        // Several requests on one keep-alive connection, as kube-apiserver sends them.
+        let twice = try curl(["-d", review(demoToken), "\(base)/v1/authenticate", "--next", "-d", review(demoToken), "\(base)/v1/authenticate"])
+        #expect(twice.components(separatedBy: #""authenticated":true"#).count == 3)
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("Records changes apply live; a botched edit fails closed and is reported by file and line")
+    func liveReload() async throws {
+        let directory = NSTemporaryDirectory() + "kube-api-auth-e2e-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let service = try ServiceProcess(serve: ["--records-dir", directory, "--records-poll-interval", "0.1"])
+        let url = service.baseURL + "/v1/authenticate"
+
+        // Mint a token with the CLI while the service runs.
+        let minted = try Binary.run(["token", "create", "--user", "u-live1", "--group", "g://live", "--records-dir", directory])
+        #expect(minted.status == 0, "\(minted.stderr)")
+        let bearer = try #require(minted.stdout.split(separator: "\n").last.map(String.init))
+        let tokenName = String(bearer.prefix { $0 != ":" })
+        try service.waitForLog(containing: "generation=2")
+        let allowed = try await post(url, review(bearer))
+        #expect(allowed.2.contains(#""username":"u-live1","groups":["g://live"]"#))
+
+        // An edit meant to disable the token, with a type error: the token must not stay valid.
+        let tokenFile = (directory as NSString).appendingPathComponent("\(tokenName).yaml")
+        let original = try String(contentsOfFile: tokenFile, encoding: .utf8)
+        try original.replacing("enabled: true", with: "enabled: \"no\"").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        try service.waitForLog(containing: "generation=3")
+        let botched = try await post(url, review(bearer))
+        #expect(botched.2.contains(#""error":"token not found""#))
+        #expect(service.output.contains("\(tokenName).yaml:7: ClusterAuthToken \(tokenName): field enabled expected a boolean"))
+
+        // Fixed properly: disabled.
+        try original.replacing("enabled: true", with: "enabled: false").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        try service.waitForLog(containing: "generation=4")
+        #expect(try await post(url, review(bearer)).2.contains(#""error":"token is disabled""#))
+
+        // Deleted.
+        try FileManager.default.removeItem(atPath: tokenFile)
+        try service.waitForLog(containing: "generation=5")
+        #expect(try await post(url, review(bearer)).2.contains(#""error":"token not found""#))
+
+        #expect(try service.stop() == 0)
+        let secret = String(bearer.drop { $0 != ":" }.dropFirst())
+        #expect(!service.output.contains(secret))
+    }
+
+    @Test("scrypt and SHA-256 tokens verify over HTTP (scrypt off the event loop)")
+    func legacyHashes() async throws {
+        let directory = NSTemporaryDirectory() + "kube-api-auth-e2e-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var bearers: [String] = []
+        for (user, algorithm) in [("u-scrypt", "scrypt"), ("u-sha256", "sha256")] {
+            let minted = try Binary.run(["token", "create", "--user", user, "--algorithm", algorithm, "--records-dir", directory])
+            #expect(minted.status == 0, "\(minted.stderr)")
+            bearers.append(try #require(minted.stdout.split(separator: "\n").last.map(String.init)))
+        }
+        let service = try ServiceProcess(serve: ["--records-dir", directory])
+        let url = service.baseURL + "/v1/authenticate"
+        try await withThrowingTaskGroup(of: String.self) { group in
+            for bearer in bearers + bearers {
+                group.addTask { try await post(url, review(bearer)).2 }
+            }
+            for try await body in group {
+                #expect(body.contains(#""authenticated":true"#))
+            }
+        }
+        #expect(try await post(url, review(bearers[0] + "x")).2.contains(#""error":"token secret does not match""#))
+        #expect(service.output.contains("hash=scrypt"))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("IPv6 loopback is served alongside IPv4 when the host has it")
+    func ipv6() throws {
+        let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory], listen: ["127.0.0.1:0", "[::1]:0"])
+        let lines = service.output.split(separator: "\n").filter { $0.contains("msg=listening") }
+        if let v6 = lines.first(where: { $0.contains("address=[::1]:") }) {
+            let address = String(v6[v6.range(of: "address=")!.upperBound...].prefix { $0 != " " })
+            #expect(try curl(["-g", "-d", review(demoToken), "http://\(address)/v1/authenticate"]).contains(#""authenticated":true"#))
+        } else {
+            #expect(service.output.contains("listen address skipped"))
+        }
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("SIGTERM drains and exits 0")
+    func gracefulShutdown() throws {
+        let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory])
+        #expect(try curl(["-d", review(demoToken), "\(service.baseURL)/v1/authenticate"]).contains(#""authenticated":true"#))
+        #expect(try service.stop() == 0)
+        #expect(service.output.contains("msg=drained"))
+        #expect(!service.output.contains("level=fatal"))
+    }
+
+    @Test("The service log never contains a secret or a hash")
+    func logHygiene() async throws {
+        let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory])
+        let url = service.baseURL + "/v1/authenticate"
+        for token in [demoToken, "kubeconfig-u-demo15wfb6:guess-one", "kubeconfig-u-demo1disab:disabled-demo-secret", "eyJhbGciOi.secretjwt.sig"] {
+            _ = try await post(url, review(token))
+        }
+        _ = try await post(url, #"{"kind":"Nope","spec":{"token":"kubeconfig-u-demo15wfb6:in-a-bad-review"}}"#)
+        #expect(try service.stop() == 0)
+        let log = service.output
+        #expect(log.contains("level=debug msg=\"token review\""))
+        for secret in [demoSecret, "guess-one", "disabled-demo-secret", "secretjwt", "in-a-bad-review", "JDM6", "$3:1:"] {
+            #expect(!log.contains(secret), "log contains \(secret)")
+        }
+    }
+}
+
+@Suite("kube-api-auth CLI, end to end")
+struct CLIEndToEndTests {
+    @Test("hash | verify: exit 0 on match, 1 on mismatch, 2 on a malformed hash")
+    func hashAndVerify() throws {
+        for algorithm in ["sha3", "sha256", "scrypt"] {
+            let hashed = try Binary.run(["hash", "--algorithm", algorithm], input: "s3cret\n")
+            #expect(hashed.status == 0)
+            let hash = hashed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(hash.hasPrefix(["sha3": "$3:1:", "sha256": "$2:", "scrypt": "$1:"][algorithm]!))
+            #expect(try Binary.run(["verify", "--hash", hash], input: "s3cret").status == 0)
+            #expect(try Binary.run(["verify", "--hash", hash], input: "s3cre7").status == 1)
+        }
+        let malformed = try Binary.run(["verify", "--hash", "$9:x:y"], input: "s3cret")
+        #expect(malformed.status == 2)
+        #expect(malformed.stderr.contains("malformed hash: invalid version 9"))
+        #expect(try Binary.run(["hash"], input: "").status != 0)
+    }
+
+    @Test("token create --output - prints manifests for kubectl apply and the bearer token on stderr")
+    func tokenCreateOutput() throws {
+        let result = try Binary.run(["--namespace", "cattle-system", "token", "create", "--user", "u-abc12", "--group", "g://1", "--output", "-"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("kind: ClusterAuthToken"))
+        #expect(result.stdout.contains("kind: Secret"))
+        #expect(result.stdout.contains("kind: ClusterUserAttribute"))
+        let bearer = try #require(result.stderr.split(separator: "\n").last)
+        #expect(bearer.hasPrefix("kubeconfig-u-abc12"))
+        #expect(bearer.split(separator: ":")[1].count == 54)
+        #expect(!result.stdout.contains(bearer.split(separator: ":")[1]))
+    }
+
+    @Test("Usage errors name the flag and explain", arguments: [
+        (["serve"], "no records source: pass --records-dir DIR"),
+        (["serve", "--records-dir", "/nonexistent"], "--records-dir: records directory /nonexistent does not exist"),
+        (["serve", "--records-dir", "/tmp", "--listen", "6440"], "--listen: listen address \"6440\" must look like"),
+        (["token", "create", "--user", "U_X", "--output", "-"], "--user \"U_X\" is not a valid Kubernetes name"),
+        (["token", "create", "--user", "u-x", "--ttl", "soon", "--output", "-"], "--ttl \"soon\" is not a duration"),
+    ])
+    func usageErrors(arguments: [String], message: String) throws {
+        let result = try Binary.run(arguments)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    @Test("Global flags go before the subcommand, as in the Go service")
+    func globalFlagsBeforeSubcommand() throws {
+        let result = try Binary.run(["--debug", "--namespace", "other-ns", "token", "create", "--user", "u-x", "--output", "-"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("namespace: \"other-ns\""))
+        #expect(try Binary.run(["--help"]).stdout.contains("serve"))
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+
+/// The built `kube-api-auth` binary, run as a separate process.
+enum Binary {
+    /// `$KUBE_API_AUTH_BINARY`, else the binary next to the test bundle (same build directory).
+    static let path: String = {
+        if let path = ProcessInfo.processInfo.environment["KUBE_API_AUTH_BINARY"] { return path }
+        let testExecutable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var directory = URL(fileURLWithPath: testExecutable).deletingLastPathComponent()
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent("kube-api-auth").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../.build/debug/kube-api-auth").standardized.path
+    }()
+
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../..").standardized
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs the binary to completion with `input` on standard input.
+    static func run(_ arguments: [String], input: String = "") throws -> Result {
+        try runProcess(path, arguments, input: input)
+    }
+}
+
+/// Runs any program to completion (bounded by `timeout` seconds), capturing its output.
+func runProcess(_ executable: String, _ arguments: [String], input: String = "", timeout: TimeInterval = 60) throws -> Binary.Result {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let stdin = Pipe()
+    let stdout = Pipe()
+    let stderr = Pipe()
+    process.standardInput = stdin
+    process.standardOutput = stdout
+    process.standardError = stderr
+    let exited = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in exited.signal() }
+    try process.run()
+    stdin.fileHandleForWriting.write(Data(input.utf8))
+    try stdin.fileHandleForWriting.close()
+    // Read both pipes concurrently so a full pipe never blocks the child.
+    nonisolated(unsafe) var errorData = Data()
+    let errorRead = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async {
+        errorData = stderr.fileHandleForReading.readDataToEndOfFile()
+        errorRead.signal()
+    }
+    let outputData = stdout.fileHandleForReading.readDataToEndOfFile()
+    errorRead.wait()
+    if exited.wait(timeout: .now() + timeout) == .timedOut {
+        process.terminate()
+        throw ProcessError(description: "\(executable) \(arguments) did not finish within \(timeout) s")
+    }
+    return Binary.Result(
+        status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
+        stderr: String(decoding: errorData, as: UTF8.self))
+}
+
+struct ProcessError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// `kube-api-auth serve` running in the background on ephemeral ports, with its log captured.
+final class ServiceProcess: @unchecked Sendable {
+    let process = Process()
+    private let condition = NSCondition()
+    private var log = ""
+    private var exited = false
+    /// `127.0.0.1:PORT` of the first listener.
+    private(set) var address = ""
+
+    /// Starts `kube-api-auth <globalArguments> serve <serveArguments> --listen 127.0.0.1:0` and waits
+    /// until it logs its listening address.
+    init(global globalArguments: [String] = ["--debug"], serve serveArguments: [String], listen: [String] = ["127.0.0.1:0"]) throws {
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = globalArguments + ["serve"] + serveArguments + listen.flatMap { ["--listen", $0] }
+        let stderr = Pipe()
+        process.standardError = stderr
+        process.standardOutput = stderr
+        process.standardInput = FileHandle.nullDevice
+        stderr.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self else { return }
+            self.condition.lock()
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+            } else {
+                self.log += String(decoding: data, as: UTF8.self)
+            }
+            self.condition.broadcast()
+            self.condition.unlock()
+        }
+        process.terminationHandler = { [weak self] _ in
+            guard let self else { return }
+            self.condition.lock()
+            self.exited = true
+            self.condition.broadcast()
+            self.condition.unlock()
+        }
+        try process.run()
+        let line = try waitForLog { log in log.split(separator: "\n").first { $0.contains("msg=listening") }.map(String.init) }
+        guard let range = line.range(of: "address=") else { throw ProcessError(description: "no address in \(line)") }
+        address = String(line[range.upperBound...].prefix { $0 != " " })
+    }
+
+    var output: String {
+        condition.lock()
+        defer { condition.unlock() }
+        return log
+    }
+
+    var baseURL: String { "http://\(address)" }
+
+    /// Waits (event-driven, bounded) until `match` finds something in the log.
+    @discardableResult
+    func waitForLog<T>(timeout: TimeInterval = 20, _ match: (String) -> T?) throws -> T {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if let found = match(log) { return found }
+            if exited { throw ProcessError(description: "kube-api-auth exited; log:\n\(log)") }
+            if !condition.wait(until: deadline) {
+                throw ProcessError(description: "timed out waiting for the service log; log:\n\(log)")
+            }
+        }
+    }
+
+    func waitForLog(containing text: String, timeout: TimeInterval = 20) throws {
+        try waitForLog(timeout: timeout) { $0.contains(text) ? true : nil }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    func stop(timeout: TimeInterval = 30) throws -> Int32 {
+        if process.isRunning { process.terminate() }
+        try waitForLog(timeout: timeout) { [self] _ in exited ? true : nil }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// `curl` as a subprocess: returns standard output.
+func curl(_ arguments: [String]) throws -> String {
+    try runProcess("/usr/bin/curl", ["-s", "-S", "-m", "20"] + arguments).stdout
+}
