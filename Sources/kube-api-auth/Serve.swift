@@ -35,6 +35,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How often to check the records directory for changes, in seconds.", valueName: "seconds"))
     var recordsPollInterval: Double = 1
 
+    @Option(help: ArgumentHelp("PEM certificate (chain) to serve HTTPS with; plain HTTP without it.", valueName: "path"))
+    var tlsCertFile: String?
+
+    @Option(help: ArgumentHelp("PEM private key for --tls-cert-file.", valueName: "path"))
+    var tlsPrivateKeyFile: String?
+
+    @Option(help: ArgumentHelp("Require client certificates signed by this PEM CA bundle (needs TLS).", valueName: "path"))
+    var clientCaFile: String?
+
     @Option(help: ArgumentHelp("Largest accepted request body in bytes; larger bodies get 413.", valueName: "bytes"))
     var maxBodyBytes = 64 * 1024
 
@@ -63,6 +72,12 @@ struct Serve: AsyncParsableCommand {
             } catch {
                 throw ValidationError("--listen: \(error)")
             }
+        }
+        guard (tlsCertFile == nil) == (tlsPrivateKeyFile == nil) else {
+            throw ValidationError("--tls-cert-file and --tls-private-key-file go together")
+        }
+        guard clientCaFile == nil || tlsCertFile != nil else {
+            throw ValidationError("--client-ca-file needs --tls-cert-file and --tls-private-key-file")
         }
         guard recordsPollInterval > 0 else { throw ValidationError("--records-poll-interval must be positive") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
@@ -97,6 +112,15 @@ struct Serve: AsyncParsableCommand {
         configuration.requestReadTimeout = .seconds(Int64(readTimeout))
         configuration.idleTimeout = .seconds(Int64(idleTimeout))
         configuration.drainTimeout = .seconds(drainTimeout)
+        if let tlsCertFile, let tlsPrivateKeyFile {
+            do {
+                configuration.tls = try TLSSettings(
+                    certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile, clientCAFile: clientCaFile
+                ).makeContext()
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
 
         let directory = RecordsDirectory(path: recordsDir!, namespace: global.namespace)
         let store = RecordStore(source: "records directory \(directory.path)")

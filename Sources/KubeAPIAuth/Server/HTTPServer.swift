@@ -3,6 +3,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -80,6 +81,10 @@ public final class HTTPServer: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    if let tls = configuration.tls {
+                        try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+                    }
+                    // Timers start when the handler is added, so they also bound the TLS handshake.
                     try pipeline.addHandler(
                         ConnectionTimeoutHandler(
                             headerTimeout: configuration.headerTimeout,

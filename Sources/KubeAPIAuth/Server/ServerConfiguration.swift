@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 
 /// Listener, limits and timeouts of the HTTP server. Defaults follow the Go service where it
 /// has them (10 s to read headers, 30 s to read a request, 120 s idle, 15 s drain).
@@ -14,6 +15,8 @@ public struct ServerConfiguration: Sendable {
     public var requestReadTimeout: TimeAmount = .seconds(30)
     public var idleTimeout: TimeAmount = .seconds(120)
     public var drainTimeout: Duration = .seconds(15)
+    /// Serve HTTPS with this context instead of plain HTTP.
+    public var tls: NIOSSLContext?
 
     public static let defaultListen = [
         ListenAddress(host: "127.0.0.1", port: 6440), ListenAddress(host: "::1", port: 6440),

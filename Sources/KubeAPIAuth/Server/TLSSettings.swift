@@ -1,0 +1,60 @@
+import NIOSSL
+
+/// TLS for listeners reachable beyond loopback, named as kube-apiserver names them.
+public struct TLSSettings: Sendable {
+    public var certificateFile: String
+    public var privateKeyFile: String
+    /// When set, clients must present a certificate signed by this CA (so only kube-apiserver,
+    /// holding the webhook kubeconfig's client certificate, can call).
+    public var clientCAFile: String?
+
+    public init(certificateFile: String, privateKeyFile: String, clientCAFile: String? = nil) {
+        self.certificateFile = certificateFile
+        self.privateKeyFile = privateKeyFile
+        self.clientCAFile = clientCAFile
+    }
+
+    public struct LoadError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Reads the files and builds a server context: TLS 1.2 or newer with NIOSSL's default
+    /// (forward-secret AEAD) cipher suites.
+    public func makeContext() throws(LoadError) -> NIOSSLContext {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certificateFile)
+        } catch {
+            throw LoadError(description: "--tls-cert-file \(certificateFile): cannot read a PEM certificate chain (\(error))")
+        }
+        guard !chain.isEmpty else { throw LoadError(description: "--tls-cert-file \(certificateFile): no certificate in the file") }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: privateKeyFile, format: .pem)
+        } catch {
+            throw LoadError(description: "--tls-private-key-file \(privateKeyFile): cannot read a PEM private key (\(error))")
+        }
+        var configuration: TLSConfiguration
+        if let clientCAFile {
+            let roots: [NIOSSLCertificate]
+            do {
+                roots = try NIOSSLCertificate.fromPEMFile(clientCAFile)
+            } catch {
+                throw LoadError(description: "--client-ca-file \(clientCAFile): cannot read PEM certificates (\(error))")
+            }
+            configuration = .makeServerConfigurationWithMTLS(
+                certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key),
+                trustRoots: .certificates(roots))
+            // Client certificates carry no host name to check; the CA is what is trusted.
+            configuration.certificateVerification = .noHostnameVerification
+        } else {
+            configuration = .makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        }
+        configuration.minimumTLSVersion = .tlsv12
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw LoadError(description: "--tls-cert-file/--tls-private-key-file: the certificate and key do not form a usable TLS identity (\(error))")
+        }
+    }
+}

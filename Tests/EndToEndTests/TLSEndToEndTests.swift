@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+
+/// A throwaway CA, server certificate (for 127.0.0.1) and client certificate made with openssl.
+final class TestCertificates {
+    let directory: String
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "kube-api-auth-tls-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        func openssl(_ arguments: [String]) throws {
+            let result = try runProcess("/usr/bin/openssl", arguments)
+            guard result.status == 0 else { throw ProcessError(description: "openssl \(arguments): \(result.stderr)") }
+        }
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        try openssl(["req", "-x509"] + ec + ["-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "1", "-subj", "/CN=test-ca"])
+        for (name, extensions) in [("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")] {
+            try openssl(["req"] + ec + ["-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", "/CN=\(name)"])
+            try "\(extensions)\n".write(toFile: path("\(name).ext"), atomically: true, encoding: .utf8)
+            try openssl([
+                "x509", "-req", "-in", path("\(name).csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"), "-CAcreateserial",
+                "-out", path("\(name).pem"), "-days", "1", "-extfile", path("\(name).ext"),
+            ])
+        }
+    }
+
+    func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+/// Whether the installed kubectl has `auth whoami` (kubectl ≥ 1.27; Debian's 1.20 has not).
+let kubectlHasWhoami: Bool = {
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl") else { return false }
+    return (try? runProcess("/usr/bin/kubectl", ["auth", "whoami", "--help"]).status) == 0
+}()
+
+@Suite("TLS serving, end to end")
+struct TLSEndToEndTests {
+    @Test("HTTPS: curl gets the review over TLS; plain HTTP to the TLS port fails")
+    func https() throws {
+        let certificates = try TestCertificates()
+        let service = try ServiceProcess(serve: [
+            "--records-dir", examplesDirectory, "--tls-cert-file", certificates.path("server.pem"),
+            "--tls-private-key-file", certificates.path("server.key"),
+        ])
+        let body = try curl(["--cacert", certificates.path("ca.pem"), "-d", review(demoToken), "https://\(service.address)/v1/authenticate"])
+        #expect(body.contains(#""authenticated":true"#))
+        #expect(try curl(["-o", "/dev/null", "-w", "%{http_code}", "http://\(service.address)/healthcheck"]) != "200")
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("mTLS: only clients with a certificate from --client-ca-file get an answer")
+    func mutualTLS() throws {
+        let certificates = try TestCertificates()
+        let service = try ServiceProcess(serve: [
+            "--records-dir", examplesDirectory, "--tls-cert-file", certificates.path("server.pem"),
+            "--tls-private-key-file", certificates.path("server.key"), "--client-ca-file", certificates.path("ca.pem"),
+        ])
+        let url = "https://\(service.address)/v1/authenticate"
+        let withCertificate = try curl([
+            "--cacert", certificates.path("ca.pem"), "--cert", certificates.path("client.pem"), "--key", certificates.path("client.key"),
+            "-d", review(demoToken), url,
+        ])
+        #expect(withCertificate.contains(#""authenticated":true"#))
+        let without = try runProcess("/usr/bin/curl", ["-s", "-m", "10", "--cacert", certificates.path("ca.pem"), "-d", review(demoToken), url])
+        #expect(without.status != 0)
+        #expect(!without.stdout.contains("authenticated"))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("kubectl auth whoami with a Rancher token", .enabled(if: kubectlHasWhoami, "needs kubectl ≥ 1.27 with auth whoami"))
+    func kubectlWhoami() throws {
+        let certificates = try TestCertificates()
+        let service = try ServiceProcess(serve: [
+            "--records-dir", examplesDirectory, "--tls-cert-file", certificates.path("server.pem"),
+            "--tls-private-key-file", certificates.path("server.key"),
+        ])
+        let common = ["--server", "https://\(service.address)", "--certificate-authority", certificates.path("ca.pem"), "--kubeconfig", "/dev/null"]
+        let allowed = try runProcess("/usr/bin/kubectl", ["auth", "whoami", "-o", "json", "--token", demoToken] + common)
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        #expect(allowed.stdout.contains(#""username": "u-demo1""#))
+        #expect(allowed.stdout.contains("github_org://rancher"))
+        let refused = try runProcess("/usr/bin/kubectl", ["auth", "whoami", "--token", "kubeconfig-u-demo15wfb6:wrong"] + common)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("Unauthorized"))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("Bad TLS files are named in the error")
+    func badFiles() throws {
+        let result = try Binary.run(["serve", "--records-dir", examplesDirectory, "--tls-cert-file", "/nonexistent.pem", "--tls-private-key-file", "/nonexistent.key"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--tls-cert-file /nonexistent.pem"))
+        let alone = try Binary.run(["serve", "--records-dir", examplesDirectory, "--client-ca-file", "/x.pem"])
+        #expect(alone.stderr.contains("--client-ca-file needs --tls-cert-file"))
+    }
+}
