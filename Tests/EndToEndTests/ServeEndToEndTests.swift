@@ -176,9 +176,36 @@ struct ServeEndToEndTests {
         #expect(try service.stop() == 0)
     }
 
+    @Test("A scrypt flood beyond the queue is answered with a bare 503, never Retry-After")
+    func scryptOverflow() async throws {
+        let directory = NSTemporaryDirectory() + "kube-api-auth-e2e-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let minted = try Binary.run(["token", "create", "--user", "u-scrypt", "--algorithm", "scrypt", "--records-dir", directory])
+        let bearer = try #require(minted.stdout.split(separator: "\n").last.map(String.init))
+        let service = try ServiceProcess(serve: ["--records-dir", directory, "--scrypt-workers", "1", "--scrypt-queue", "0"])
+        let url = service.baseURL + "/v1/authenticate"
+        var statuses: [HTTPResponseStatus] = []
+        try await withThrowingTaskGroup(of: (HTTPResponseStatus, HTTPHeaders, String).self) { group in
+            for _ in 0..<6 { group.addTask { try await post(url, review(bearer)) } }
+            for try await (status, headers, body) in group {
+                statuses.append(status)
+                #expect(headers["retry-after"].isEmpty)
+                if status == .ok { #expect(body.contains(#""authenticated":true"#)) }
+            }
+        }
+        #expect(statuses.contains(.ok))
+        #expect(statuses.contains(.serviceUnavailable))
+        #expect(Set(statuses).isSubset(of: [.ok, .serviceUnavailable]))
+        #expect(try service.stop() == 0)
+    }
+
     @Test("IPv6 loopback is served alongside IPv4 when the host has it")
     func ipv6() throws {
         let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory], listen: ["127.0.0.1:0", "[::1]:0"])
+        try service.waitForLog { log in
+            log.components(separatedBy: "msg=listening").count == 3 || log.contains("listen address skipped") ? true : nil
+        }
         let lines = service.output.split(separator: "\n").filter { $0.contains("msg=listening") }
         if let v6 = lines.first(where: { $0.contains("address=[::1]:") }) {
             let address = String(v6[v6.range(of: "address=")!.upperBound...].prefix { $0 != " " })
@@ -196,6 +223,25 @@ struct ServeEndToEndTests {
         #expect(try service.stop() == 0)
         #expect(service.output.contains("msg=drained"))
         #expect(!service.output.contains("level=fatal"))
+    }
+
+    @Test("A request in flight when SIGTERM arrives is still answered; then the service exits 0")
+    func drainInFlightRequest() throws {
+        let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory])
+        let port = try #require(UInt16(service.address.split(separator: ":").last ?? ""))
+        let body = review(demoToken)
+        let socket = try RawSocket(port: port)
+        try socket.send("POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
+        // `100 Continue` proves the server has read the head: the signal then comes mid-request.
+        #expect(socket.read(until: "\r\n\r\n") == "HTTP/1.1 100 Continue\r\n\r\n")
+        try socket.send(String(body.prefix(10)))
+        service.process.terminate()
+        try service.waitForLog(containing: "shutting down: draining")
+        try socket.send(String(body.dropFirst(10)))
+        let response = socket.readToEnd()
+        #expect(response.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(response.contains(#""authenticated":true"#))
+        #expect(try service.stop() == 0)
     }
 
     @Test("The service log never contains a secret or a hash")

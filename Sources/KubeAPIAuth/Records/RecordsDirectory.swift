@@ -168,7 +168,8 @@ public struct RecordsDirectory: Sendable {
             records.problems.append(Self.decodingProblem(error, node: node, file: file, what: "object"))
             return
         }
-        if header.kind.hasSuffix("List"), header.apiVersion == "v1" || header.kind == "List" {
+        // `kubectl get … -o yaml` writes `kind: List`; typed lists (`ClusterAuthTokenList`) work the same.
+        if header.kind.hasSuffix("List") {
             guard case .mapping(let mapping) = node, let items = mapping["items"] else { return }
             guard case .sequence(let sequence) = items else {
                 records.problems.append(RecordProblem(file: file, line: items.mark?.line, message: "items must be a list"))

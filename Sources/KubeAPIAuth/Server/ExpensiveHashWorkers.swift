@@ -23,8 +23,8 @@ public final class ExpensiveHashWorkers: Sendable {
 
     /// Runs `pending` on the pool; `nil` when the queue is full.
     public func verify(_ pending: PendingVerification, on eventLoop: any EventLoop) -> EventLoopFuture<Decision>? {
-        let (accepted, _) = inFlight.add(1, ordering: .relaxed)
-        guard accepted <= maxQueued + threads else {
+        let inFlightNow = inFlight.add(1, ordering: .relaxed).newValue
+        guard inFlightNow <= maxQueued + threads else {
             inFlight.subtract(1, ordering: .relaxed)
             return nil
         }

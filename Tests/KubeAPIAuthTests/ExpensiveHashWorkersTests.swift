@@ -1,0 +1,42 @@
+import KubeAPIAuth
+import NIOCore
+import NIOPosix
+import RancherAuth
+import Testing
+
+@Suite("Expensive hash workers")
+struct ExpensiveHashWorkersTests {
+    /// A pending scrypt verification with Rancher's real parameters (~100 ms each).
+    func pendingScrypt() throws -> PendingVerification {
+        let token = ClusterAuthToken(metadata: ObjectMeta(name: "t"), userName: "u", enabled: true)
+        let user = ClusterUserAttribute(metadata: ObjectMeta(name: "u"), groups: [], enabled: true)
+        let hash = "$1:0001020304050607:15:8:1:X6GLi3D7VUKdL6s/6hl89ogxnrcJ2wTz3L2VqaVRJipJZel+uiaF+dUKsXyk+2IHQ3xD6NqMgaWhEXBFkB2B2Q"
+        let snapshot = RecordSnapshot(tokens: [token], users: [user], hashSecrets: [HashSecret(metadata: ObjectMeta(name: "t"), hash: hash)])
+        guard case .verify(let pending) = Authenticator().begin(token: "t:test-secret-key", snapshot: snapshot, now: Timestamp(seconds: 0)) else {
+            throw ProcessErrorForTests.unexpected
+        }
+        return pending
+    }
+
+    enum ProcessErrorForTests: Error { case unexpected }
+
+    @Test("Beyond threads + queue, verifications are refused instead of queued; accepted ones complete")
+    func boundedQueue() async throws {
+        let workers = ExpensiveHashWorkers(threads: 1, maxQueued: 1)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let pending = try pendingScrypt()
+        let first = workers.verify(pending, on: loop)
+        let second = workers.verify(pending, on: loop)
+        let third = workers.verify(pending, on: loop)
+        #expect(first != nil)
+        #expect(second != nil)
+        #expect(third == nil)
+        #expect(try await first!.get().isAuthenticated)
+        #expect(try await second!.get().isAuthenticated)
+        #expect(workers.queued == 0)
+        // Capacity is back once the work is done.
+        let again = try #require(workers.verify(pending, on: loop))
+        #expect(try await again.get().isAuthenticated)
+        try await workers.shutdown()
+    }
+}
