@@ -111,9 +111,8 @@ struct ServeEndToEndTests {
 
     @Test("Records changes apply live; a botched edit fails closed and is reported by file and line")
     func liveReload() async throws {
-        let directory = NSTemporaryDirectory() + "kube-api-auth-e2e-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path
         let service = try ServiceProcess(serve: ["--records-dir", directory, "--records-poll-interval", "0.1"])
         let url = service.baseURL + "/v1/authenticate"
 
@@ -152,9 +151,8 @@ struct ServeEndToEndTests {
 
     @Test("scrypt and SHA-256 tokens verify over HTTP (scrypt off the event loop)")
     func legacyHashes() async throws {
-        let directory = NSTemporaryDirectory() + "kube-api-auth-e2e-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path
         var bearers: [String] = []
         for (user, algorithm) in [("u-scrypt", "scrypt"), ("u-sha256", "sha256")] {
             let minted = try Binary.run(["token", "create", "--user", user, "--algorithm", algorithm, "--records-dir", directory])
@@ -178,9 +176,8 @@ struct ServeEndToEndTests {
 
     @Test("A scrypt flood beyond the queue is answered with a bare 503, never Retry-After")
     func scryptOverflow() async throws {
-        let directory = NSTemporaryDirectory() + "kube-api-auth-e2e-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path
         let minted = try Binary.run(["token", "create", "--user", "u-scrypt", "--algorithm", "scrypt", "--records-dir", directory])
         let bearer = try #require(minted.stdout.split(separator: "\n").last.map(String.init))
         let service = try ServiceProcess(serve: ["--records-dir", directory, "--scrypt-workers", "1", "--scrypt-queue", "0"])

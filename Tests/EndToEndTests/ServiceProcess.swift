@@ -158,3 +158,15 @@ final class ServiceProcess: @unchecked Sendable {
 func curl(_ arguments: [String]) throws -> String {
     try runProcess("/usr/bin/curl", ["-s", "-S", "-m", "20"] + arguments).stdout
 }
+
+/// A temporary directory, removed with the value.
+final class ScratchDirectory {
+    let path: String
+
+    init() throws {
+        path = NSTemporaryDirectory() + "kube-api-auth-e2e-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}

@@ -3,11 +3,11 @@ import Testing
 
 /// A throwaway CA, server certificate (for 127.0.0.1) and client certificate made with openssl.
 final class TestCertificates {
-    let directory: String
+    private let scratch: ScratchDirectory
+    var directory: String { scratch.path }
 
     init() throws {
-        directory = NSTemporaryDirectory() + "kube-api-auth-tls-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        scratch = try ScratchDirectory()
         func openssl(_ arguments: [String]) throws {
             let result = try runProcess("/usr/bin/openssl", arguments)
             guard result.status == 0 else { throw ProcessError(description: "openssl \(arguments): \(result.stderr)") }
@@ -25,8 +25,6 @@ final class TestCertificates {
     }
 
     func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
-
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
 }
 
 /// Whether the installed kubectl has `auth whoami` (kubectl ≥ 1.27; Debian's 1.20 has not).

@@ -84,15 +84,6 @@ private struct SscanfScanner {
         byte == 0x20 || byte == 0x09 || byte == 0x0B || byte == 0x0C || byte == 0x0D
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
-
     /// A non-space format character must match the input exactly.
     mutating func literal(_ expected: UInt8) throws(HashFormatError) {
         guard index < bytes.count, bytes[index] == expected else {
@@ -140,10 +131,10 @@ private struct SscanfScanner {
     mutating func hexBytes() throws(HashFormatError) -> [UInt8] {
         try skipSpace()
         var output: [UInt8] = []
-        while index < bytes.count, let high = Self.hexValue(bytes[index]) {
+        while index < bytes.count, let high = ASCII.hexValue(bytes[index]) {
             index += 1
             guard index < bytes.count else { throw .malformed("unexpected end of scrypt salt") }
-            guard let low = Self.hexValue(bytes[index]) else { throw .badEncoding(field: "salt") }
+            guard let low = ASCII.hexValue(bytes[index]) else { throw .badEncoding(field: "salt") }
             index += 1
             output.append(high << 4 | low)
         }

@@ -218,7 +218,7 @@ private struct JSONScanner {
                     index += 1
                 case UInt8(ascii: "u"):
                     guard index + 4 < bytes.count,
-                        (1...4).allSatisfy({ Self.hexValue(bytes[index + $0]) != nil })
+                        (1...4).allSatisfy({ ASCII.hexValue(bytes[index + $0]) != nil })
                     else { throw syntaxError("invalid \\u escape") }
                     index += 5
                 default:
@@ -296,19 +296,10 @@ private struct JSONScanner {
     private mutating func readHex4() -> UInt32 {
         var value: UInt32 = 0
         for _ in 0..<4 {
-            value = value << 4 | UInt32(Self.hexValue(bytes[index]) ?? 0)
+            value = value << 4 | UInt32(ASCII.hexValue(bytes[index]) ?? 0)
             index += 1
         }
         return value
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 
     /// Validates and skips any JSON value.
