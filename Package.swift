@@ -43,11 +43,27 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Minimal Kubernetes API client: kubeconfig / in-cluster configuration, typed errors from
+        // Status objects, get/list/watch/create/update/patch.
+        .target(
+            name: "KubeClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The service: record store, records-directory source, HTTP server, configuration.
         .target(
             name: "KubeAPIAuth",
             dependencies: [
                 "RancherAuth",
+                "KubeClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -64,6 +80,7 @@ let package = Package(
             name: "kube-api-auth",
             dependencies: [
                 "KubeAPIAuth",
+                "KubeClient",
                 "RancherAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import KubeAPIAuth
+import KubeClient
 import Logging
 import NIOCore
 import NIOPosix
@@ -14,9 +15,15 @@ struct Serve: AsyncParsableCommand {
             version), POST /apis/authentication.k8s.io/v1/selfsubjectreviews (Authorization: Bearer; \
             what kubectl auth whoami sends), GET /healthcheck, /livez, /readyz.
 
-            Records come from --records-dir: a directory of ClusterAuthToken, ClusterUserAttribute, \
-            Secret and ConfigMap manifests (YAML or JSON), reloaded when files change. A file with any \
-            problem contributes no records (fail closed) and is reported by name and line.
+            Records come from the Kubernetes API (as with the Go service): the cluster of --kubeconfig or \
+            $KUBECONFIG, else the in-cluster service account; ClusterAuthTokens, ClusterUserAttributes, \
+            Secrets and the refresh ConfigMap of --namespace are listed and watched, and reviews are \
+            answered 503 until all four have synced. lastUsedAt, needsRefresh and legacy-hash migration \
+            are written in the background.
+
+            With --records-dir they come from a directory of the same manifests (YAML or JSON) instead, \
+            reloaded when files change; a file with any problem contributes no records (fail closed) and \
+            is reported by name and line.
             """)
 
     @ParentCommand var root: KubeAPIAuthCommand
@@ -34,6 +41,12 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("How often to check the records directory for changes, in seconds.", valueName: "seconds"))
     var recordsPollInterval: Double = 1
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between lastUsedAt writes per token (each write also makes Rancher update the upstream token).",
+            valueName: "seconds"))
+    var lastUsedInterval: Double = 60
 
     @Option(help: ArgumentHelp("PEM certificate (chain) to serve HTTPS with; plain HTTP without it.", valueName: "path"))
     var tlsCertFile: String?
@@ -87,15 +100,7 @@ struct Serve: AsyncParsableCommand {
         guard scryptWorkers >= 1, scryptQueue >= 0 else {
             throw ValidationError("--scrypt-workers must be at least 1 and --scrypt-queue not negative")
         }
-        guard recordsDir != nil else {
-            let target = global.effectiveKubeconfig.map { "the cluster of kubeconfig \($0)" } ?? "the in-cluster API server"
-            throw ValidationError(
-                """
-                no records source: pass --records-dir DIR to serve a directory of record manifests \
-                (try --records-dir examples/records). Reading records from \(target) is not available \
-                in this version yet.
-                """)
-        }
+        guard lastUsedInterval > 0 else { throw ValidationError("--last-used-interval must be positive") }
     }
 
     func run() async throws {
@@ -122,27 +127,44 @@ struct Serve: AsyncParsableCommand {
             }
         }
 
-        let directory = RecordsDirectory(path: recordsDir!, namespace: global.namespace)
-        let store = RecordStore(source: "records directory \(directory.path)")
-        let source = RecordsDirectorySource(
-            directory: directory, store: store, clock: clock,
-            pollInterval: .milliseconds(Int64(recordsPollInterval * 1000)), logger: logger)
-        do {
-            try source.reload()
-        } catch {
-            throw ValidationError("--records-dir: \(error)")
+        let store: RecordStore
+        let effects: any ReviewEffectsSink
+        var services: [any Service] = []
+        if let recordsDir {
+            let directory = RecordsDirectory(path: recordsDir, namespace: global.namespace)
+            store = RecordStore(source: "records directory \(directory.path)")
+            let source = RecordsDirectorySource(
+                directory: directory, store: store, clock: clock,
+                pollInterval: .milliseconds(Int64(recordsPollInterval * 1000)), logger: logger)
+            do {
+                try source.reload()
+            } catch {
+                throw ValidationError("--records-dir: \(error)")
+            }
+            logger.info("records directory is read-only: lastUsedAt, needsRefresh and hash migration are not written")
+            effects = ReadOnlySourceEffects()
+            services.append(source)
+        } else {
+            let client = try makeKubeClient(logger: logger)
+            store = RecordStore(source: "Kubernetes API \(client.configuration.server), namespace \(global.namespace)")
+            let writer = UsageWriter(
+                client: client, namespace: global.namespace, store: store,
+                lastUsedInterval: .milliseconds(Int64(lastUsedInterval * 1000)), logger: logger)
+            effects = writer
+            services.append(KubernetesSource(client: client, namespace: global.namespace, store: store, clock: clock, logger: logger))
+            services.append(writer)
         }
-        logger.info("records directory is read-only: lastUsedAt, needsRefresh and hash migration are not written")
 
         let workers = ExpensiveHashWorkers(threads: scryptWorkers, maxQueued: scryptQueue)
-        let reviews = ReviewService(
-            store: store, clock: clock, workers: workers, effects: ReadOnlySourceEffects(), logger: logger)
+        let reviews = ReviewService(store: store, clock: clock, workers: workers, effects: effects, logger: logger)
         let server = HTTPServer(
             configuration: configuration, endpoints: Endpoints(reviews: reviews, store: store),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        // Started in this order and stopped in reverse: the server drains first, then pending
+        // writes are flushed, then the watches stop.
+        services.append(server)
         let group = ServiceGroup(
-            configuration: .init(
-                services: [source, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
@@ -151,5 +173,24 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode.failure
         }
         try await workers.shutdown()
+    }
+
+    /// `--kubeconfig`, else `$KUBECONFIG`, else the in-cluster service account.
+    private func makeKubeClient(logger: Logger) throws -> KubeClient {
+        let configuration: KubeConfig
+        do {
+            if let path = global.effectiveKubeconfig {
+                configuration = try KubeConfig.load(path: path)
+            } else {
+                configuration = try KubeConfig.inCluster()
+            }
+        } catch {
+            throw ValidationError("\(error.description) (or serve a directory of records with --records-dir DIR)")
+        }
+        do {
+            return try KubeClient(configuration: configuration, logger: logger)
+        } catch {
+            throw ValidationError("--kubeconfig: \(error)")
+        }
     }
 }

@@ -93,13 +93,14 @@ public struct Endpoints: Sendable {
 
     func readiness() -> HTTPAnswer {
         let status = store.status
+        let details = store.details.map { "  \($0)\n" }.joined()
         guard status.snapshot != nil else {
-            return .text("not ready: records from \(status.source) are not loaded yet\n", status: .serviceUnavailable)
+            return .text("not ready: records from \(status.source) are not loaded yet\n" + details, status: .serviceUnavailable)
         }
         var text = "ok: serving records from \(status.source), generation \(status.generation)"
         if let loadedAt = status.loadedAt { text += ", loaded at \(RFC3339.format(loadedAt))" }
         if status.problemCount > 0 { text += ", \(status.problemCount) problem(s) in the last load (see logs)" }
-        return .text(text + "\n")
+        return .text(text + "\n" + details)
     }
 
     static func redirectOrNotFound(uri: String, path: Substring) -> HTTPAnswer {

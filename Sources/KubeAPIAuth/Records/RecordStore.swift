@@ -17,6 +17,15 @@ public final class RecordStore: Sendable {
         public var problemCount: Int = 0
     }
 
+    private let detailsProvider = Mutex<(@Sendable () -> [String])?>(nil)
+
+    /// Source-specific lines for `/readyz` (per-kind sync and watch state), computed when asked.
+    public var details: [String] { detailsProvider.withLock { $0 }?() ?? [] }
+
+    public func setDetailsProvider(_ provider: @escaping @Sendable () -> [String]) {
+        detailsProvider.withLock { $0 = provider }
+    }
+
     private let state: Mutex<Status>
 
     public init(source: String) {

@@ -35,5 +35,15 @@ public final class RecordSnapshot: Sendable {
         self.refreshPeriod = refreshPeriod
     }
 
+    /// From maps kept up to date by a watching source (user answers already rendered).
+    public init(
+        tokens: [String: ClusterAuthToken], users: [String: UserRecord], hashSecrets: [String: HashSecret], refreshPeriod: RefreshPeriod
+    ) {
+        self.tokens = tokens
+        self.users = users
+        self.hashSecrets = hashSecrets
+        self.refreshPeriod = refreshPeriod
+    }
+
     public static let empty = RecordSnapshot(tokens: [], users: [], hashSecrets: [])
 }

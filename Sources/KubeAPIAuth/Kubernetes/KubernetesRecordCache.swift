@@ -1,0 +1,153 @@
+import KubeClient
+import Logging
+import RancherAuth
+import Synchronization
+
+/// The four kinds of records the service mirrors from the namespace.
+public enum RecordKind: String, Sendable, CaseIterable {
+    case clusterAuthTokens = "clusterauthtokens"
+    case clusterUserAttributes = "clusteruserattributes"
+    case secrets
+    case configMaps = "configmaps"
+
+    var resource: APIResource {
+        switch self {
+        case .clusterAuthTokens: return .clusterAuthTokens
+        case .clusterUserAttributes: return .clusterUserAttributes
+        case .secrets: return .secrets
+        case .configMaps: return .configMaps
+        }
+    }
+}
+
+/// How one kind's list+watch is doing, for `/readyz` and logs.
+public struct ReflectorStatus: Sendable {
+    public var synced = false
+    public var watching = false
+    public var objects = 0
+    /// When the data was last confirmed current (list, event or bookmark).
+    public var confirmedAt: ContinuousClock.Instant?
+    public var lastError: String?
+}
+
+/// The mutable per-kind maps fed by the reflectors. Changes are folded into a new immutable
+/// ``RecordSnapshot`` by a single publisher, so a burst of events costs one rebuild, not one each.
+public final class KubernetesRecordCache: Sendable {
+    public enum Change<T: Sendable>: Sendable {
+        case replaceAll([T])
+        case upsert(T)
+        case remove(name: String)
+    }
+
+    private struct State {
+        var tokens: [String: ClusterAuthToken] = [:]
+        var users: [String: UserRecord] = [:]
+        var secrets: [String: HashSecret] = [:]
+        var refresh: RefreshConfigMap?
+        var status: [RecordKind: ReflectorStatus] = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, ReflectorStatus()) })
+        var dirty = false
+    }
+
+    private let state = Mutex(State())
+    let store: RecordStore
+    let clock: any WallClock
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakeups: AsyncStream<Void>
+
+    public init(store: RecordStore, clock: any WallClock) {
+        self.store = store
+        self.clock = clock
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func apply(_ change: Change<ClusterAuthToken>) {
+        mutate { state in Self.apply(change, to: &state.tokens, key: \.name, transform: { $0 }) }
+    }
+
+    func apply(_ change: Change<ClusterUserAttribute>) {
+        mutate { state in Self.apply(change, to: &state.users, key: \.name, transform: UserRecord.init) }
+    }
+
+    func apply(_ change: Change<HashSecret>) {
+        mutate { state in Self.apply(change, to: &state.secrets, key: \.name, transform: { $0 }) }
+    }
+
+    func apply(_ change: Change<RefreshConfigMap>) {
+        mutate { state in
+            switch change {
+            case .replaceAll(let all): state.refresh = all.first { $0.metadata.name == RefreshPeriod.configMapName }
+            case .upsert(let one) where one.metadata.name == RefreshPeriod.configMapName: state.refresh = one
+            case .remove(let name) where name == RefreshPeriod.configMapName: state.refresh = nil
+            default: break
+            }
+        }
+    }
+
+    private static func apply<T, Stored>(
+        _ change: Change<T>, to map: inout [String: Stored], key: KeyPath<T, String>, transform: (T) -> Stored
+    ) {
+        switch change {
+        case .replaceAll(let all):
+            map = Dictionary(all.map { ($0[keyPath: key], transform($0)) }, uniquingKeysWith: { _, last in last })
+        case .upsert(let one):
+            map[one[keyPath: key]] = transform(one)
+        case .remove(let name):
+            map[name] = nil
+        }
+    }
+
+    private func mutate(_ body: (inout State) -> Void) {
+        state.withLock { state in
+            body(&state)
+            state.dirty = true
+        }
+        wake.yield()
+    }
+
+    func updateStatus(_ kind: RecordKind, _ body: (inout ReflectorStatus) -> Void) {
+        state.withLock { body(&$0.status[kind, default: ReflectorStatus()]) }
+        wake.yield()
+    }
+
+    public var statuses: [RecordKind: ReflectorStatus] { state.withLock { $0.status } }
+
+    /// Publishes snapshots as changes arrive (coalescing bursts), once every kind has synced.
+    func runPublisher() async {
+        for await _ in wakeups {
+            publishIfReady()
+        }
+    }
+
+    func publishIfReady() {
+        let snapshot: RecordSnapshot? = state.withLock { state in
+            guard state.dirty, state.status.values.allSatisfy(\.synced) else { return nil }
+            state.dirty = false
+            state.status[.clusterAuthTokens]?.objects = state.tokens.count
+            state.status[.clusterUserAttributes]?.objects = state.users.count
+            state.status[.secrets]?.objects = state.secrets.count
+            state.status[.configMaps]?.objects = state.refresh == nil ? 0 : 1
+            return RecordSnapshot(
+                tokens: state.tokens, users: state.users, hashSecrets: state.secrets, refreshPeriod: state.refresh?.period ?? .disabled)
+        }
+        if let snapshot { store.publish(snapshot, problemCount: 0, at: clock.now()) }
+    }
+
+    /// Per-kind lines for `/readyz`, computed when asked so that ages are current.
+    public func describe() -> [String] { Self.describe(statuses) }
+
+    static func describe(_ statuses: [RecordKind: ReflectorStatus]) -> [String] {
+        let now = ContinuousClock.now
+        return RecordKind.allCases.map { kind in
+            let status = statuses[kind] ?? ReflectorStatus()
+            var line = "\(kind.rawValue): "
+            line += status.synced ? "\(status.objects) object(s)" : "not synced yet"
+            line += status.watching ? ", watching" : ", not watching"
+            if let confirmed = status.confirmedAt {
+                let age = confirmed.duration(to: now)
+                line += ", current as of \(age.components.seconds)s ago"
+            }
+            if let error = status.lastError, !status.watching { line += ", last error: \(error)" }
+            return line
+        }
+    }
+}

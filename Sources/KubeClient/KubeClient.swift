@@ -1,0 +1,302 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NIOSSL
+import Synchronization
+
+/// A resource type's place in the REST API.
+public struct APIResource: Sendable, Hashable, CustomStringConvertible {
+    public var group: String
+    public var version: String
+    public var plural: String
+
+    public init(group: String, version: String, plural: String) {
+        self.group = group
+        self.version = version
+        self.plural = plural
+    }
+
+    public static let clusterAuthTokens = APIResource(group: "cluster.cattle.io", version: "v3", plural: "clusterauthtokens")
+    public static let clusterUserAttributes = APIResource(group: "cluster.cattle.io", version: "v3", plural: "clusteruserattributes")
+    public static let secrets = APIResource(group: "", version: "v1", plural: "secrets")
+    public static let configMaps = APIResource(group: "", version: "v1", plural: "configmaps")
+
+    func path(namespace: String, name: String? = nil) -> String {
+        let prefix = group.isEmpty ? "/api/\(version)" : "/apis/\(group)/\(version)"
+        let collection = "\(prefix)/namespaces/\(namespace)/\(plural)"
+        return name.map { "\(collection)/\($0)" } ?? collection
+    }
+
+    public var description: String { group.isEmpty ? plural : "\(plural).\(group)" }
+}
+
+/// One object of a list or watch that may fail to decode on its own without failing the rest.
+public struct LenientObject<T: Decodable & Sendable>: Decodable, Sendable {
+    public let name: String
+    public let resourceVersion: String?
+    public let result: Result<T, KubeError>
+
+    private struct Header: Decodable {
+        struct Metadata: Decodable {
+            var name: String?
+            var resourceVersion: String?
+        }
+        var metadata: Metadata?
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let header = try? Header(from: decoder)
+        name = header?.metadata?.name ?? ""
+        resourceVersion = header?.metadata?.resourceVersion
+        do {
+            result = .success(try T(from: decoder))
+        } catch {
+            result = .failure(KubeError(.decoding, Self.describe(error)))
+        }
+    }
+
+    /// Names the field, never its value (objects include Secrets).
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.typeMismatch(let type, let context):
+            return "field \(context.codingPath.map(\.stringValue).joined(separator: ".")): expected \(type)"
+        case DecodingError.valueNotFound(let type, let context):
+            return "field \(context.codingPath.map(\.stringValue).joined(separator: ".")): expected \(type), found null"
+        case DecodingError.dataCorrupted(let context):
+            return "field \(context.codingPath.map(\.stringValue).joined(separator: ".")): invalid value"
+        case DecodingError.keyNotFound(let key, let context):
+            return "field \((context.codingPath + [key]).map(\.stringValue).joined(separator: ".")) is missing"
+        case let error as any CustomStringConvertible:
+            return error.description
+        default:
+            return "cannot be decoded"
+        }
+    }
+}
+
+/// A watch event.
+public enum WatchEvent<T: Decodable & Sendable>: Sendable {
+    case added(LenientObject<T>)
+    case modified(LenientObject<T>)
+    case deleted(LenientObject<T>)
+    case bookmark(resourceVersion: String)
+    /// An ERROR event (e.g. 410 Expired); the stream ends after it.
+    case error(KubeError)
+}
+
+/// A minimal Kubernetes API client on AsyncHTTPClient: get, list, watch, create, update, patch.
+public final class KubeClient: Sendable {
+    public let configuration: KubeConfig
+    private let http: HTTPClient
+    private let baseURL: String
+    private let tokenCache = Mutex<(token: String, readAt: ContinuousClock.Instant)?>(nil)
+    let logger: Logger
+
+    public init(configuration: KubeConfig, logger: Logger) throws(KubeError) {
+        self.configuration = configuration
+        self.logger = logger
+        baseURL = configuration.server.hasSuffix("/") ? String(configuration.server.dropLast()) : configuration.server
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        do {
+            if let ca = configuration.certificateAuthorityPEM {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+            }
+            if configuration.insecureSkipTLSVerify { tls.certificateVerification = .none }
+            if case .clientCertificate(let certificate, let key) = configuration.credentials {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(certificate).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
+            }
+        } catch {
+            throw KubeError(.transport, "TLS material of the kubeconfig cannot be used: \(error)")
+        }
+        var clientConfiguration = HTTPClient.Configuration(tlsConfiguration: tls)
+        clientConfiguration.timeout = .init(connect: .seconds(10), read: nil)
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    }
+
+    public func shutdown() async throws {
+        try await http.shutdown()
+    }
+
+    private func bearerToken() throws(KubeError) -> String? {
+        switch configuration.credentials {
+        case .token(let token): return token
+        case .tokenFile(let path):
+            // Projected service-account tokens rotate; re-read at most once a minute.
+            let now = ContinuousClock.now
+            if let cached = tokenCache.withLock({ $0 }), cached.readAt.duration(to: now) < .seconds(60) { return cached.token }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw KubeError(.transport, "token file \(path) cannot be read")
+            }
+            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            tokenCache.withLock { $0 = (token, now) }
+            return token
+        case .none, .clientCertificate:
+            return nil
+        }
+    }
+
+    private func request(_ method: HTTPMethod, _ path: String, contentType: String? = nil, body: Data? = nil) throws(KubeError) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        request.headers.add(name: "accept", value: "application/json")
+        request.headers.add(name: "user-agent", value: "kube-api-auth")
+        if let token = try bearerToken() { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+        if let body {
+            request.headers.add(name: "content-type", value: contentType ?? "application/json")
+            request.body = .bytes(ByteBuffer(data: body))
+        }
+        return request
+    }
+
+    /// Sends a request and returns the body of a 2xx answer; other answers become typed errors.
+    private func send(_ request: HTTPClientRequest, timeout: TimeAmount = .seconds(30)) async throws(KubeError) -> Data {
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: timeout)
+            body = try await response.body.collect(upTo: 256 << 20)
+        } catch {
+            throw KubeError(.transport, "\(request.method.rawValue) \(request.url): \(error)")
+        }
+        let data = Data(buffer: body)
+        guard (200..<300).contains(response.status.code) else { throw Self.statusError(response.status, data) }
+        return data
+    }
+
+    static func statusError(_ status: HTTPResponseStatus, _ body: Data) -> KubeError {
+        let decoded = try? JSONDecoder().decode(StatusBody.self, from: body)
+        return KubeError(
+            .status(code: decoded?.code ?? Int(status.code), reason: decoded?.reason ?? status.reasonPhrase),
+            decoded?.message ?? status.reasonPhrase)
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws(KubeError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch {
+            throw KubeError(.decoding, "\(T.self): \(LenientObject<String>.describe(error))")
+        }
+    }
+
+    // MARK: Verbs
+
+    public func get(_ resource: APIResource, namespace: String, name: String) async throws(KubeError) -> Data {
+        try await send(try request(.GET, resource.path(namespace: namespace, name: name)))
+    }
+
+    private struct ListBody<T: Decodable & Sendable>: Decodable {
+        struct Metadata: Decodable { var resourceVersion: String? }
+        var metadata: Metadata?
+        var items: [LenientObject<T>]?
+    }
+
+    /// All objects of `resource` in `namespace`, each decoded on its own, and the list's resourceVersion.
+    public func list<T: Decodable & Sendable>(
+        _ resource: APIResource, namespace: String, as type: T.Type
+    ) async throws(KubeError) -> (items: [LenientObject<T>], resourceVersion: String) {
+        let data = try await send(try request(.GET, resource.path(namespace: namespace)), timeout: .seconds(120))
+        let list = try decode(ListBody<T>.self, data)
+        return (list.items ?? [], list.metadata?.resourceVersion ?? "")
+    }
+
+    public func create(_ resource: APIResource, namespace: String, body: Data) async throws(KubeError) -> Data {
+        try await send(try request(.POST, resource.path(namespace: namespace), body: body))
+    }
+
+    public func update(_ resource: APIResource, namespace: String, name: String, body: Data) async throws(KubeError) -> Data {
+        try await send(try request(.PUT, resource.path(namespace: namespace, name: name), body: body))
+    }
+
+    /// RFC 7386 merge patch; a `metadata.resourceVersion` in it makes it conditional (409 on mismatch).
+    public func mergePatch(_ resource: APIResource, namespace: String, name: String, patch: Data) async throws(KubeError) -> Data {
+        try await send(try request(.PATCH, resource.path(namespace: namespace, name: name), contentType: "application/merge-patch+json", body: patch))
+    }
+
+    /// RFC 6902 JSON patch.
+    public func jsonPatch(_ resource: APIResource, namespace: String, name: String, patch: Data) async throws(KubeError) -> Data {
+        try await send(try request(.PATCH, resource.path(namespace: namespace, name: name), contentType: "application/json-patch+json", body: patch))
+    }
+
+    private struct RawEvent<T: Decodable & Sendable>: Decodable {
+        var type: String
+        var object: LenientObject<T>?
+        var status: StatusBody?
+
+        enum CodingKeys: String, CodingKey { case type, object }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            type = try container.decode(String.self, forKey: .type)
+            if type == "ERROR" {
+                status = try container.decodeIfPresent(StatusBody.self, forKey: .object)
+            } else {
+                object = try container.decodeIfPresent(LenientObject<T>.self, forKey: .object)
+            }
+        }
+    }
+
+    /// Watches `resource` from `resourceVersion` with bookmarks; the stream ends when the server
+    /// ends it (timeout, restart) and throws when the connection breaks.
+    public func watch<T: Decodable & Sendable>(
+        _ resource: APIResource, namespace: String, resourceVersion: String, timeoutSeconds: Int, as type: T.Type
+    ) async throws(KubeError) -> AsyncThrowingStream<WatchEvent<T>, any Error> {
+        let query = "?watch=1&allowWatchBookmarks=true&resourceVersion=\(resourceVersion)&timeoutSeconds=\(timeoutSeconds)"
+        let request = try request(.GET, resource.path(namespace: namespace) + query)
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: .seconds(Int64(timeoutSeconds) + 30))
+        } catch {
+            throw KubeError(.transport, "watch \(resource): \(error)")
+        }
+        guard response.status == .ok else {
+            let body = (try? await response.body.collect(upTo: 1 << 20)).map { Data(buffer: $0) } ?? Data()
+            throw Self.statusError(response.status, body)
+        }
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var pending = Data()
+                do {
+                    for try await chunk in response.body {
+                        pending.append(contentsOf: chunk.readableBytesView)
+                        while let newline = pending.firstIndex(of: 0x0A) {
+                            let line = pending[pending.startIndex..<newline]
+                            pending.removeSubrange(pending.startIndex...newline)
+                            guard !line.isEmpty else { continue }
+                            continuation.yield(try Self.event(from: line, as: T.self))
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    static func event<T: Decodable & Sendable>(from line: Data, as type: T.Type) throws(KubeError) -> WatchEvent<T> {
+        let raw: RawEvent<T>
+        do {
+            raw = try JSONDecoder().decode(RawEvent<T>.self, from: line)
+        } catch {
+            throw KubeError(.decoding, "watch event: \(LenientObject<String>.describe(error))")
+        }
+        switch raw.type {
+        case "ADDED", "MODIFIED", "DELETED":
+            guard let object = raw.object else { throw KubeError(.decoding, "watch event without object") }
+            return raw.type == "ADDED" ? .added(object) : raw.type == "MODIFIED" ? .modified(object) : .deleted(object)
+        case "BOOKMARK":
+            return .bookmark(resourceVersion: raw.object?.resourceVersion ?? "")
+        case "ERROR":
+            let status = raw.status
+            return .error(KubeError(.status(code: status?.code ?? 500, reason: status?.reason ?? "Unknown"), status?.message ?? "watch error"))
+        default:
+            throw KubeError(.decoding, "unknown watch event type \(raw.type)")
+        }
+    }
+}
