@@ -11,15 +11,21 @@ struct StoredEvent: Sendable {
     var object: JSONValue
 }
 
-/// A watch stream's receiving end. `deliver` and `finish` must be safe to call from any thread;
-/// the server calls them in commit order while holding its lock.
+/// A watch stream's receiving end. The closures must be safe to call from any thread; the
+/// server calls them in commit order while holding its lock.
 public struct WatchSink: Sendable {
     public var deliver: @Sendable (Data) -> Void
+    /// Ends the stream cleanly (timeout, or after an ERROR event).
     public var finish: @Sendable () -> Void
+    /// Drops the connection (fault injection).
+    public var abort: @Sendable () -> Void
 
-    public init(deliver: @escaping @Sendable (Data) -> Void, finish: @escaping @Sendable () -> Void) {
+    public init(
+        deliver: @escaping @Sendable (Data) -> Void, finish: @escaping @Sendable () -> Void, abort: @escaping @Sendable () -> Void
+    ) {
         self.deliver = deliver
         self.finish = finish
+        self.abort = abort
     }
 }
 
@@ -275,7 +281,7 @@ public final class APIServerState: Sendable {
             defer { state.watchers.removeAll() }
             return state.watchers.values.map(\.sink)
         }
-        for sink in sinks { sink.finish() }
+        for sink in sinks { sink.abort() }
     }
 
     /// Forgets all history: watches resuming from any earlier resourceVersion get 410.

@@ -163,7 +163,6 @@ final class APIConnectionHandler: ChannelInboundHandler {
     private let server: KubeAPITestServer
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
-    private var watchID: Int?
 
     init(server: KubeAPITestServer) {
         self.server = server
@@ -221,42 +220,41 @@ final class APIConnectionHandler: ChannelInboundHandler {
         _ resource: ResourceType, namespace: String?, name: String?, from resourceVersion: Int64?, bookmarks: Bool, timeout: Int?,
         context: ChannelHandlerContext
     ) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "transfer-encoding", value: "chunked")
-        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
         let channel = context.channel
         let eventLoop = context.eventLoop
-        // Events are queued on the connection's event loop in commit order; the stream ends by
-        // closing the connection (as a dropped watch looks to a client).
+        // Events are queued on the connection's event loop in commit order. The watcher is
+        // registered before the response head is written, and the queued events run after it.
         let sink = WatchSink(
             deliver: { data in
                 eventLoop.execute {
                     channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: data))), promise: nil)
                 }
             },
-            finish: {
-                eventLoop.execute {
-                    channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
-                }
-            })
-        guard let id = server.state.watch(resource, namespace: namespace, name: name, resourceVersion: resourceVersion, sink: sink) else { return }
-        watchID = id
+            finish: { eventLoop.execute { channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil) } },
+            abort: { eventLoop.execute { channel.close(promise: nil) } })
+        let id = server.state.watch(resource, namespace: namespace, name: name, resourceVersion: resourceVersion, sink: sink)
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "transfer-encoding", value: "chunked")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        guard let id else { return }
         let state = server.state
         channel.closeFuture.whenComplete { _ in state.endWatch(id) }
+        var bookmarkTask: RepeatedTask?
         if bookmarks {
             let interval = server.configuration.bookmarkInterval
-            let task = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            bookmarkTask = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
                 state.bookmark(watcher: id, resource: resource)
             }
-            channel.closeFuture.whenComplete { _ in task.cancel() }
+            channel.closeFuture.whenComplete { [bookmarkTask] _ in bookmarkTask?.cancel() }
         }
         if let timeout, timeout > 0 {
-            let task = eventLoop.scheduleTask(in: .seconds(Int64(timeout))) {
+            let timeoutTask = eventLoop.scheduleTask(in: .seconds(Int64(timeout))) { [bookmarkTask] in
+                bookmarkTask?.cancel()
                 state.endWatch(id)
                 sink.finish()
             }
-            channel.closeFuture.whenComplete { _ in task.cancel() }
+            channel.closeFuture.whenComplete { _ in timeoutTask.cancel() }
         }
     }
 }

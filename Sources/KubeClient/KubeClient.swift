@@ -54,21 +54,25 @@ public struct LenientObject<T: Decodable & Sendable>: Decodable, Sendable {
         do {
             result = .success(try T(from: decoder))
         } catch {
-            result = .failure(KubeError(.decoding, Self.describe(error)))
+            result = .failure(KubeError(.decoding, Self.describe(error, below: decoder.codingPath.count)))
         }
     }
 
-    /// Names the field, never its value (objects include Secrets).
-    static func describe(_ error: any Error) -> String {
+    /// Names the field (relative to the object, skipping the first `depth` path components), never
+    /// its value (objects include Secrets).
+    static func describe(_ error: any Error, below depth: Int = 0) -> String {
+        func path(_ components: [any CodingKey]) -> String {
+            components.dropFirst(depth).map(\.stringValue).joined(separator: ".")
+        }
         switch error {
         case DecodingError.typeMismatch(let type, let context):
-            return "field \(context.codingPath.map(\.stringValue).joined(separator: ".")): expected \(type)"
+            return "field \(path(context.codingPath)): expected \(type)"
         case DecodingError.valueNotFound(let type, let context):
-            return "field \(context.codingPath.map(\.stringValue).joined(separator: ".")): expected \(type), found null"
+            return "field \(path(context.codingPath)): expected \(type), found null"
         case DecodingError.dataCorrupted(let context):
-            return "field \(context.codingPath.map(\.stringValue).joined(separator: ".")): invalid value"
+            return "field \(path(context.codingPath)): invalid value"
         case DecodingError.keyNotFound(let key, let context):
-            return "field \((context.codingPath + [key]).map(\.stringValue).joined(separator: ".")) is missing"
+            return "field \(path(context.codingPath + [key])) is missing"
         case let error as any CustomStringConvertible:
             return error.description
         default:
@@ -101,6 +105,8 @@ public final class KubeClient: Sendable {
         baseURL = configuration.server.hasSuffix("/") ? String(configuration.server.dropLast()) : configuration.server
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
+        // Waiting for the peer's close_notify must not hold up shutdown for NIOSSL's default 5 s.
+        tls.shutdownTimeout = .seconds(1)
         do {
             if let ca = configuration.certificateAuthorityPEM {
                 tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))

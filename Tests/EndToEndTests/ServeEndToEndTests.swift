@@ -290,7 +290,8 @@ struct CLIEndToEndTests {
     }
 
     @Test("Usage errors name the flag and explain", arguments: [
-        (["serve"], "no records source: pass --records-dir DIR"),
+        (["serve"], "not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set) and no --kubeconfig"),
+        (["--kubeconfig", "/nonexistent/kubeconfig", "serve"], "kubeconfig /nonexistent/kubeconfig cannot be read"),
         (["serve", "--records-dir", "/nonexistent"], "--records-dir: records directory /nonexistent does not exist"),
         (["serve", "--records-dir", "/tmp", "--listen", "6440"], "--listen: listen address \"6440\" must look like"),
         (["token", "create", "--user", "U_X", "--output", "-"], "--user \"U_X\" is not a valid Kubernetes name"),

@@ -36,6 +36,7 @@ func runProcess(_ executable: String, _ arguments: [String], input: String = "",
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "KUBECONFIG" && !$0.key.hasPrefix("KUBERNETES_") }
     let stdin = Pipe()
     let stdout = Pipe()
     let stderr = Pipe()
@@ -80,8 +81,12 @@ final class ServiceProcess: @unchecked Sendable {
 
     /// Starts `kube-api-auth <globalArguments> serve <serveArguments> --listen 127.0.0.1:0` and waits
     /// until it logs its listening address.
-    init(global globalArguments: [String] = ["--debug"], serve serveArguments: [String], listen: [String] = ["127.0.0.1:0"]) throws {
+    init(
+        global globalArguments: [String] = ["--debug"], serve serveArguments: [String], listen: [String] = ["127.0.0.1:0"]
+    ) throws {
         process.executableURL = URL(fileURLWithPath: Binary.path)
+        // The service must not pick up a developer's cluster: only what the test passes.
+        process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "KUBECONFIG" && !$0.key.hasPrefix("KUBERNETES_") }
         process.arguments = globalArguments + ["serve"] + serveArguments + listen.flatMap { ["--listen", $0] }
         let stderr = Pipe()
         process.standardError = stderr

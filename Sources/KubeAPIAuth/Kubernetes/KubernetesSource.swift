@@ -32,6 +32,7 @@ public final class KubernetesSource: Service {
             group.cancelAll()
         }
         try? await client.shutdown()
+
     }
 
     private func reflector<Record: Decodable & Sendable>(

@@ -1,0 +1,205 @@
+import Foundation
+import KubeAPITestServer
+import NIOHTTP1
+import Testing
+
+/// The real binary against the in-repo API server, with a Rancher stand-in writing records.
+@Suite("kube-api-auth serve from a Kubernetes API, end to end", .serialized)
+struct KubernetesEndToEndTests {
+    struct Environment {
+        let server: KubeAPITestServer
+        let rancher: RancherStandIn
+        let scratch: ScratchDirectory
+        let kubeconfig: String
+
+        init(tls: Bool = true) async throws {
+            server = try KubeAPITestServer(configuration: .init(tls: tls ? SelfSignedIdentity() : nil))
+            try await server.start()
+            rancher = RancherStandIn(server: server)
+            try await rancher.installCRDs()
+            scratch = try ScratchDirectory()
+            kubeconfig = try writeKubeconfig(for: server, in: scratch)
+        }
+
+        func startService(_ extra: [String] = []) throws -> ServiceProcess {
+            try ServiceProcess(global: ["--debug", "--kubeconfig", kubeconfig], serve: ["--last-used-interval", "0.2"] + extra)
+        }
+
+        func waitUntilReady(_ service: ServiceProcess) throws {
+            try service.waitForLog(containing: "msg=listed kind=configmaps")
+        }
+    }
+
+    @Test("Tokens created, disabled, deleted, expired, user disabled, groups changed downstream: reflected within 1 s")
+    func changesPropagate() async throws {
+        let environment = try await Environment()
+        let rancher = environment.rancher
+        let service = try environment.startService()
+        try environment.waitUntilReady(service)
+
+        let bearer = try await rancher.createToken(user: "u-alice", groups: ["github_org://1"])
+        #expect(authenticated(try await reviewUntil(service, bearer, authenticated)))
+
+        try await rancher.ensureUser("u-alice", groups: ["github_org://1", "github_team://2"])
+        #expect(try await reviewUntil(service, bearer) { $0.contains("github_team://2") }.contains(#""groups":["github_org://1","github_team://2"]"#))
+
+        let name = String(bearer.prefix { $0 != ":" })
+        try await rancher.patch(rancher.tokens + "/\(name)", #"{"enabled":false}"#)
+        #expect(try await reviewUntil(service, bearer) { $0.contains("disabled") }.contains(#""error":"token is disabled""#))
+        try await rancher.patch(rancher.tokens + "/\(name)", #"{"enabled":true}"#)
+        #expect(authenticated(try await reviewUntil(service, bearer, authenticated)))
+
+        try await rancher.patch(rancher.users + "/u-alice", #"{"enabled":false}"#)
+        #expect(try await reviewUntil(service, bearer) { $0.contains("user is disabled") }.contains("user is disabled"))
+        try await rancher.patch(rancher.users + "/u-alice", #"{"enabled":true}"#)
+        #expect(authenticated(try await reviewUntil(service, bearer, authenticated)))
+
+        try await rancher.patch(rancher.tokens + "/\(name)", #"{"expiresAt":"2020-01-01T00:00:00Z"}"#)
+        #expect(try await reviewUntil(service, bearer) { $0.contains("expired") }.contains("token has expired"))
+
+        try await rancher.deleteToken(bearer)
+        #expect(try await reviewUntil(service, bearer) { $0.contains("not found") }.contains("token not found"))
+        #expect(try service.stop() == 0)
+        #expect(!service.output.contains(String(bearer.drop { $0 != ":" }.dropFirst())))
+    }
+
+    @Test("Rancher stopped: synced tokens keep working and kubectl revocations downstream still apply")
+    func rancherStopped() async throws {
+        let environment = try await Environment()
+        let service = try environment.startService()
+        try environment.waitUntilReady(service)
+        let first = try await environment.rancher.createToken(user: "u-bob", groups: ["g://ops"])
+        let second = try await environment.rancher.createToken(user: "u-carol")
+        #expect(authenticated(try await reviewUntil(service, first, authenticated)))
+        #expect(authenticated(try await reviewUntil(service, second, authenticated)))
+        // From here on the stand-in writes nothing: Rancher is down. The downstream admin revokes with kubectl.
+        let name = String(second.prefix { $0 != ":" })
+        let kubectl = try runProcess(
+            "/usr/bin/kubectl", ["--kubeconfig", environment.kubeconfig, "patch", "clusterauthtoken", name, "--type", "merge", "-p", #"{"enabled":false}"#])
+        #expect(kubectl.status == 0, "\(kubectl.stderr)")
+        #expect(try await reviewUntil(service, second) { $0.contains("disabled") }.contains("token is disabled"))
+        let deleted = try runProcess("/usr/bin/kubectl", ["--kubeconfig", environment.kubeconfig, "delete", "clusteruserattribute", "u-bob"])
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(try await reviewUntil(service, first) { $0.contains("user not found") }.contains("user not found"))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("API server restart, dropped watches, 410 and 5xx: no wrong answer, and sync resumes")
+    func apiServerFaults() async throws {
+        let environment = try await Environment()
+        let rancher = environment.rancher
+        let service = try environment.startService()
+        try environment.waitUntilReady(service)
+        let bearer = try await rancher.createToken(user: "u-dave")
+        #expect(authenticated(try await reviewUntil(service, bearer, authenticated)))
+
+        // Down: answers keep coming from the last synced records.
+        try await environment.server.stop()
+        for _ in 0..<5 { #expect(authenticated(try await post(service.baseURL + "/v1/authenticate", review(bearer)).2)) }
+        try await environment.server.start()
+        let name = String(bearer.prefix { $0 != ":" })
+        try await rancher.patch(rancher.tokens + "/\(name)", #"{"enabled":false}"#)
+        #expect(try await reviewUntil(service, bearer, within: .seconds(15)) { $0.contains("disabled") }.contains("token is disabled"))
+
+        // Dropped watches resume; history compacted away forces a relist.
+        environment.server.state.dropAllWatches()
+        environment.server.state.compact()
+        try await rancher.patch(rancher.tokens + "/\(name)", #"{"enabled":true}"#)
+        #expect(authenticated(try await reviewUntil(service, bearer, within: .seconds(15), authenticated)))
+
+        // 5xx answers while the service re-establishes its watches; the change is made directly in the
+        // server's store so that only the service's requests meet the injected failures.
+        environment.server.failRequests(count: 6, status: 500)
+        environment.server.state.dropAllWatches()
+        let tokenType = try #require(environment.server.state.resolve(group: "cluster.cattle.io", version: "v3", plural: "clusterauthtokens"))
+        _ = try environment.server.state.delete(tokenType, namespace: "cattle-system", name: name)
+        #expect(try await reviewUntil(service, bearer, within: .seconds(15)) { $0.contains("not found") }.contains("token not found"))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("Started while the API server is down: 503 (never a refusal) until it comes up")
+    func startedWhileDown() async throws {
+        let environment = try await Environment()
+        let bearer = try await environment.rancher.createToken(user: "u-erin")
+        try await environment.server.stop()
+        let service = try environment.startService()
+        let (status, headers, _) = try await post(service.baseURL + "/v1/authenticate", review(bearer))
+        #expect(status == .serviceUnavailable)
+        #expect(headers["retry-after"].isEmpty)
+        #expect(try curl(["-o", "/dev/null", "-w", "%{http_code}", service.baseURL + "/readyz"]) == "503")
+        try await environment.server.start()
+        try environment.waitUntilReady(service)
+        #expect(authenticated(try await reviewUntil(service, bearer, within: .seconds(15), authenticated)))
+        #expect(try curl([service.baseURL + "/readyz"]).contains("clusterauthtokens: 1 object(s), watching"))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("A malformed record is skipped and reported; the others keep working")
+    func malformedRecord() async throws {
+        let environment = try await Environment()
+        let rancher = environment.rancher
+        let good = try await rancher.createToken(user: "u-frank")
+        let bad = try await rancher.createToken(user: "u-frank")
+        try await rancher.patch(rancher.tokens + "/\(bad.prefix { $0 != ":" })", #"{"enabled":"yes"}"#)
+        let service = try environment.startService()
+        try environment.waitUntilReady(service)
+        #expect(authenticated(try await reviewUntil(service, good, authenticated)))
+        #expect(try await post(service.baseURL + "/v1/authenticate", review(bad)).2.contains("token not found"))
+        #expect(service.output.contains("object ignored: it cannot be read"))
+        #expect(service.output.contains(#"problem="field enabled: expected Bool""#))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("Two replicas under concurrent reviews: no refused valid review, lastUsedAt advances, legacy hash migrated once")
+    func twoReplicas() async throws {
+        let environment = try await Environment()
+        let rancher = environment.rancher
+        let modern = try await rancher.createToken(user: "u-gina", groups: ["g://1"])
+        let legacy = try await rancher.createToken(user: "u-hank", legacy: true)
+        let replicas = [try environment.startService(), try environment.startService()]
+        for replica in replicas { try environment.waitUntilReady(replica) }
+        var refused = 0
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for replica in replicas {
+                for token in [modern, legacy] {
+                    group.addTask {
+                        var refusals = 0
+                        for _ in 0..<40 where !authenticated(try await post(replica.baseURL + "/v1/authenticate", review(token)).2) {
+                            refusals += 1
+                        }
+                        return refusals
+                    }
+                }
+            }
+            for try await count in group { refused += count }
+        }
+        #expect(refused == 0)
+        // The legacy hash ends up in a Secret and the field is cleared, once.
+        let legacyName = String(legacy.prefix { $0 != ":" })
+        let modernName = String(modern.prefix { $0 != ":" })
+        var migrated = false
+        for _ in 0..<200 {
+            let token = try await rancher.call(.GET, rancher.tokens + "/\(legacyName)")
+            if token["hash"]?.stringValue == "" {
+                migrated = true
+                break
+            }
+            try await replicas[0].waitForLog(timeout: 0.05) { _ in nil as Bool? }
+        }
+        #expect(migrated)
+        let secret = try await rancher.call(.GET, rancher.secrets + "/\(legacyName)")
+        #expect(secret["data"]?["hash"]?.stringValue != nil)
+        let migrations = replicas.map { $0.output.components(separatedBy: "migrated legacy token hash").count - 1 }.reduce(0, +)
+        #expect(migrations == 1)
+        #expect(authenticated(try await post(replicas[1].baseURL + "/v1/authenticate", review(legacy)).2))
+        // lastUsedAt was written for the modern token.
+        var lastUsed: String?
+        for _ in 0..<200 {
+            lastUsed = try await rancher.call(.GET, rancher.tokens + "/\(modernName)")["lastUsedAt"]?.stringValue
+            if lastUsed != nil { break }
+            try? await replicas[0].waitForLog(timeout: 0.05) { _ in nil as Bool? }
+        }
+        #expect(lastUsed != nil)
+        for replica in replicas { #expect(try replica.stop() == 0) }
+    }
+}
