@@ -137,6 +137,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "KubeClientTests",
+            dependencies: [
+                "KubeClient",
+                "KubeAPITestServer",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "KubeAPITestServerTests",
             dependencies: [
                 "KubeAPITestServer",

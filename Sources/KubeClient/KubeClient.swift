@@ -97,11 +97,14 @@ public final class KubeClient: Sendable {
     private let http: HTTPClient
     private let baseURL: String
     private let tokenCache = Mutex<(token: String, readAt: ContinuousClock.Instant)?>(nil)
+    /// How long a token read from a file is reused before the file is read again.
+    let tokenRereadInterval: Duration
     let logger: Logger
 
-    public init(configuration: KubeConfig, logger: Logger) throws(KubeError) {
+    public init(configuration: KubeConfig, logger: Logger, tokenRereadInterval: Duration = .seconds(60)) throws(KubeError) {
         self.configuration = configuration
         self.logger = logger
+        self.tokenRereadInterval = tokenRereadInterval
         baseURL = configuration.server.hasSuffix("/") ? String(configuration.server.dropLast()) : configuration.server
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
@@ -120,7 +123,9 @@ public final class KubeClient: Sendable {
             throw KubeError(.transport, "TLS material of the kubeconfig cannot be used: \(error)")
         }
         var clientConfiguration = HTTPClient.Configuration(tlsConfiguration: tls)
-        clientConfiguration.timeout = .init(connect: .seconds(10), read: nil)
+        // AsyncHTTPClient retries refused connections until the connect timeout; the API server is
+        // local (or the in-cluster service), so a short one keeps reconnection loops responsive.
+        clientConfiguration.timeout = .init(connect: .seconds(3), read: nil)
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     }
 
@@ -132,9 +137,9 @@ public final class KubeClient: Sendable {
         switch configuration.credentials {
         case .token(let token): return token
         case .tokenFile(let path):
-            // Projected service-account tokens rotate; re-read at most once a minute.
+            // Projected service-account tokens rotate (kubelet rewrites the file); re-read it periodically.
             let now = ContinuousClock.now
-            if let cached = tokenCache.withLock({ $0 }), cached.readAt.duration(to: now) < .seconds(60) { return cached.token }
+            if let cached = tokenCache.withLock({ $0 }), cached.readAt.duration(to: now) < tokenRereadInterval { return cached.token }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw KubeError(.transport, "token file \(path) cannot be read")
             }
