@@ -150,6 +150,22 @@ struct KubernetesEndToEndTests {
         #expect(try service.stop() == 0)
     }
 
+    @Test("With the refresh ConfigMap at 0 and a user refreshed in the past, the service sets needsRefresh")
+    func needsRefresh() async throws {
+        let environment = try await Environment()
+        let rancher = environment.rancher
+        try await rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"auth-provider-refresh-debounce-seconds"},"data":{"value":"0"}}"#)
+        let bearer = try await rancher.createToken(user: "u-ivan")
+        try await rancher.patch(rancher.users + "/u-ivan", #"{"lastRefresh":"2026-01-01T00:00:00Z"}"#)
+        let service = try environment.startService()
+        try environment.waitUntilReady(service)
+        #expect(authenticated(try await reviewUntil(service, bearer) { $0.contains("u-ivan") }))
+        try service.waitForLog(containing: "asked Rancher to refresh a user's groups")
+        let user = try await rancher.call(.GET, rancher.users + "/u-ivan")
+        #expect(user["needsRefresh"] == .bool(true))
+        #expect(try service.stop() == 0)
+    }
+
     @Test("Two replicas under concurrent reviews: no refused valid review, lastUsedAt advances, legacy hash migrated once")
     func twoReplicas() async throws {
         let environment = try await Environment()
