@@ -47,8 +47,9 @@ struct KubeAPITestServerCommand: AsyncParsableCommand {
         if let kubeconfigOut {
             try server.kubeconfig(namespace: namespace).write(toFile: kubeconfigOut, atomically: true, encoding: .utf8)
         }
-        print("listening on \(server.url.replacing("127.0.0.1", with: host).replacing(":\(server.port)", with: ":\(bound)"))")
-        FileHandle.standardOutput.synchronizeFile()
+        // Unbuffered, so that a parent process reading the pipe sees the line at once.
+        let address = host.contains(":") ? "[\(host)]:\(bound)" : "\(host):\(bound)"
+        FileHandle.standardOutput.write(Data("listening on \(server.configuration.tls == nil ? "http" : "https")://\(address)\n".utf8))
         try await Task.sleep(for: .seconds(10 * 365 * 86_400))
     }
 }

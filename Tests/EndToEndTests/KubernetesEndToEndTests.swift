@@ -1,5 +1,6 @@
 import Foundation
 import KubeAPITestServer
+import NIOCore
 import NIOHTTP1
 import Testing
 
@@ -93,6 +94,13 @@ struct KubernetesEndToEndTests {
         let bearer = try await rancher.createToken(user: "u-dave")
         #expect(authenticated(try await reviewUntil(service, bearer, authenticated)))
 
+        // Slow: every API call now takes a minute, longer than the review client's timeout, so a review
+        // that waited on the API would fail; answers come from the synced records.
+        environment.server.responseDelay = .seconds(60)
+        environment.server.state.dropAllWatches()
+        for _ in 0..<3 { #expect(authenticated(try await post(service.baseURL + "/v1/authenticate", review(bearer)).2)) }
+        environment.server.responseDelay = .zero
+
         // Down: answers keep coming from the last synced records.
         try await environment.server.stop()
         for _ in 0..<5 { #expect(authenticated(try await post(service.baseURL + "/v1/authenticate", review(bearer)).2)) }
@@ -147,6 +155,44 @@ struct KubernetesEndToEndTests {
         #expect(try await post(service.baseURL + "/v1/authenticate", review(bad)).2.contains("token not found"))
         #expect(service.output.contains("object ignored: it cannot be read"))
         #expect(service.output.contains(#"problem="field enabled: expected Bool""#))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("kube-api-test-server as a process: --load, --kubeconfig-out, kubectl get/apply, kube-api-auth serving from it")
+    func testServerExecutable() async throws {
+        let scratch = try ScratchDirectory()
+        let kubeconfig = (scratch.path as NSString).appendingPathComponent("kubeconfig")
+        let loadDirectory = (scratch.path as NSString).appendingPathComponent("load")
+        try FileManager.default.createDirectory(atPath: loadDirectory, withIntermediateDirectories: true)
+        for file in ["manifests/crds.yaml", "examples/records/user-u-demo1.yaml", "examples/records/kubeconfig-u-demo15wfb6.yaml"] {
+            let source = Binary.repositoryRoot.appendingPathComponent(file)
+            try FileManager.default.copyItem(atPath: source.path, toPath: (loadDirectory as NSString).appendingPathComponent(source.lastPathComponent))
+        }
+        let testServerPath = (Binary.path as NSString).deletingLastPathComponent + "/kube-api-test-server"
+        let apiServer = Process()
+        apiServer.executableURL = URL(fileURLWithPath: testServerPath)
+        apiServer.arguments = ["--listen", "127.0.0.1:0", "--kubeconfig-out", kubeconfig, "--load", loadDirectory]
+        let output = Pipe()
+        apiServer.standardOutput = output
+        apiServer.standardError = FileHandle.nullDevice
+        try apiServer.run()
+        defer { apiServer.terminate() }
+        // It prints its address once listening (after writing the kubeconfig).
+        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        #expect(line.hasPrefix("listening on https://127.0.0.1:"))
+
+        let get = try runProcess("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "get", "clusterauthtokens", "-o", "name"])
+        #expect(get.stdout == "clusterauthtoken.cluster.cattle.io/kubeconfig-u-demo15wfb6\n", "\(get.stderr)")
+        let apply = try runProcess(
+            "/usr/bin/kubectl",
+            ["--kubeconfig", kubeconfig, "apply", "-f", Binary.repositoryRoot.appendingPathComponent("examples/records/refused-examples.yaml").path])
+        #expect(apply.status == 0, "\(apply.stderr)")
+        #expect(apply.stdout.contains("clusterauthtoken.cluster.cattle.io/kubeconfig-u-demo1disab created"))
+
+        let service = try ServiceProcess(global: ["--kubeconfig", kubeconfig], serve: [])
+        try service.waitForLog(containing: "msg=listed kind=configmaps")
+        #expect(authenticated(try await reviewUntil(service, demoToken, authenticated)))
+        #expect(try await post(service.baseURL + "/v1/authenticate", review("kubeconfig-u-demo1disab:disabled-demo-secret")).2.contains("token is disabled"))
         #expect(try service.stop() == 0)
     }
 
