@@ -64,6 +64,7 @@ let package = Package(
             dependencies: [
                 "RancherAuth",
                 "KubeClient",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -78,6 +78,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("scrypt verifications that may wait for a thread; beyond that reviews get 503.", valueName: "count"))
     var scryptQueue = 32
 
+    @Option(help: ArgumentHelp("Wrong secrets per token within --failure-window before it is refused without hashing (0: off).", valueName: "count"))
+    var maxFailures = 10
+
+    @Option(help: ArgumentHelp("Seconds over which --max-failures counts.", valueName: "seconds"))
+    var failureWindow = 60
+
+    @Option(help: ArgumentHelp("Verified tokens remembered (keyed by a SHA-256 of the token; reused only while its records are unchanged).", valueName: "count"))
+    var verifiedCacheSize = 10_000
+
     func validate() throws {
         for address in listen {
             do {
@@ -99,6 +108,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard scryptWorkers >= 1, scryptQueue >= 0 else {
             throw ValidationError("--scrypt-workers must be at least 1 and --scrypt-queue not negative")
+        }
+        guard maxFailures >= 0, failureWindow > 0, verifiedCacheSize >= 0 else {
+            throw ValidationError("--max-failures and --verified-cache-size must not be negative, --failure-window must be positive")
         }
         guard lastUsedInterval > 0 else { throw ValidationError("--last-used-interval must be positive") }
     }
@@ -156,7 +168,10 @@ struct Serve: AsyncParsableCommand {
         }
 
         let workers = ExpensiveHashWorkers(threads: scryptWorkers, maxQueued: scryptQueue)
-        let reviews = ReviewService(store: store, clock: clock, workers: workers, effects: effects, logger: logger)
+        let reviews = ReviewService(
+            store: store, clock: clock, workers: workers, effects: effects,
+            verifiedCache: VerifiedTokenCache(capacity: verifiedCacheSize),
+            throttle: FailureThrottle(maxFailures: maxFailures, window: .seconds(failureWindow)), logger: logger)
         let server = HTTPServer(
             configuration: configuration, endpoints: Endpoints(reviews: reviews, store: store),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)

@@ -196,6 +196,54 @@ struct KubernetesEndToEndTests {
         #expect(try service.stop() == 0)
     }
 
+    @Test("A cached scrypt verification never outlives a revocation, rotation, user disable or group change")
+    func verifiedCacheIsRevocationSafe() async throws {
+        let environment = try await Environment()
+        let rancher = environment.rancher
+        let bearer = try await rancher.createToken(user: "u-kim", groups: ["g://a"], algorithm: "scrypt")
+        let name = String(bearer.prefix { $0 != ":" })
+        let service = try environment.startService()
+        try environment.waitUntilReady(service)
+        #expect(authenticated(try await reviewUntil(service, bearer, authenticated)))
+        // Cached: the next reviews do not hash (~100 ms each otherwise).
+        for _ in 0..<5 { #expect(authenticated(try await post(service.baseURL + "/v1/authenticate", review(bearer)).2)) }
+        #expect(service.output.components(separatedBy: "verification=cached").count - 1 >= 5)
+        #expect(service.output.components(separatedBy: "verification=hashed").count - 1 == 1)
+
+        try await rancher.ensureUser("u-kim", groups: ["g://a", "g://b"])
+        #expect(try await reviewUntil(service, bearer) { $0.contains("g://b") }.contains(#""groups":["g://a","g://b"]"#))
+
+        try await rancher.patch(rancher.users + "/u-kim", #"{"enabled":false}"#)
+        #expect(try await reviewUntil(service, bearer) { $0.contains("user is disabled") }.contains("user is disabled"))
+        try await rancher.patch(rancher.users + "/u-kim", #"{"enabled":true}"#)
+        #expect(authenticated(try await reviewUntil(service, bearer, authenticated)))
+
+        let rotated = try await rancher.rotateSecret(bearer)
+        #expect(try await reviewUntil(service, bearer, within: .seconds(3)) { $0.contains("does not match") }.contains("token secret does not match"))
+        #expect(authenticated(try await reviewUntil(service, rotated, within: .seconds(3), authenticated)))
+
+        try await rancher.patch(rancher.tokens + "/\(name)", #"{"enabled":false}"#)
+        #expect(try await reviewUntil(service, rotated) { $0.contains("disabled") }.contains("token is disabled"))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("Repeated wrong secrets are throttled without hashing; the verified owner keeps working")
+    func failureThrottle() async throws {
+        let environment = try await Environment()
+        let bearer = try await environment.rancher.createToken(user: "u-lee", algorithm: "scrypt")
+        let name = String(bearer.prefix { $0 != ":" })
+        let service = try environment.startService(["--max-failures", "3", "--failure-window", "60"])
+        try environment.waitUntilReady(service)
+        #expect(authenticated(try await reviewUntil(service, bearer, within: .seconds(3), authenticated)))
+        var answers: [String] = []
+        for attempt in 0..<6 { answers.append(try await post(service.baseURL + "/v1/authenticate", review("\(name):guess-\(attempt)")).2) }
+        #expect(answers.prefix(3).allSatisfy { $0.contains("token secret does not match") })
+        #expect(answers.suffix(3).allSatisfy { $0.contains("too many failed attempts") })
+        #expect(authenticated(try await post(service.baseURL + "/v1/authenticate", review(bearer)).2))
+        #expect(try service.stop() == 0)
+        #expect(!service.output.contains("guess-"))
+    }
+
     @Test("With the refresh ConfigMap at 0 and a user refreshed in the past, the service sets needsRefresh")
     func needsRefresh() async throws {
         let environment = try await Environment()

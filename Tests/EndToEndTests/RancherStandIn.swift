@@ -48,12 +48,14 @@ struct RancherStandIn {
 
     /// Mints a token like Rancher: ensures the user, writes the Secret, then the token.
     /// With `legacy`, the hash goes into `ClusterAuthToken.hash` (Rancher ≤ 2.12) and no Secret is written.
-    func createToken(user: String, groups: [String] = [], legacy: Bool = false, expiresAt: String? = nil) async throws -> String {
+    func createToken(
+        user: String, groups: [String] = [], legacy: Bool = false, expiresAt: String? = nil, algorithm: String = "sha3"
+    ) async throws -> String {
         let minted = try Binary.run(["token", "create", "--user", user, "--output", "-"])
         let bearer = String(minted.stderr.split(separator: "\n").last ?? "")
         let name = String(bearer.prefix { $0 != ":" })
         let secret = String(bearer.drop { $0 != ":" }.dropFirst())
-        let hash = try Binary.run(["hash"], input: secret).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let hash = try Binary.run(["hash", "--algorithm", algorithm], input: secret).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try await ensureUser(user, groups: groups)
         if !legacy {
             try await call(.POST, secrets, #"{"metadata":{"name":"\#(name)"},"type":"Opaque","data":{"hash":"\#(Data(hash.utf8).base64EncodedString())"}}"#)
@@ -74,6 +76,15 @@ struct RancherStandIn {
 
     func patch(_ path: String, _ body: String) async throws {
         try await call(.PATCH, path, body, contentType: "application/merge-patch+json")
+    }
+
+    /// Rotates a token's secret: a new hash in its Secret; returns the new bearer token.
+    func rotateSecret(_ bearer: String, algorithm: String = "scrypt") async throws -> String {
+        let name = String(bearer.prefix { $0 != ":" })
+        let secret = "rotated" + String(bearer.suffix(20))
+        let hash = try Binary.run(["hash", "--algorithm", algorithm], input: secret).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await patch(secrets + "/\(name)", #"{"data":{"hash":"\#(Data(hash.utf8).base64EncodedString())"}}"#)
+        return "\(name):\(secret)"
     }
 
     func deleteToken(_ bearer: String) async throws {

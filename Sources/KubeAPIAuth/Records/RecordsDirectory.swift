@@ -42,10 +42,22 @@ public struct RecordsDirectory: Sendable {
 
         public var recordCount: Int { tokens.count + users.count + hashSecrets.count + (refreshConfigMap == nil ? 0 : 1) }
 
-        public func snapshot() -> RecordSnapshot {
-            RecordSnapshot(
-                tokens: tokens, users: users, hashSecrets: hashSecrets,
-                refreshPeriod: refreshConfigMap?.period ?? .disabled)
+        /// The records as a snapshot. Manifests carry no resourceVersion, so records without one get
+        /// `revision`: a reload changes every version, which invalidates remembered verifications.
+        public func snapshot(revision: String = "records") -> RecordSnapshot {
+            func versioned(_ metadata: ObjectMeta) -> ObjectMeta {
+                var metadata = metadata
+                if metadata.resourceVersion == nil { metadata.resourceVersion = revision }
+                return metadata
+            }
+            var tokens = self.tokens
+            var users = self.users
+            var hashSecrets = self.hashSecrets
+            for index in tokens.indices { tokens[index].metadata = versioned(tokens[index].metadata) }
+            for index in users.indices { users[index].metadata = versioned(users[index].metadata) }
+            for index in hashSecrets.indices { hashSecrets[index].metadata = versioned(hashSecrets[index].metadata) }
+            return RecordSnapshot(
+                tokens: tokens, users: users, hashSecrets: hashSecrets, refreshPeriod: refreshConfigMap?.period ?? .disabled)
         }
     }
 

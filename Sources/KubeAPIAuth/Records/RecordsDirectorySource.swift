@@ -40,7 +40,8 @@ public final class RecordsDirectorySource: Service {
         for problem in load.problems {
             logger.error("records file ignored", metadata: ["problem": "\(problem)"])
         }
-        store.publish(load.snapshot(), problemCount: load.problems.count, at: clock.now())
+        store.publish(
+            load.snapshot(revision: "records-\(store.status.generation + 1)"), problemCount: load.problems.count, at: clock.now())
         logger.info(
             "records loaded",
             metadata: [

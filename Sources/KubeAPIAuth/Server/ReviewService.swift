@@ -14,16 +14,21 @@ public final class ReviewService: Sendable {
     let clock: any WallClock
     let workers: ExpensiveHashWorkers
     let effects: any ReviewEffectsSink
+    let verifiedCache: VerifiedTokenCache
+    let throttle: FailureThrottle
     let logger: Logger
 
     public init(
         store: RecordStore, clock: any WallClock, workers: ExpensiveHashWorkers, effects: any ReviewEffectsSink,
-        logger: Logger
+        verifiedCache: VerifiedTokenCache = VerifiedTokenCache(capacity: 10_000),
+        throttle: FailureThrottle = FailureThrottle(maxFailures: 10, window: .seconds(60)), logger: Logger
     ) {
         self.store = store
         self.clock = clock
         self.workers = workers
         self.effects = effects
+        self.verifiedCache = verifiedCache
+        self.throttle = throttle
         self.logger = logger
     }
 
@@ -93,30 +98,58 @@ public final class ReviewService: Sendable {
         token: String, eventLoop: any EventLoop, render: @escaping @Sendable (Decision) -> HTTPAnswer
     ) -> EndpointResult {
         guard let snapshot = store.snapshot else { return .answer(Self.notLoaded) }
+        let pending: PendingVerification
         switch authenticator.begin(token: token, snapshot: snapshot, now: clock.now()) {
         case .decided(let decision):
             return .answer(finish(decision, render: render))
-        case .verify(let pending) where !pending.isExpensive:
-            return .answer(finish(pending.run(), render: render))
-        case .verify(let pending):
-            guard let future = workers.verify(pending, on: eventLoop) else {
-                logger.warning("expensive hash queue full; answering 503", metadata: ["token": "\(pending.token.name)"])
-                return .answer(.unavailable("too many expensive verifications in progress"))
-            }
-            return .pending(
-                future.map { decision in self.finish(decision, render: render) }
-                    .recover { _ in .unavailable("verification could not run") })
+        case .verify(let verification):
+            pending = verification
         }
+        // Verified before against exactly these records: no hashing. Expiry, enabled flags and the
+        // user were re-checked by `begin` just now.
+        let key = VerifiedTokenCache.key(for: token)
+        if verifiedCache.contains(key, versions: pending.versions) {
+            return .answer(finish(pending.decide(secretMatches: true), render: render, cached: true))
+        }
+        if throttle.isThrottled(pending.accessKey) {
+            let decision = Decision(
+                outcome: .refused(.tooManyFailures), tokenName: pending.accessKey, token: pending.token, hashAlgorithm: pending.hash.algorithm)
+            return .answer(finish(decision, render: render))
+        }
+        if !pending.isExpensive {
+            return .answer(finish(remember(pending.run(), key: key, pending: pending), render: render))
+        }
+        guard let future = workers.verify(pending, on: eventLoop) else {
+            logger.warning("expensive hash queue full; answering 503", metadata: ["token": "\(pending.token.name)"])
+            return .answer(.unavailable("too many expensive verifications in progress"))
+        }
+        return .pending(
+            future.map { decision in self.finish(self.remember(decision, key: key, pending: pending), render: render) }
+                .recover { _ in .unavailable("verification could not run") })
     }
 
-    private func finish(_ decision: Decision, render: (Decision) -> HTTPAnswer) -> HTTPAnswer {
+    /// Feeds the outcome of a hash check to the cache and the failure throttle.
+    private func remember(_ decision: Decision, key: VerifiedTokenCache.Key, pending: PendingVerification) -> Decision {
+        if decision.isAuthenticated {
+            verifiedCache.insert(key, versions: pending.versions)
+            throttle.recordSuccess(pending.accessKey)
+        } else if decision.refusalReason == .secretMismatch {
+            throttle.recordFailure(pending.accessKey)
+        }
+        return decision
+    }
+
+    private func finish(_ decision: Decision, render: (Decision) -> HTTPAnswer, cached: Bool = false) -> HTTPAnswer {
         if logger.logLevel <= .debug {
             var metadata: Logger.Metadata = ["authenticated": "\(decision.isAuthenticated)"]
             if let reason = decision.refusalReason { metadata["reason"] = "\(reason.rawValue)" }
             // The token name is the public half of the credential; the secret never reaches a log.
             if let name = decision.tokenName { metadata["token"] = "\(name)" }
             if case .authenticated(let user) = decision.outcome { metadata["user"] = "\(user.attribute.name)" }
-            if let algorithm = decision.hashAlgorithm { metadata["hash"] = "\(algorithm.rawValue)" }
+            if let algorithm = decision.hashAlgorithm {
+                metadata["hash"] = "\(algorithm.rawValue)"
+                metadata["verification"] = cached ? "cached" : "hashed"
+            }
             logger.debug("token review", metadata: metadata)
         }
         if !decision.effects.isEmpty { effects.submit(decision.effects, for: decision) }

@@ -21,6 +21,12 @@ public struct ClusterAuthToken: Decodable, Sendable {
 
     public var name: String { metadata.name }
 
+    /// Identifies the content a review depends on: everything but `lastUsedAt`, which the service
+    /// itself rewrites and which must not expire remembered verifications.
+    public var contentVersion: String {
+        ContentVersion.of([metadata.resourceVersion == nil ? "unversioned" : "", name, userName, String(enabled), expiresAt, legacyHash])
+    }
+
     public init(
         metadata: ObjectMeta, userName: String, enabled: Bool, expiresAt: String = "",
         lastUsedAt: Timestamp? = nil, legacyHash: String = ""

@@ -10,6 +10,13 @@ public struct ClusterUserAttribute: Decodable, Sendable {
     public var lastRefreshTime: Timestamp?
 
     public var name: String { metadata.name }
+
+    /// Identifies what a review depends on (name, enabled, groups), not the refresh bookkeeping
+    /// (`needsRefresh`, `lastRefresh`) that the service and Rancher rewrite.
+    public var contentVersion: String {
+        ContentVersion.of([metadata.resourceVersion == nil ? "unversioned" : "", name, String(enabled)] + groups)
+    }
+
     public var lastRefreshReadable: Bool { lastRefresh.isEmpty || lastRefreshTime != nil }
 
     public init(

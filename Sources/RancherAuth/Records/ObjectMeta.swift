@@ -1,3 +1,5 @@
+import Crypto
+
 /// The part of Kubernetes `metadata` the service uses.
 public struct ObjectMeta: Decodable, Sendable, Hashable {
     public var name: String
@@ -48,4 +50,18 @@ public struct RecordFieldError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "field \(field): \(problem)" }
+}
+
+
+
+/// A short digest of record fields, for comparing record contents without keeping them.
+enum ContentVersion {
+    static func of(_ fields: [String]) -> String {
+        var hasher = SHA256()
+        for field in fields {
+            hasher.update(data: Array(field.utf8))
+            hasher.update(data: [0])
+        }
+        return hasher.finalize().prefix(16).map { String($0, radix: 16) }.joined()
+    }
 }

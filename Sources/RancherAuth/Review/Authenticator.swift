@@ -34,20 +34,27 @@ public struct Authenticator: Sendable {
         // The deprecated in-object hash wins over the Secret, and its use triggers the migration.
         let parsedHash: Result<StoredHash, HashFormatError>
         let usesLegacyHash: Bool
+        var secretVersion: String?
         if let legacy = record.parsedLegacyHash {
             parsedHash = legacy
             usesLegacyHash = true
         } else if let secret = snapshot.hashSecrets[accessKey] {
             parsedHash = secret.hash
             usesLegacyHash = false
+            secretVersion = secret.metadata.resourceVersion
         } else {
             return refuse(.hashMissing, record)
         }
         guard case .success(let hash) = parsedHash else { return refuse(.hashInvalid, record) }
+        // Records without a resourceVersion (none was given) are never matched.
+        let versions = RecordVersions(
+            token: record.metadata.resourceVersion == nil ? nil : record.contentVersion,
+            user: user.attribute.metadata.resourceVersion == nil ? nil : user.attribute.contentVersion,
+            secret: usesLegacyHash ? nil : secretVersion, legacyHash: usesLegacyHash)
         return .verify(
             PendingVerification(
                 hash: hash, secret: bearer.secret, token: record, user: user, usesLegacyHash: usesLegacyHash,
-                refreshPeriod: snapshot.refreshPeriod, now: now))
+                refreshPeriod: snapshot.refreshPeriod, now: now, versions: versions))
     }
 
     /// Both steps at once, hashing on the caller's thread.
@@ -59,6 +66,29 @@ public struct Authenticator: Sendable {
     }
 }
 
+/// The versions of the records a verification used. A remembered verification may be reused only
+/// while all of them are unchanged: any edit to the token, the user or the hash Secret (revocation,
+/// rotation, disable, groups) forces a fresh check. The hash Secret is compared by resourceVersion;
+/// the token and the user by ``ClusterAuthToken/contentVersion`` and
+/// ``ClusterUserAttribute/contentVersion``, which leave out the `lastUsedAt` and `needsRefresh`
+/// bookkeeping the service writes itself (it would otherwise expire every entry each minute).
+public struct RecordVersions: Sendable, Hashable {
+    public var token: String?
+    public var user: String?
+    public var secret: String?
+    public var legacyHash: Bool
+
+    public init(token: String?, user: String?, secret: String?, legacyHash: Bool) {
+        self.token = token
+        self.user = user
+        self.secret = secret
+        self.legacyHash = legacyHash
+    }
+
+    /// Records without resourceVersions (a source that has none) can never be matched.
+    public var isComplete: Bool { token != nil && user != nil && (legacyHash || secret != nil) }
+}
+
 /// The hash check of a review and the rules that follow a successful one.
 public struct PendingVerification: Sendable {
     public let hash: StoredHash
@@ -68,6 +98,10 @@ public struct PendingVerification: Sendable {
     let usesLegacyHash: Bool
     let refreshPeriod: RefreshPeriod
     let now: Timestamp
+    public let versions: RecordVersions
+
+    /// The token's name (the access key).
+    public var accessKey: String { token.name }
 
     public var isExpensive: Bool { hash.isExpensive }
 

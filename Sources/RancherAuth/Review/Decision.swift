@@ -12,6 +12,8 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
     case hashInvalid = "hash_invalid"
     case secretMismatch = "secret_mismatch"
     case userRefreshInvalid = "user_refresh_invalid"
+    /// Too many wrong secrets for this token recently: refused without hashing.
+    case tooManyFailures = "too_many_failures"
 
     /// The `status.error` text sent to kube-apiserver (it only reaches the apiserver's log).
     ///
@@ -32,6 +34,7 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
         case .hashInvalid: return "token hash is invalid"
         case .secretMismatch: return "token secret does not match"
         case .userRefreshInvalid: return "user lastRefresh is unreadable"
+        case .tooManyFailures: return "too many failed attempts for this token; try again later"
         }
     }
 }

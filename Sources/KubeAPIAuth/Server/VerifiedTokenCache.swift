@@ -1,0 +1,127 @@
+import Crypto
+import RancherAuth
+import Synchronization
+
+/// Remembers bearer tokens whose secret was verified, so that repeated reviews of the same token
+/// skip the hash (scrypt costs ~100 ms). Revocation-safe by construction: an entry is reused only
+/// while the token's, the user's and the hash Secret's resourceVersions are the ones it was
+/// verified against, and every other rule (enabled, expiry, user) is re-checked on each review.
+///
+/// Keys are SHA-256 digests of the whole bearer token: the cache never holds a secret. Bounded
+/// per shard; a full shard evicts an arbitrary entry.
+public final class VerifiedTokenCache: Sendable {
+    public typealias Key = SHA256.Digest
+
+    private final class Shard: Sendable {
+        let entries = Mutex<[Key: RecordVersions]>([:])
+    }
+
+    private let shards: [Shard]
+    private let capacityPerShard: Int
+    private let counters = Counters()
+
+    final class Counters: Sendable {
+        let hits = Atomic<Int>(0)
+        let misses = Atomic<Int>(0)
+        let evictions = Atomic<Int>(0)
+    }
+
+    public init(capacity: Int) {
+        let shardCount = 16
+        shards = (0..<shardCount).map { _ in Shard() }
+        capacityPerShard = max(1, capacity / shardCount)
+    }
+
+    public static func key(for token: String) -> Key {
+        SHA256.hash(data: Array(token.utf8))
+    }
+
+    private func shard(_ key: Key) -> Shard {
+        key.withUnsafeBytes { shards[Int($0[0]) % shards.count] }
+    }
+
+    public func contains(_ key: Key, versions: RecordVersions) -> Bool {
+        guard versions.isComplete else { return false }
+        let hit = shard(key).entries.withLock { $0[key] == versions }
+        if hit {
+            counters.hits.add(1, ordering: .relaxed)
+        } else {
+            counters.misses.add(1, ordering: .relaxed)
+        }
+        return hit
+    }
+
+    public func insert(_ key: Key, versions: RecordVersions) {
+        guard versions.isComplete else { return }
+        let evicted = shard(key).entries.withLock { entries -> Bool in
+            var evicted = false
+            if entries[key] == nil, entries.count >= capacityPerShard, let victim = entries.keys.randomElement() {
+                entries.removeValue(forKey: victim)
+                evicted = true
+            }
+            entries[key] = versions
+            return evicted
+        }
+        if evicted { counters.evictions.add(1, ordering: .relaxed) }
+    }
+
+    public func remove(_ key: Key) {
+        _ = shard(key).entries.withLock { $0.removeValue(forKey: key) }
+    }
+
+    public var count: Int { shards.reduce(0) { $0 + $1.entries.withLock { $0.count } } }
+    public var hits: Int { counters.hits.load(ordering: .relaxed) }
+    public var misses: Int { counters.misses.load(ordering: .relaxed) }
+    public var evictions: Int { counters.evictions.load(ordering: .relaxed) }
+}
+
+/// Refuses, without hashing, a token that has seen `maxFailures` wrong secrets within `window`:
+/// online guessing stays useless and a flood of wrong secrets for a scrypt token costs nothing.
+/// Tokens already verified (in the ``VerifiedTokenCache``) are not affected, so the owner keeps working.
+public final class FailureThrottle: Sendable {
+    public let maxFailures: Int
+    public let window: Duration
+    private let capacity: Int
+    private let failures = Mutex<[String: (count: Int, since: ContinuousClock.Instant)]>([:])
+
+    public init(maxFailures: Int, window: Duration, capacity: Int = 100_000) {
+        self.maxFailures = maxFailures
+        self.window = window
+        self.capacity = capacity
+    }
+
+    public func isThrottled(_ accessKey: String, now: ContinuousClock.Instant = .now) -> Bool {
+        guard maxFailures > 0 else { return false }
+        return failures.withLock { failures in
+            guard let entry = failures[accessKey] else { return false }
+            if entry.since.duration(to: now) >= window {
+                failures.removeValue(forKey: accessKey)
+                return false
+            }
+            return entry.count >= maxFailures
+        }
+    }
+
+    public func recordFailure(_ accessKey: String, now: ContinuousClock.Instant = .now) {
+        guard maxFailures > 0 else { return }
+        failures.withLock { failures in
+            if var entry = failures[accessKey], entry.since.duration(to: now) < window {
+                entry.count += 1
+                failures[accessKey] = entry
+                return
+            }
+            if failures.count >= capacity, let victim = failures.keys.randomElement() { failures.removeValue(forKey: victim) }
+            failures[accessKey] = (1, now)
+        }
+    }
+
+    public func recordSuccess(_ accessKey: String) {
+        _ = failures.withLock { $0.removeValue(forKey: accessKey) }
+    }
+
+    /// Access keys currently refused.
+    public var throttledCount: Int {
+        let now = ContinuousClock.now
+        return failures.withLock { $0.values.filter { $0.count >= maxFailures && $0.since.duration(to: now) < window }.count }
+    }
+}
