@@ -48,6 +48,15 @@ struct Serve: AsyncParsableCommand {
             valueName: "seconds"))
     var lastUsedInterval: Double = 60
 
+    @Option(
+        help: ArgumentHelp(
+            "File for the last-known-good records (mode 0600); used at start while the API server cannot be listed.",
+            valueName: "path"))
+    var snapshotFile: String?
+
+    @Option(help: ArgumentHelp("Minimum seconds between snapshot file writes.", valueName: "seconds"))
+    var snapshotInterval: Double = 10
+
     @Option(help: ArgumentHelp("PEM certificate (chain) to serve HTTPS with; plain HTTP without it.", valueName: "path"))
     var tlsCertFile: String?
 
@@ -112,6 +121,10 @@ struct Serve: AsyncParsableCommand {
         guard maxFailures >= 0, failureWindow > 0, verifiedCacheSize >= 0 else {
             throw ValidationError("--max-failures and --verified-cache-size must not be negative, --failure-window must be positive")
         }
+        guard snapshotInterval > 0 else { throw ValidationError("--snapshot-interval must be positive") }
+        if snapshotFile != nil, recordsDir != nil {
+            throw ValidationError("--snapshot-file applies to records read from the Kubernetes API, not to --records-dir")
+        }
         guard lastUsedInterval > 0 else { throw ValidationError("--last-used-interval must be positive") }
     }
 
@@ -163,7 +176,10 @@ struct Serve: AsyncParsableCommand {
                 client: client, namespace: global.namespace, store: store,
                 lastUsedInterval: .milliseconds(Int64(lastUsedInterval * 1000)), logger: logger)
             effects = writer
-            services.append(KubernetesSource(client: client, namespace: global.namespace, store: store, clock: clock, logger: logger))
+            services.append(
+                KubernetesSource(
+                    client: client, namespace: global.namespace, store: store, clock: clock, snapshotFile: snapshotFile,
+                    snapshotInterval: .milliseconds(Int64(snapshotInterval * 1000)), logger: logger))
             services.append(writer)
         }
 

@@ -244,6 +244,48 @@ struct KubernetesEndToEndTests {
         #expect(!service.output.contains("guess-"))
     }
 
+    @Test("Restarted while the API server is down: serves from the snapshot file, then reconciles deletions")
+    func snapshotFile() async throws {
+        let environment = try await Environment()
+        let rancher = environment.rancher
+        let kept = try await rancher.createToken(user: "u-mia", groups: ["g://m"])
+        let removed = try await rancher.createToken(user: "u-mia", groups: ["g://m"])
+        let snapshot = (environment.scratch.path as NSString).appendingPathComponent("snapshot")
+        let first = try environment.startService(["--snapshot-file", snapshot, "--snapshot-interval", "0.1"])
+        try environment.waitUntilReady(first)
+        try first.waitForLog(containing: "snapshot file written")
+        #expect(try first.stop() == 0)
+
+        try await environment.server.stop()
+        let second = try environment.startService(["--snapshot-file", snapshot])
+        try second.waitForLog(containing: "serving from the snapshot file")
+        #expect(try await reviewUntil(second, kept, within: .seconds(10), authenticated).contains(#""groups":["g://m"]"#))
+        #expect(authenticated(try await post(second.baseURL + "/v1/authenticate", review(removed)).2))
+        #expect(try curl([second.baseURL + "/readyz"]).contains("serving from the snapshot file written at"))
+
+        // Deleted while this replica could not see it; the first list after the API returns applies it.
+        let tokenType = try #require(environment.server.state.resolve(group: "cluster.cattle.io", version: "v3", plural: "clusterauthtokens"))
+        _ = try environment.server.state.delete(tokenType, namespace: "cattle-system", name: String(removed.prefix { $0 != ":" }))
+        try await environment.server.start()
+        #expect(try await reviewUntil(second, removed, within: .seconds(15)) { $0.contains("not found") }.contains("token not found"))
+        #expect(authenticated(try await post(second.baseURL + "/v1/authenticate", review(kept)).2))
+        #expect(try second.stop() == 0)
+    }
+
+    @Test("A corrupt snapshot file is rejected with a clear log line and never used")
+    func corruptSnapshotFile() async throws {
+        let environment = try await Environment()
+        let bearer = try await environment.rancher.createToken(user: "u-noah")
+        let snapshot = (environment.scratch.path as NSString).appendingPathComponent("snapshot")
+        try "kube-api-auth-snapshot 1\nsha256 0000\n{}".write(toFile: snapshot, atomically: true, encoding: .utf8)
+        try await environment.server.stop()
+        let service = try environment.startService(["--snapshot-file", snapshot])
+        try service.waitForLog(containing: "snapshot file rejected and not used")
+        #expect(service.output.contains("checksum mismatch"))
+        #expect(try await post(service.baseURL + "/v1/authenticate", review(bearer)).0 == .serviceUnavailable)
+        #expect(try service.stop() == 0)
+    }
+
     @Test("With the refresh ConfigMap at 0 and a user refreshed in the past, the service sets needsRefresh")
     func needsRefresh() async throws {
         let environment = try await Environment()

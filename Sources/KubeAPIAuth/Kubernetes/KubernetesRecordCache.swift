@@ -23,6 +23,8 @@ public enum RecordKind: String, Sendable, CaseIterable {
 /// How one kind's list+watch is doing, for `/readyz` and logs.
 public struct ReflectorStatus: Sendable {
     public var synced = false
+    /// Serving this kind from the snapshot file until its first successful list.
+    public var fromSnapshot = false
     public var watching = false
     public var objects = 0
     /// When the data was last confirmed current (list, event or bookmark).
@@ -46,6 +48,7 @@ public final class KubernetesRecordCache: Sendable {
         var refresh: RefreshConfigMap?
         var status: [RecordKind: ReflectorStatus] = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, ReflectorStatus()) })
         var dirty = false
+        var snapshotWrittenAt: Timestamp?
     }
 
     private let state = Mutex(State())
@@ -53,11 +56,32 @@ public final class KubernetesRecordCache: Sendable {
     let clock: any WallClock
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
+    private let livePublished: AsyncStream<Void>.Continuation
+    /// Signals each publication made from live (API) data only, for the snapshot writer.
+    let livePublications: AsyncStream<Void>
 
     public init(store: RecordStore, clock: any WallClock) {
         self.store = store
         self.clock = clock
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (livePublications, livePublished) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Serves the snapshot file's records for every kind not listed yet (the API is unreachable).
+    /// Each kind's first successful list replaces them, so changes made meanwhile take effect then.
+    func seed(from snapshot: RecordSnapshot, writtenAt: Timestamp?) {
+        mutate { state in
+            for kind in RecordKind.allCases where state.status[kind]?.synced != true {
+                switch kind {
+                case .clusterAuthTokens: state.tokens = snapshot.tokens
+                case .clusterUserAttributes: state.users = snapshot.users
+                case .secrets: state.secrets = snapshot.hashSecrets
+                case .configMaps: state.refresh = snapshot.refreshConfigMap
+                }
+                state.status[kind]?.fromSnapshot = true
+            }
+            state.snapshotWrittenAt = writtenAt
+        }
     }
 
     func apply(_ change: Change<ClusterAuthToken>) {
@@ -119,28 +143,41 @@ public final class KubernetesRecordCache: Sendable {
     }
 
     func publishIfReady() {
-        let snapshot: RecordSnapshot? = state.withLock { state in
-            guard state.dirty, state.status.values.allSatisfy(\.synced) else { return nil }
+        let (snapshot, live): (RecordSnapshot?, Bool) = state.withLock { state in
+            guard state.dirty, state.status.values.allSatisfy({ $0.synced || $0.fromSnapshot }) else { return (nil, false) }
             state.dirty = false
             state.status[.clusterAuthTokens]?.objects = state.tokens.count
             state.status[.clusterUserAttributes]?.objects = state.users.count
             state.status[.secrets]?.objects = state.secrets.count
             state.status[.configMaps]?.objects = state.refresh == nil ? 0 : 1
-            return RecordSnapshot(
-                tokens: state.tokens, users: state.users, hashSecrets: state.secrets, refreshPeriod: state.refresh?.period ?? .disabled)
+            let snapshot = RecordSnapshot(tokens: state.tokens, users: state.users, hashSecrets: state.secrets, refreshConfigMap: state.refresh)
+            return (snapshot, state.status.values.allSatisfy { $0.synced && !$0.fromSnapshot })
         }
-        if let snapshot { store.publish(snapshot, problemCount: 0, at: clock.now()) }
+        guard let snapshot else { return }
+        store.publish(snapshot, problemCount: 0, at: clock.now())
+        if live { livePublished.yield() }
     }
 
     /// Per-kind lines for `/readyz`, computed when asked so that ages are current.
-    public func describe() -> [String] { Self.describe(statuses) }
+    public func describe() -> [String] {
+        let (statuses, writtenAt) = state.withLock { ($0.status, $0.snapshotWrittenAt) }
+        var lines = Self.describe(statuses)
+        if statuses.values.contains(where: \.fromSnapshot) {
+            var line = "serving from the snapshot file"
+            if let writtenAt {
+                line += " written at \(RFC3339.format(writtenAt)) (age \(max(0, clock.now().seconds - writtenAt.seconds))s)"
+            }
+            lines.insert(line + " until the API server answers", at: 0)
+        }
+        return lines
+    }
 
     static func describe(_ statuses: [RecordKind: ReflectorStatus]) -> [String] {
         let now = ContinuousClock.now
         return RecordKind.allCases.map { kind in
             let status = statuses[kind] ?? ReflectorStatus()
             var line = "\(kind.rawValue): "
-            line += status.synced ? "\(status.objects) object(s)" : "not synced yet"
+            line += status.synced ? "\(status.objects) object(s)" : status.fromSnapshot ? "from snapshot" : "not synced yet"
             line += status.watching ? ", watching" : ", not watching"
             if let confirmed = status.confirmedAt {
                 let age = confirmed.duration(to: now)

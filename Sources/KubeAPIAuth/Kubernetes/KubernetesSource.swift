@@ -2,6 +2,8 @@ import KubeClient
 import Logging
 import RancherAuth
 import ServiceLifecycle
+import Foundation
+import Synchronization
 
 /// Mirrors ClusterAuthTokens, ClusterUserAttributes, Secrets and the refresh ConfigMap of one
 /// namespace from the Kubernetes API into the ``RecordStore``.
@@ -9,20 +11,39 @@ public final class KubernetesSource: Service {
     public let client: KubeClient
     public let namespace: String
     public let cache: KubernetesRecordCache
+    let store: RecordStore
+    let clock: any WallClock
+    let snapshotFile: String?
+    let snapshotInterval: Duration
     let logger: Logger
+    private let fallback = Mutex<SnapshotFile.Contents?>(nil)
 
-    public init(client: KubeClient, namespace: String, store: RecordStore, clock: any WallClock, logger: Logger) {
+    /// - Parameters:
+    ///   - snapshotFile: where the last-known-good records are kept; loaded at start and used only
+    ///     while the API cannot be listed; rewritten at most every `snapshotInterval` after changes.
+    public init(
+        client: KubeClient, namespace: String, store: RecordStore, clock: any WallClock, snapshotFile: String? = nil,
+        snapshotInterval: Duration = .seconds(10), logger: Logger
+    ) {
         self.client = client
         self.namespace = namespace
         self.cache = KubernetesRecordCache(store: store, clock: clock)
+        self.store = store
+        self.clock = clock
+        self.snapshotFile = snapshotFile
+        self.snapshotInterval = snapshotInterval
         self.logger = logger
         let cache = self.cache
         store.setDetailsProvider { cache.describe() }
     }
 
     public func run() async throws {
+        loadSnapshot()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.cache.runPublisher() }
+            if let path = snapshotFile {
+                group.addTask { await self.writeSnapshots(to: path) }
+            }
             group.addTask { await self.reflector(.clusterAuthTokens, ClusterAuthToken.self) { self.cache.apply($0) }.run() }
             group.addTask { await self.reflector(.clusterUserAttributes, ClusterUserAttribute.self) { self.cache.apply($0) }.run() }
             group.addTask { await self.reflector(.secrets, HashSecret.self) { self.cache.apply($0) }.run() }
@@ -38,6 +59,58 @@ public final class KubernetesSource: Service {
     private func reflector<Record: Decodable & Sendable>(
         _ kind: RecordKind, _ type: Record.Type, apply: @escaping @Sendable (KubernetesRecordCache.Change<Record>) -> Void
     ) -> Reflector<Record> {
-        Reflector(kind: kind, namespace: namespace, client: client, cache: cache, apply: apply, logger: logger)
+        var reflector = Reflector(kind: kind, namespace: namespace, client: client, cache: cache, apply: apply, logger: logger)
+        reflector.onListFailure = { self.useSnapshot() }
+        return reflector
+    }
+
+    private func loadSnapshot() {
+        guard let path = snapshotFile, FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            let contents = try SnapshotFile.load(path: path, namespace: namespace)
+            fallback.withLock { $0 = contents }
+            logger.info(
+                "snapshot file loaded; used only while the API server cannot be listed",
+                metadata: ["path": "\(path)", "writtenAt": "\(contents.writtenAt)", "tokens": "\(contents.clusterauthtokens.count)"])
+        } catch {
+            logger.error("snapshot file rejected and not used", metadata: ["path": "\(path)", "problem": "\(error)"])
+        }
+    }
+
+    /// The API cannot be listed: serve the last-known-good records (once) until it can.
+    private func useSnapshot() {
+        guard let contents = fallback.withLock({ state -> SnapshotFile.Contents? in
+            defer { state = nil }
+            return state
+        }) else { return }
+        logger.warning(
+            "API server cannot be listed: serving from the snapshot file until it can",
+            metadata: ["writtenAt": "\(contents.writtenAt)"])
+        cache.seed(from: contents.snapshot(), writtenAt: contents.writtenAtTime)
+    }
+
+    /// Writes the live records after changes, at most once per `snapshotInterval`.
+    private func writeSnapshots(to path: String) async {
+        var lastWrite: ContinuousClock.Instant?
+        for await _ in cache.livePublications {
+            if let lastWrite {
+                let next = lastWrite + snapshotInterval
+                if next > .now {
+                    do {
+                        try await Task.sleep(until: next)
+                    } catch {
+                        return
+                    }
+                }
+            }
+            guard let snapshot = store.snapshot else { continue }
+            do {
+                try SnapshotFile.write(SnapshotFile.Contents(namespace: namespace, writtenAt: clock.now(), snapshot: snapshot), to: path)
+                logger.debug("snapshot file written", metadata: ["path": "\(path)", "tokens": "\(snapshot.tokens.count)"])
+            } catch {
+                logger.error("snapshot file not written", metadata: ["problem": "\(error)"])
+            }
+            lastWrite = .now
+        }
     }
 }

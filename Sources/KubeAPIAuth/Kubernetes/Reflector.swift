@@ -12,6 +12,8 @@ struct Reflector<Record: Decodable & Sendable> {
     let cache: KubernetesRecordCache
     let apply: @Sendable (KubernetesRecordCache.Change<Record>) -> Void
     let logger: Logger
+    /// Called when a list fails (the API is unreachable or erroring).
+    var onListFailure: @Sendable () -> Void = {}
     var initialBackoff: Duration = .milliseconds(200)
     var maxBackoff: Duration = .seconds(10)
 
@@ -21,7 +23,12 @@ struct Reflector<Record: Decodable & Sendable> {
         while !Task.isCancelled {
             do {
                 if resourceVersion == nil {
-                    resourceVersion = try await list()
+                    do {
+                        resourceVersion = try await list()
+                    } catch {
+                        onListFailure()
+                        throw error
+                    }
                 }
                 cache.updateStatus(kind) { $0.watching = true }
                 let events = try await client.watch(
@@ -71,6 +78,7 @@ struct Reflector<Record: Decodable & Sendable> {
         apply(.replaceAll(records))
         cache.updateStatus(kind) {
             $0.synced = true
+            $0.fromSnapshot = false
             $0.confirmedAt = .now
             $0.lastError = nil
         }

@@ -1,6 +1,6 @@
 /// `ClusterAuthToken` (cluster.cattle.io/v3): the downstream mirror of one Rancher token.
 /// Fields are top-level, as Rancher writes them; time fields are parsed once here, not per review.
-public struct ClusterAuthToken: Decodable, Sendable {
+public struct ClusterAuthToken: Codable, Sendable {
     public enum Expiry: Sendable, Hashable {
         /// `expiresAt` empty or absent.
         case never
@@ -63,6 +63,17 @@ public struct ClusterAuthToken: Decodable, Sendable {
             expiresAt: try container.decodeIfPresent(String.self, forKey: .expiresAt) ?? "",
             lastUsedAt: lastUsedAt,
             legacyHash: try container.decodeIfPresent(String.self, forKey: .hash) ?? "")
+    }
+
+    /// Writes the Kubernetes shape the decoder reads (for the snapshot file).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(metadata, forKey: .metadata)
+        try container.encode(userName, forKey: .userName)
+        try container.encode(enabled, forKey: .enabled)
+        if !expiresAt.isEmpty { try container.encode(expiresAt, forKey: .expiresAt) }
+        if let lastUsedAt { try container.encode(RFC3339.format(lastUsedAt), forKey: .lastUsedAt) }
+        try container.encode(legacyHash, forKey: .hash)
     }
 
     static func expiry(of text: String) -> Expiry {

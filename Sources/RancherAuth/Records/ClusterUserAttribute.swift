@@ -1,5 +1,5 @@
 /// `ClusterUserAttribute` (cluster.cattle.io/v3): a Rancher user's state in the downstream cluster.
-public struct ClusterUserAttribute: Decodable, Sendable {
+public struct ClusterUserAttribute: Codable, Sendable {
     public var metadata: ObjectMeta
     /// Group principal IDs, answered verbatim and in stored order.
     public var groups: [String]
@@ -40,5 +40,14 @@ public struct ClusterUserAttribute: Decodable, Sendable {
             enabled: try container.decodeIfPresent(Bool.self, forKey: .enabled) ?? false,
             needsRefresh: try container.decodeIfPresent(Bool.self, forKey: .needsRefresh) ?? false,
             lastRefresh: try container.decodeIfPresent(String.self, forKey: .lastRefresh) ?? "")
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(metadata, forKey: .metadata)
+        try container.encode(groups, forKey: .groups)
+        try container.encode(enabled, forKey: .enabled)
+        try container.encode(needsRefresh, forKey: .needsRefresh)
+        if !lastRefresh.isEmpty { try container.encode(lastRefresh, forKey: .lastRefresh) }
     }
 }

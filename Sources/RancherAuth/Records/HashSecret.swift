@@ -1,14 +1,25 @@
+import Foundation
+
 /// The `Secret` named like the token, whose `data.hash` holds the token's salted hash.
-public struct HashSecret: Decodable, Sendable {
+public struct HashSecret: Codable, Sendable {
     public var metadata: ObjectMeta
     /// The hash parsed once; a Secret without a `hash` key reads as an empty (invalid) hash, as in Go.
     public var hash: Result<StoredHash, HashFormatError>
+    /// The stored text, kept only to write the snapshot file (never logged).
+    let hashText: String
 
     public var name: String { metadata.name }
 
     public init(metadata: ObjectMeta, hash: String) {
         self.metadata = metadata
         self.hash = StoredHash.parse(hash)
+        self.hashText = hash
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(metadata, forKey: .metadata)
+        try container.encode(["hash": Data(hashText.utf8).base64EncodedString()], forKey: .data)
     }
 
     private enum CodingKeys: String, CodingKey { case metadata, data, stringData }
@@ -56,15 +67,24 @@ public enum RefreshPeriod: Sendable, Hashable {
 }
 
 /// The refresh ConfigMap as a record.
-public struct RefreshConfigMap: Decodable, Sendable {
+public struct RefreshConfigMap: Codable, Sendable {
     public var metadata: ObjectMeta
     public var period: RefreshPeriod
 
     private enum CodingKeys: String, CodingKey { case metadata, data }
 
+    let value: String?
+
     public init(metadata: ObjectMeta, value: String?) {
         self.metadata = metadata
         self.period = RefreshPeriod(configMapValue: value)
+        self.value = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(metadata, forKey: .metadata)
+        try container.encode(value.map { ["value": $0] } ?? [:], forKey: .data)
     }
 
     public init(from decoder: any Decoder) throws {

@@ -1,7 +1,7 @@
 import Crypto
 
 /// The part of Kubernetes `metadata` the service uses.
-public struct ObjectMeta: Decodable, Sendable, Hashable {
+public struct ObjectMeta: Codable, Sendable, Hashable {
     public var name: String
     public var namespace: String?
     public var resourceVersion: String?
@@ -19,6 +19,13 @@ public struct ObjectMeta: Decodable, Sendable, Hashable {
         self.name = try container.decodeIfPresent(String.self, forKey: .name) ?? ""
         self.namespace = try container.decodeIfPresent(String.self, forKey: .namespace)
         self.resourceVersion = try container.decodeIfPresent(String.self, forKey: .resourceVersion)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encodeIfPresent(namespace, forKey: .namespace)
+        try container.encodeIfPresent(resourceVersion, forKey: .resourceVersion)
     }
 }
 

@@ -24,6 +24,8 @@ public final class RecordSnapshot: Sendable {
     public let users: [String: UserRecord]
     public let hashSecrets: [String: HashSecret]
     public let refreshPeriod: RefreshPeriod
+    /// The refresh ConfigMap the period came from, when the source has it (for the snapshot file).
+    public let refreshConfigMap: RefreshConfigMap?
 
     public init(
         tokens: [ClusterAuthToken], users: [ClusterUserAttribute], hashSecrets: [HashSecret],
@@ -33,16 +35,19 @@ public final class RecordSnapshot: Sendable {
         self.users = Dictionary(users.map { ($0.name, UserRecord($0)) }, uniquingKeysWith: { _, last in last })
         self.hashSecrets = Dictionary(hashSecrets.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         self.refreshPeriod = refreshPeriod
+        self.refreshConfigMap = nil
     }
 
     /// From maps kept up to date by a watching source (user answers already rendered).
     public init(
-        tokens: [String: ClusterAuthToken], users: [String: UserRecord], hashSecrets: [String: HashSecret], refreshPeriod: RefreshPeriod
+        tokens: [String: ClusterAuthToken], users: [String: UserRecord], hashSecrets: [String: HashSecret],
+        refreshConfigMap: RefreshConfigMap?
     ) {
         self.tokens = tokens
         self.users = users
         self.hashSecrets = hashSecrets
-        self.refreshPeriod = refreshPeriod
+        self.refreshConfigMap = refreshConfigMap
+        self.refreshPeriod = refreshConfigMap?.period ?? .disabled
     }
 
     public static let empty = RecordSnapshot(tokens: [], users: [], hashSecrets: [])

@@ -1,0 +1,128 @@
+import Crypto
+import Foundation
+import RancherAuth
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The last-known-good records on disk, so that a restart while the API server is unreachable
+/// still authenticates.
+///
+/// Format: a header line `kube-api-auth-snapshot 1`, a line `sha256 <hex>` with the digest of the
+/// body, then the body: JSON with the namespace, the time written and the four kinds of records in
+/// their Kubernetes shape. A file whose header, digest or body does not check out is rejected
+/// whole. It holds token hashes, like the Secrets it mirrors: mode 0600, owned by the service's user.
+public enum SnapshotFile {
+    static let header = "kube-api-auth-snapshot 1"
+
+    public struct Contents: Codable, Sendable {
+        public var namespace: String
+        public var writtenAt: String
+        public var clusterauthtokens: [ClusterAuthToken]
+        public var clusteruserattributes: [ClusterUserAttribute]
+        public var secrets: [HashSecret]
+        public var configmaps: [RefreshConfigMap]
+
+        public init(namespace: String, writtenAt: Timestamp, snapshot: RecordSnapshot) {
+            self.namespace = namespace
+            self.writtenAt = RFC3339.format(writtenAt)
+            clusterauthtokens = snapshot.tokens.values.sorted { $0.name < $1.name }
+            clusteruserattributes = snapshot.users.values.map(\.attribute).sorted { $0.name < $1.name }
+            secrets = snapshot.hashSecrets.values.sorted { $0.name < $1.name }
+            configmaps = snapshot.refreshConfigMap.map { [$0] } ?? []
+        }
+
+        public var writtenAtTime: Timestamp? { RFC3339.parse(writtenAt) }
+
+        public func snapshot() -> RecordSnapshot {
+            RecordSnapshot(
+                tokens: Dictionary(clusterauthtokens.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last }),
+                users: Dictionary(clusteruserattributes.map { ($0.name, UserRecord($0)) }, uniquingKeysWith: { _, last in last }),
+                hashSecrets: Dictionary(secrets.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last }),
+                refreshConfigMap: configmaps.first)
+        }
+    }
+
+    public struct SnapshotError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public static func encode(_ contents: Contents) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = try encoder.encode(contents)
+        let digest = SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined()
+        return Data("\(header)\nsha256 \(digest)\n".utf8) + body
+    }
+
+    public static func decode(_ data: Data, namespace: String) throws(SnapshotError) -> Contents {
+        let bytes = [UInt8](data)
+        guard let first = bytes.firstIndex(of: 0x0A), String(decoding: bytes[..<first], as: UTF8.self) == header else {
+            throw SnapshotError(description: "not a kube-api-auth snapshot (unknown header or version)")
+        }
+        let rest = bytes[(first + 1)...]
+        guard let second = rest.firstIndex(of: 0x0A) else { throw SnapshotError(description: "truncated: no checksum line") }
+        let checksumLine = String(decoding: rest[..<second], as: UTF8.self)
+        let body = Data(rest[(second + 1)...])
+        let digest = SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined()
+        guard checksumLine == "sha256 \(digest)" else { throw SnapshotError(description: "checksum mismatch (truncated or modified)") }
+        let contents: Contents
+        do {
+            contents = try JSONDecoder().decode(Contents.self, from: body)
+        } catch {
+            throw SnapshotError(description: "body cannot be read")
+        }
+        guard contents.namespace == namespace else {
+            throw SnapshotError(description: "written for namespace \(contents.namespace), not \(namespace)")
+        }
+        return contents
+    }
+
+    public static func load(path: String, namespace: String) throws(SnapshotError) -> Contents {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SnapshotError(description: "cannot be read")
+        }
+        return try decode(data, namespace: namespace)
+    }
+
+    /// Writes atomically: a temporary file in the same directory (mode 0600), fsync, rename over
+    /// the target, fsync of the directory. A crash leaves the old file or the new one, never half.
+    public static func write(_ contents: Contents, to path: String) throws(SnapshotError) {
+        let data: Data
+        do {
+            data = try encode(contents)
+        } catch {
+            throw SnapshotError(description: "cannot be encoded")
+        }
+        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let temporary = (directory as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).\(getpid()).tmp")
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw SnapshotError(description: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        var failure: String?
+        data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failure = "write failed: \(String(cString: strerror(errno)))"
+                    return
+                }
+                offset += written
+            }
+        }
+        if failure == nil, fsync(descriptor) != 0 { failure = "fsync failed: \(String(cString: strerror(errno)))" }
+        close(descriptor)
+        if failure == nil, rename(temporary, path) != 0 { failure = "rename failed: \(String(cString: strerror(errno)))" }
+        if let failure {
+            unlink(temporary)
+            throw SnapshotError(description: "\(path): \(failure)")
+        }
+        let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryDescriptor >= 0 {
+            fsync(directoryDescriptor)
+            close(directoryDescriptor)
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import KubeAPIAuth
+import RancherAuth
+import Testing
+
+@Suite("Snapshot file")
+struct SnapshotFileTests {
+    func fixtureSnapshot() throws -> RecordSnapshot {
+        let directory = try TemporaryDirectory()
+        try directory.write("fixture.yaml", fixtureManifest)
+        return try RecordsDirectory(path: directory.path, namespace: "cattle-system").load().snapshot(revision: "7")
+    }
+
+    @Test("Round trip: written atomically with mode 0600, read back, the token still verifies")
+    func roundTrip() throws {
+        let directory = try TemporaryDirectory()
+        let path = (directory.path as NSString).appendingPathComponent("snapshot")
+        let contents = SnapshotFile.Contents(namespace: "cattle-system", writtenAt: Timestamp(seconds: 1_800_000_000), snapshot: try fixtureSnapshot())
+        try SnapshotFile.write(contents, to: path)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["snapshot"])
+        let loaded = try SnapshotFile.load(path: path, namespace: "cattle-system")
+        #expect(loaded.writtenAt == "2027-01-15T08:00:00Z")
+        let decision = Authenticator().review(token: validToken, snapshot: loaded.snapshot(), now: Timestamp(seconds: 1_800_000_000))
+        #expect(decision.isAuthenticated)
+        #expect(String(decoding: try #require(decision.isAuthenticated ? loaded.snapshot().users["u-abc12"]?.authenticatedBodyV1 : nil), as: UTF8.self)
+            .contains(#""groups":["github_org://456","github_team://123"]"#))
+    }
+
+    @Test("Corrupt, truncated, foreign and other-namespace files are rejected whole")
+    func rejected() throws {
+        let contents = SnapshotFile.Contents(namespace: "cattle-system", writtenAt: Timestamp(seconds: 0), snapshot: try fixtureSnapshot())
+        let good = try SnapshotFile.encode(contents)
+        var flipped = good
+        flipped[flipped.count - 10] ^= 0x01
+        let cases: [(Data, String)] = [
+            (flipped, "checksum mismatch"),
+            (good.prefix(good.count / 2), "checksum mismatch"),
+            (Data("hello\nworld".utf8), "not a kube-api-auth snapshot"),
+            (Data("kube-api-auth-snapshot 1\n".utf8), "truncated"),
+            (Data(), "not a kube-api-auth snapshot"),
+        ]
+        for (data, message) in cases {
+            #expect(throws: SnapshotFile.SnapshotError.self) { try SnapshotFile.decode(data, namespace: "cattle-system") }
+            do {
+                _ = try SnapshotFile.decode(data, namespace: "cattle-system")
+            } catch {
+                #expect(error.description.contains(message), "\(error)")
+            }
+        }
+        do {
+            _ = try SnapshotFile.decode(good, namespace: "other")
+            Issue.record("accepted a snapshot of another namespace")
+        } catch {
+            #expect(error.description.contains("written for namespace cattle-system"))
+        }
+    }
+}
