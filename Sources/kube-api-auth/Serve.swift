@@ -69,6 +69,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Largest accepted request body in bytes; larger bodies get 413.", valueName: "bytes"))
     var maxBodyBytes = 64 * 1024
 
+    @Option(help: ArgumentHelp("Largest accepted request header block in bytes.", valueName: "bytes"))
+    var maxHeaderBytes = 16 * 1024
+
+    @Option(help: ArgumentHelp("Longest accepted bearer token in bytes; longer ones are refused unread.", valueName: "bytes"))
+    var maxTokenBytes = 4096
+
+    @Option(help: ArgumentHelp("Connections open at once; further ones are closed on accept.", valueName: "count"))
+    var maxConnections = 1024
+
     @Option(help: ArgumentHelp("Seconds allowed to receive a request's headers.", valueName: "seconds"))
     var headerTimeout = 10
 
@@ -112,6 +121,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard recordsPollInterval > 0 else { throw ValidationError("--records-poll-interval must be positive") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+        guard maxHeaderBytes >= 1024, maxTokenBytes >= 64, maxConnections >= 1 else {
+            throw ValidationError("--max-header-bytes must be at least 1024, --max-token-bytes at least 64, --max-connections at least 1")
+        }
         guard headerTimeout > 0, readTimeout > 0, idleTimeout > 0, drainTimeout >= 0 else {
             throw ValidationError("--header-timeout, --read-timeout and --idle-timeout must be positive, --drain-timeout not negative")
         }
@@ -138,6 +150,8 @@ struct Serve: AsyncParsableCommand {
             configuration = ServerConfiguration(listen: try listen.map { try ListenAddress(parsing: $0) })
         }
         configuration.maxBodyBytes = maxBodyBytes
+        configuration.maxHeaderBytes = maxHeaderBytes
+        configuration.maxConnections = maxConnections
         configuration.headerTimeout = .seconds(Int64(headerTimeout))
         configuration.requestReadTimeout = .seconds(Int64(readTimeout))
         configuration.idleTimeout = .seconds(Int64(idleTimeout))
@@ -187,7 +201,8 @@ struct Serve: AsyncParsableCommand {
         let reviews = ReviewService(
             store: store, clock: clock, workers: workers, effects: effects,
             verifiedCache: VerifiedTokenCache(capacity: verifiedCacheSize),
-            throttle: FailureThrottle(maxFailures: maxFailures, window: .seconds(failureWindow)), logger: logger)
+            throttle: FailureThrottle(maxFailures: maxFailures, window: .seconds(failureWindow)), maxTokenBytes: maxTokenBytes,
+            logger: logger)
         let server = HTTPServer(
             configuration: configuration, endpoints: Endpoints(reviews: reviews, store: store),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)

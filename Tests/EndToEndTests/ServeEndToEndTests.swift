@@ -197,6 +197,33 @@ struct ServeEndToEndTests {
         #expect(try service.stop() == 0)
     }
 
+    @Test("Limits: long tokens refused unread, oversized headers rejected, connections over the cap closed")
+    func limits() async throws {
+        let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory, "--max-token-bytes", "200", "--max-header-bytes", "2048"])
+        let url = service.baseURL + "/v1/authenticate"
+        let long = try await post(url, review("kubeconfig-u-demo15wfb6:" + String(repeating: "x", count: 300)))
+        #expect(long.2.hasSuffix(#""status":{"authenticated":false}}"#))
+        #expect(authenticated(try await post(url, review(demoToken)).2))
+        let bigHeader = try curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Big: " + String(repeating: "a", count: 4000), service.baseURL + "/livez"])
+        #expect(bigHeader.hasPrefix("4"))
+
+        #expect(try service.stop() == 0)
+
+        // A fresh service that only these sockets talk to, so the count is exact.
+        let capped = try ServiceProcess(serve: ["--records-dir", examplesDirectory, "--max-connections", "2"])
+        let port = try #require(UInt16(capped.address.split(separator: ":").last ?? ""))
+        let first = try RawSocket(port: port)
+        try first.send("GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(first.read(until: "ok\n").hasPrefix("HTTP/1.1 200"))
+        let second = try RawSocket(port: port)
+        try second.send("GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(second.read(until: "ok\n").hasPrefix("HTTP/1.1 200"))
+        let third = try RawSocket(port: port, receiveTimeoutSeconds: 5)
+        try? third.send("GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(third.readToEnd() == "")
+        #expect(try capped.stop() == 0)
+    }
+
     @Test("IPv6 loopback is served alongside IPv4 when the host has it")
     func ipv6() throws {
         let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory], listen: ["127.0.0.1:0", "[::1]:0"])

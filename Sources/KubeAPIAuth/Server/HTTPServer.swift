@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -23,6 +24,7 @@ public final class HTTPServer: Service {
     let group: any EventLoopGroup
     let logger: Logger
     let onListening: @Sendable ([SocketAddress]) -> Void
+    private let openConnections = Atomic<Int>(0)
 
     public init(
         configuration: ServerConfiguration, endpoints: Endpoints, group: any EventLoopGroup, logger: Logger,
@@ -79,7 +81,13 @@ public final class HTTPServer: Service {
                 }
             }
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // Over the connection limit: close at once, before any byte is read.
+                let open = self.openConnections.add(1, ordering: .relaxed).newValue
+                channel.closeFuture.whenComplete { _ in self.openConnections.subtract(1, ordering: .relaxed) }
+                guard open <= configuration.maxConnections else {
+                    return channel.close()
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls = configuration.tls {
                         try pipeline.addHandler(NIOSSLServerHandler(context: tls))

@@ -16,13 +16,17 @@ public final class ReviewService: Sendable {
     let effects: any ReviewEffectsSink
     let verifiedCache: VerifiedTokenCache
     let throttle: FailureThrottle
+    /// Tokens longer than this are refused before any lookup (Rancher's are under 100 bytes).
+    let maxTokenBytes: Int
     let logger: Logger
 
     public init(
         store: RecordStore, clock: any WallClock, workers: ExpensiveHashWorkers, effects: any ReviewEffectsSink,
         verifiedCache: VerifiedTokenCache = VerifiedTokenCache(capacity: 10_000),
-        throttle: FailureThrottle = FailureThrottle(maxFailures: 10, window: .seconds(60)), logger: Logger
+        throttle: FailureThrottle = FailureThrottle(maxFailures: 10, window: .seconds(60)), maxTokenBytes: Int = 4096,
+        logger: Logger
     ) {
+        self.maxTokenBytes = maxTokenBytes
         self.store = store
         self.clock = clock
         self.workers = workers
@@ -97,6 +101,9 @@ public final class ReviewService: Sendable {
     private func decide(
         token: String, eventLoop: any EventLoop, render: @escaping @Sendable (Decision) -> HTTPAnswer
     ) -> EndpointResult {
+        guard token.utf8.count <= maxTokenBytes else {
+            return .answer(finish(Decision(outcome: .refused(.tokenTooLong), tokenName: nil), render: render))
+        }
         guard let snapshot = store.snapshot else { return .answer(Self.notLoaded) }
         let pending: PendingVerification
         switch authenticator.begin(token: token, snapshot: snapshot, now: clock.now()) {

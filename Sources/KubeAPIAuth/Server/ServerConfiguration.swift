@@ -15,6 +15,9 @@ public struct ServerConfiguration: Sendable {
     public var requestReadTimeout: TimeAmount = .seconds(30)
     public var idleTimeout: TimeAmount = .seconds(120)
     public var drainTimeout: Duration = .seconds(15)
+    /// Connections open at once; more are closed as soon as they are accepted. kube-apiserver
+    /// keeps a handful of keep-alive connections per webhook.
+    public var maxConnections: Int = 1024
     /// Serve HTTPS with this context instead of plain HTTP.
     public var tls: NIOSSLContext?
 

@@ -14,16 +14,18 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
     case userRefreshInvalid = "user_refresh_invalid"
     /// Too many wrong secrets for this token recently: refused without hashing.
     case tooManyFailures = "too_many_failures"
+    /// Longer than any token this service issues or accepts (`--max-token-bytes`).
+    case tokenTooLong = "token_too_long"
 
     /// The `status.error` text sent to kube-apiserver (it only reaches the apiserver's log).
     ///
-    /// `nil` for tokens that are not Rancher-shaped: they can never become valid, so the refusal
+    /// `nil` for tokens that are not Rancher-shaped or too long: they can never become valid, so the refusal
     /// goes out bare and kube-apiserver may cache it for its webhook TTL, sparing us every
     /// repeat of an expired service-account JWT. All other refusals carry an error, which the
     /// apiserver never caches, so a token created or re-enabled a moment later works at once.
     public var statusError: String? {
         switch self {
-        case .notRancherToken: return nil
+        case .notRancherToken, .tokenTooLong: return nil
         case .tokenNotFound: return "token not found"
         case .tokenDisabled: return "token is disabled"
         case .tokenExpired: return "token has expired"
