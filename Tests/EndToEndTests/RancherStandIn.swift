@@ -56,6 +56,8 @@ struct RancherStandIn {
         let name = String(bearer.prefix { $0 != ":" })
         let secret = String(bearer.drop { $0 != ":" }.dropFirst())
         let hash = try Binary.run(["hash", "--algorithm", algorithm], input: secret).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        Credentials.register(secret: secret)
+        Credentials.register(hash: hash)
         try await ensureUser(user, groups: groups)
         if !legacy {
             try await call(.POST, secrets, #"{"metadata":{"name":"\#(name)"},"type":"Opaque","data":{"hash":"\#(Data(hash.utf8).base64EncodedString())"}}"#)
@@ -83,6 +85,8 @@ struct RancherStandIn {
         let name = String(bearer.prefix { $0 != ":" })
         let secret = "rotated" + String(bearer.suffix(20))
         let hash = try Binary.run(["hash", "--algorithm", algorithm], input: secret).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        Credentials.register(secret: secret)
+        Credentials.register(hash: hash)
         try await patch(secrets + "/\(name)", #"{"data":{"hash":"\#(Data(hash.utf8).base64EncodedString())"}}"#)
         return "\(name):\(secret)"
     }

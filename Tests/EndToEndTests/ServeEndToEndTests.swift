@@ -120,6 +120,7 @@ struct ServeEndToEndTests {
         let minted = try Binary.run(["token", "create", "--user", "u-live1", "--group", "g://live", "--records-dir", directory])
         #expect(minted.status == 0, "\(minted.stderr)")
         let bearer = try #require(minted.stdout.split(separator: "\n").last.map(String.init))
+        Credentials.register(secret: String(bearer.drop { $0 != ":" }.dropFirst()))
         let tokenName = String(bearer.prefix { $0 != ":" })
         try service.waitForLog(containing: "generation=2")
         let allowed = try await post(url, review(bearer))
@@ -157,7 +158,9 @@ struct ServeEndToEndTests {
         for (user, algorithm) in [("u-scrypt", "scrypt"), ("u-sha256", "sha256")] {
             let minted = try Binary.run(["token", "create", "--user", user, "--algorithm", algorithm, "--records-dir", directory])
             #expect(minted.status == 0, "\(minted.stderr)")
-            bearers.append(try #require(minted.stdout.split(separator: "\n").last.map(String.init)))
+            let bearer = try #require(minted.stdout.split(separator: "\n").last.map(String.init))
+            Credentials.register(secret: String(bearer.drop { $0 != ":" }.dropFirst()))
+            bearers.append(bearer)
         }
         let service = try ServiceProcess(serve: ["--records-dir", directory])
         let url = service.baseURL + "/v1/authenticate"
@@ -180,6 +183,7 @@ struct ServeEndToEndTests {
         let directory = scratch.path
         let minted = try Binary.run(["token", "create", "--user", "u-scrypt", "--algorithm", "scrypt", "--records-dir", directory])
         let bearer = try #require(minted.stdout.split(separator: "\n").last.map(String.init))
+        Credentials.register(secret: String(bearer.drop { $0 != ":" }.dropFirst()))
         let service = try ServiceProcess(serve: ["--records-dir", directory, "--scrypt-workers", "1", "--scrypt-queue", "0"])
         let url = service.baseURL + "/v1/authenticate"
         var statuses: [HTTPResponseStatus] = []

@@ -1,4 +1,50 @@
 import Foundation
+import Synchronization
+import Testing
+
+/// Every token secret and hash string the end-to-end tests create, so that each service's
+/// output can be checked for all of them.
+enum Credentials {
+    private static let registered = Mutex<Set<String>>([
+        "lxzqzf799fx8s9jkztkschr7tg9rwkzrtmqb7w7mt99jnd7hc552pc", "disabled-demo-secret", "expired-demo-secret",
+    ])
+
+    static func register(secret: String) {
+        guard secret.count >= 8 else { return }
+        registered.withLock { _ = $0.insert(secret) }
+    }
+
+    /// A hash, and the forms it appears in: its salt+digest part, and base64 as in Secret data.
+    static func register(hash: String) {
+        guard hash.count >= 16 else { return }
+        registered.withLock { set in
+            set.insert(hash)
+            set.insert(String(hash.split(separator: ":").last ?? ""))
+            set.insert(Data(hash.utf8).base64EncodedString())
+        }
+    }
+
+    /// The hashes of the example records, registered once.
+    private static let examples: Void = {
+        let directory = Binary.repositoryRoot.appendingPathComponent("examples/records").path
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            let text = (try? String(contentsOfFile: (directory as NSString).appendingPathComponent(file), encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n") where line.contains("hash: \"") {
+                let value = line.split(separator: "\"").dropFirst().first.map(String.init) ?? ""
+                if value.hasPrefix("$") {
+                    register(hash: value)
+                } else if let decoded = Data(base64Encoded: value).map({ String(decoding: $0, as: UTF8.self) }) {
+                    register(hash: decoded)
+                }
+            }
+        }
+    }()
+
+    static var all: Set<String> {
+        _ = examples
+        return registered.withLock { $0 }
+    }
+}
 
 /// The built `kube-api-auth` binary, run as a separate process.
 enum Binary {
@@ -144,10 +190,15 @@ final class ServiceProcess: @unchecked Sendable {
         try waitForLog(timeout: timeout) { $0.contains(text) ? true : nil }
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// Sends SIGTERM and waits for the exit status. Then checks the whole output against every
+    /// secret and hash the tests have created (log hygiene, for every scenario).
     func stop(timeout: TimeInterval = 30) throws -> Int32 {
         if process.isRunning { process.terminate() }
         try waitForLog(timeout: timeout) { [self] _ in exited ? true : nil }
+        let log = output
+        for secret in Credentials.all where log.contains(secret) {
+            Issue.record("the service output contains a secret or hash the tests created")
+        }
         return process.terminationStatus
     }
 
