@@ -66,6 +66,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Require client certificates signed by this PEM CA bundle (needs TLS).", valueName: "path"))
     var clientCaFile: String?
 
+    @Option(help: ArgumentHelp("How often to check the TLS files for changes (rotation), in seconds.", valueName: "seconds"))
+    var tlsReloadInterval: Double = 10
+
     @Option(help: ArgumentHelp("Largest accepted request body in bytes; larger bodies get 413.", valueName: "bytes"))
     var maxBodyBytes = 64 * 1024
 
@@ -133,6 +136,7 @@ struct Serve: AsyncParsableCommand {
         guard maxFailures >= 0, failureWindow > 0, verifiedCacheSize >= 0 else {
             throw ValidationError("--max-failures and --verified-cache-size must not be negative, --failure-window must be positive")
         }
+        guard tlsReloadInterval > 0 else { throw ValidationError("--tls-reload-interval must be positive") }
         guard snapshotInterval > 0 else { throw ValidationError("--snapshot-interval must be positive") }
         if snapshotFile != nil, recordsDir != nil {
             throw ValidationError("--snapshot-file applies to records read from the Kubernetes API, not to --records-dir")
@@ -156,11 +160,14 @@ struct Serve: AsyncParsableCommand {
         configuration.requestReadTimeout = .seconds(Int64(readTimeout))
         configuration.idleTimeout = .seconds(Int64(idleTimeout))
         configuration.drainTimeout = .seconds(drainTimeout)
+        var tlsReloader: TLSReloader?
         if let tlsCertFile, let tlsPrivateKeyFile {
+            let settings = TLSSettings(certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile, clientCAFile: clientCaFile)
             do {
-                configuration.tls = try TLSSettings(
-                    certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile, clientCAFile: clientCaFile
-                ).makeContext()
+                let box = TLSContextBox(try settings.makeContext())
+                configuration.tls = box
+                tlsReloader = TLSReloader(
+                    settings: settings, box: box, interval: .milliseconds(Int64(tlsReloadInterval * 1000)), logger: logger)
             } catch {
                 throw ValidationError("\(error)")
             }
@@ -208,6 +215,7 @@ struct Serve: AsyncParsableCommand {
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         // Started in this order and stopped in reverse: the server drains first, then pending
         // writes are flushed, then the watches stop.
+        if let tlsReloader { services.append(tlsReloader) }
         services.append(server)
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -1,4 +1,8 @@
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 /// A throwaway CA, server certificate (for 127.0.0.1) and client certificate made with openssl.
@@ -82,6 +86,39 @@ struct TLSEndToEndTests {
         let refused = try runProcess("/usr/bin/kubectl", ["auth", "whoami", "--token", "kubeconfig-u-demo15wfb6:wrong"] + common)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("Unauthorized"))
+        #expect(try service.stop() == 0)
+    }
+
+    @Test("Rotated certificate files are picked up without a restart; unusable ones keep the old identity")
+    func certificateReload() throws {
+        let first = try TestCertificates()
+        let second = try TestCertificates()
+        let scratch = try ScratchDirectory()
+        let certificate = (scratch.path as NSString).appendingPathComponent("tls.crt")
+        let key = (scratch.path as NSString).appendingPathComponent("tls.key")
+        func install(_ source: TestCertificates) throws {
+            for (from, to) in [("server.pem", certificate), ("server.key", key)] {
+                let staging = to + ".new"
+                try? FileManager.default.removeItem(atPath: staging)
+                try FileManager.default.copyItem(atPath: source.path(from), toPath: staging)
+                // rename(2) swaps the file atomically, as a rotating writer would.
+                guard rename(staging, to) == 0 else { throw ProcessError(description: "rename \(staging) failed") }
+            }
+        }
+        try FileManager.default.copyItem(atPath: first.path("server.pem"), toPath: certificate)
+        try FileManager.default.copyItem(atPath: first.path("server.key"), toPath: key)
+        let service = try ServiceProcess(serve: [
+            "--records-dir", examplesDirectory, "--tls-cert-file", certificate, "--tls-private-key-file", key, "--tls-reload-interval", "0.1",
+        ])
+        let url = "https://\(service.address)/livez"
+        #expect(try curl(["--cacert", first.path("ca.pem"), url]) == "ok\n")
+        try install(second)
+        try service.waitForLog(containing: "TLS certificate reloaded")
+        #expect(try curl(["--cacert", second.path("ca.pem"), url]) == "ok\n")
+        #expect(try runProcess("/usr/bin/curl", ["-s", "-m", "10", "--cacert", first.path("ca.pem"), url]).status != 0)
+        try "not a certificate".write(toFile: certificate, atomically: true, encoding: .utf8)
+        try service.waitForLog(containing: "TLS files changed but cannot be used")
+        #expect(try curl(["--cacert", second.path("ca.pem"), url]) == "ok\n")
         #expect(try service.stop() == 0)
     }
 

@@ -84,17 +84,10 @@ public struct RecordsDirectory: Sendable {
         }.sorted()
     }
 
-    /// What identifies the current contents cheaply: name, size, modification time and inode of
-    /// every record file. A change in any of them triggers a reload.
+    /// The fingerprints of every record file (see ``FileFingerprint``): any change triggers a reload.
     public func fingerprint() -> [String] {
         guard let files = try? recordFiles() else { return ["<unreadable>"] }
-        return files.map { name in
-            let attributes = try? FileManager.default.attributesOfItem(atPath: (path as NSString).appendingPathComponent(name))
-            let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
-            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1
-            let inode = (attributes?[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
-            return "\(name)|\(size)|\(modified)|\(inode)"
-        }
+        return files.map { FileFingerprint.of((path as NSString).appendingPathComponent($0)) }
     }
 
     public func load() throws(DirectoryError) -> Load {

@@ -90,7 +90,7 @@ public final class HTTPServer: Service {
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls = configuration.tls {
-                        try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+                        try pipeline.addHandler(NIOSSLServerHandler(context: tls.current))
                     }
                     // Timers start when the handler is added, so they also bound the TLS handshake.
                     try pipeline.addHandler(

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOSSL
 
 /// Listener, limits and timeouts of the HTTP server. Defaults follow the Go service where it
 /// has them (10 s to read headers, 30 s to read a request, 120 s idle, 15 s drain).
@@ -18,8 +17,8 @@ public struct ServerConfiguration: Sendable {
     /// Connections open at once; more are closed as soon as they are accepted. kube-apiserver
     /// keeps a handful of keep-alive connections per webhook.
     public var maxConnections: Int = 1024
-    /// Serve HTTPS with this context instead of plain HTTP.
-    public var tls: NIOSSLContext?
+    /// Serve HTTPS with the box's current context instead of plain HTTP.
+    public var tls: TLSContextBox?
 
     public static let defaultListen = [
         ListenAddress(host: "127.0.0.1", port: 6440), ListenAddress(host: "::1", port: 6440),

@@ -1,4 +1,7 @@
+import Logging
 import NIOSSL
+import ServiceLifecycle
+import Synchronization
 
 /// TLS for listeners reachable beyond loopback, named as kube-apiserver names them.
 public struct TLSSettings: Sendable {
@@ -55,6 +58,63 @@ public struct TLSSettings: Sendable {
             return try NIOSSLContext(configuration: configuration)
         } catch {
             throw LoadError(description: "--tls-cert-file/--tls-private-key-file: the certificate and key do not form a usable TLS identity (\(error))")
+        }
+    }
+}
+
+/// The serving TLS context, replaceable while connections keep being accepted: each new
+/// connection uses the context current when it arrives.
+public final class TLSContextBox: Sendable {
+    private let context: Mutex<NIOSSLContext>
+
+    public init(_ context: NIOSSLContext) {
+        self.context = Mutex(context)
+    }
+
+    public var current: NIOSSLContext { context.withLock { $0 } }
+
+    func replace(with context: NIOSSLContext) {
+        self.context.withLock { $0 = context }
+    }
+}
+
+/// Reloads the certificate, key and client CA when their files change (cert-manager or kubelet
+/// rotation), without a restart. A change that does not load keeps the previous identity serving.
+public final class TLSReloader: Service {
+    let settings: TLSSettings
+    let box: TLSContextBox
+    let interval: Duration
+    let logger: Logger
+
+    public init(settings: TLSSettings, box: TLSContextBox, interval: Duration, logger: Logger) {
+        self.settings = settings
+        self.box = box
+        self.interval = interval
+        self.logger = logger
+    }
+
+    private var files: [String] { [settings.certificateFile, settings.privateKeyFile] + (settings.clientCAFile.map { [$0] } ?? []) }
+
+    public func run() async throws {
+        let initial = files.map(FileFingerprint.of)
+        do {
+            try await cancelWhenGracefulShutdown {
+                var fingerprint = initial
+                while !Task.isCancelled {
+                    try await Task.sleep(for: self.interval)
+                    let current = self.files.map(FileFingerprint.of)
+                    guard current != fingerprint else { continue }
+                    fingerprint = current
+                    do {
+                        self.box.replace(with: try self.settings.makeContext())
+                        self.logger.info("TLS certificate reloaded", metadata: ["certificate": "\(self.settings.certificateFile)"])
+                    } catch {
+                        self.logger.error("TLS files changed but cannot be used; keeping the previous ones", metadata: ["problem": "\(error)"])
+                    }
+                }
+            }
+        } catch is CancellationError {
+            return
         }
     }
 }
