@@ -1,0 +1,14 @@
+// swift-tools-version:6.1
+// libFuzzer targets for the parsers that read untrusted input. Built by scripts/fuzz with
+// -sanitize=fuzzer,address; kept out of the main package so normal builds are unaffected.
+import PackageDescription
+
+let package = Package(
+    name: "kube-api-auth-fuzz",
+    dependencies: [.package(name: "kube-api-auth", path: "..")],
+    targets: [
+        .target(name: "FuzzMain"),
+        .executableTarget(name: "FuzzReviewDecoder", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
+        .executableTarget(name: "FuzzHashParser", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
+    ]
+)
