@@ -25,8 +25,11 @@ struct KubeAPIAuthCommand: AsyncParsableCommand {
 
 /// Options of the Go service that precede the subcommand.
 struct GlobalOptions: ParsableArguments {
-    @Flag(help: "Log at debug level (one line per review decision; never secrets).")
+    @Flag(help: "Log at debug level (never secrets).")
     var debug = false
+
+    @Option(help: ArgumentHelp("Log format: text (logfmt, for people) or json (for collectors).", valueName: "format"))
+    var logFormat: LineLogHandler.Format = .text
 
     @Option(
         help: ArgumentHelp(
@@ -46,6 +49,9 @@ struct GlobalOptions: ParsableArguments {
 
     func bootstrapLogging() {
         let level: Logger.Level = debug ? .debug : .info
-        LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level) }
+        let format = logFormat
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
     }
 }
+
+extension LineLogHandler.Format: ExpressibleByArgument {}

@@ -57,6 +57,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Minimum seconds between snapshot file writes.", valueName: "seconds"))
     var snapshotInterval: Double = 10
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve /metrics (and /livez, /readyz) on this separate address instead of the review listeners.",
+            valueName: "host:port"))
+    var metricsListen: String?
+
+    @Flag(inversion: .prefixedNo, help: "One info line per review decision (token name, user, result, reason, latency, source; repeats folded).")
+    var auditLog = true
+
     @Option(help: ArgumentHelp("PEM certificate (chain) to serve HTTPS with; plain HTTP without it.", valueName: "path"))
     var tlsCertFile: String?
 
@@ -136,6 +145,13 @@ struct Serve: AsyncParsableCommand {
         guard maxFailures >= 0, failureWindow > 0, verifiedCacheSize >= 0 else {
             throw ValidationError("--max-failures and --verified-cache-size must not be negative, --failure-window must be positive")
         }
+        if let metricsListen {
+            do {
+                _ = try ListenAddress(parsing: metricsListen)
+            } catch {
+                throw ValidationError("--metrics-listen: \(error)")
+            }
+        }
         guard tlsReloadInterval > 0 else { throw ValidationError("--tls-reload-interval must be positive") }
         guard snapshotInterval > 0 else { throw ValidationError("--snapshot-interval must be positive") }
         if snapshotFile != nil, recordsDir != nil {
@@ -173,6 +189,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
 
+        let metrics = ServiceMetrics()
         let store: RecordStore
         let effects: any ReviewEffectsSink
         var services: [any Service] = []
@@ -195,24 +212,35 @@ struct Serve: AsyncParsableCommand {
             store = RecordStore(source: "Kubernetes API \(client.configuration.server), namespace \(global.namespace)")
             let writer = UsageWriter(
                 client: client, namespace: global.namespace, store: store,
-                lastUsedInterval: .milliseconds(Int64(lastUsedInterval * 1000)), logger: logger)
+                lastUsedInterval: .milliseconds(Int64(lastUsedInterval * 1000)), metrics: metrics, logger: logger)
             effects = writer
             services.append(
                 KubernetesSource(
                     client: client, namespace: global.namespace, store: store, clock: clock, snapshotFile: snapshotFile,
-                    snapshotInterval: .milliseconds(Int64(snapshotInterval * 1000)), logger: logger))
+                    snapshotInterval: .milliseconds(Int64(snapshotInterval * 1000)), metrics: metrics, logger: logger))
             services.append(writer)
         }
 
         let workers = ExpensiveHashWorkers(threads: scryptWorkers, maxQueued: scryptQueue)
+        let verifiedCache = VerifiedTokenCache(capacity: verifiedCacheSize)
+        let throttle = FailureThrottle(maxFailures: maxFailures, window: .seconds(failureWindow))
         let reviews = ReviewService(
-            store: store, clock: clock, workers: workers, effects: effects,
-            verifiedCache: VerifiedTokenCache(capacity: verifiedCacheSize),
-            throttle: FailureThrottle(maxFailures: maxFailures, window: .seconds(failureWindow)), maxTokenBytes: maxTokenBytes,
-            logger: logger)
+            store: store, clock: clock, workers: workers, effects: effects, verifiedCache: verifiedCache, throttle: throttle,
+            maxTokenBytes: maxTokenBytes, metrics: metrics, audit: AuditLog(logger: logger, enabled: auditLog), logger: logger)
         let server = HTTPServer(
-            configuration: configuration, endpoints: Endpoints(reviews: reviews, store: store),
+            configuration: configuration,
+            endpoints: Endpoints(reviews: reviews, store: store, metrics: metricsListen == nil ? metrics : nil),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        if let metricsListen {
+            var metricsConfiguration = configuration
+            metricsConfiguration.listen = [try ListenAddress(parsing: metricsListen)]
+            metricsConfiguration.tls = nil
+            services.append(
+                HTTPServer(
+                    configuration: metricsConfiguration,
+                    endpoints: Endpoints(reviews: reviews, store: store, metrics: metrics, servesReviews: false),
+                    group: MultiThreadedEventLoopGroup.singleton, logger: logger))
+        }
         // Started in this order and stopped in reverse: the server drains first, then pending
         // writes are flushed, then the watches stop.
         if let tlsReloader { services.append(tlsReloader) }

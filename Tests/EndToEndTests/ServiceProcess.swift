@@ -226,3 +226,11 @@ final class ScratchDirectory {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
+
+/// The value of one sample (exact name and labels) in a Prometheus text exposition.
+func metric(_ exposition: String, _ sample: String) -> Double? {
+    for line in exposition.split(separator: "\n") where line.hasPrefix(sample + " ") {
+        return Double(line.dropFirst(sample.count + 1))
+    }
+    return nil
+}

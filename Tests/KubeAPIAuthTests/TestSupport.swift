@@ -63,7 +63,7 @@ final class LogCapture: @unchecked Sendable {
 
     func logger(level: Logger.Level = .debug) -> Logger {
         Logger(label: "test") { label in
-            LogfmtLogHandler(label: label, level: level) { line in self.lock.withLock { self.lines.append(line) } }
+            LineLogHandler(label: label, level: level) { line in self.lock.withLock { self.lines.append(line) } }
         }
     }
 }

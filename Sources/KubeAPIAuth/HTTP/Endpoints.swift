@@ -11,33 +11,43 @@ import RancherAuth
 public struct Endpoints: Sendable {
     let reviews: ReviewService
     let store: RecordStore
+    let metrics: ServiceMetrics?
+    let servesReviews: Bool
 
-    public init(reviews: ReviewService, store: RecordStore) {
+    /// - Parameters:
+    ///   - metrics: served on `GET /metrics` when given.
+    ///   - servesReviews: false for a metrics-only listener (`--metrics-listen`).
+    public init(reviews: ReviewService, store: RecordStore, metrics: ServiceMetrics? = nil, servesReviews: Bool = true) {
         self.reviews = reviews
         self.store = store
+        self.metrics = metrics
+        self.servesReviews = servesReviews
     }
 
     public struct Request {
         public var method: HTTPMethod
         public var uri: String
         public var authorization: String?
+        /// The peer, `ip:port`, for the audit line.
+        public var source: String
 
-        public init(method: HTTPMethod, uri: String, authorization: String? = nil) {
+        public init(method: HTTPMethod, uri: String, authorization: String? = nil, source: String = "-") {
             self.method = method
             self.uri = uri
             self.authorization = authorization
+            self.source = source
         }
     }
 
     enum Route: Equatable {
         case authenticate
         case selfSubjectReview(apiVersion: String)
-        case healthcheck, livez, readyz
+        case healthcheck, livez, readyz, metrics
 
         var allowedMethod: HTTPMethod {
             switch self {
             case .authenticate, .selfSubjectReview: return .POST
-            case .healthcheck, .livez, .readyz: return .GET
+            case .healthcheck, .livez, .readyz, .metrics: return .GET
             }
         }
 
@@ -47,6 +57,7 @@ public struct Endpoints: Sendable {
             case "/healthcheck": self = .healthcheck
             case "/livez": self = .livez
             case "/readyz": self = .readyz
+            case "/metrics": self = .metrics
             case "/apis/authentication.k8s.io/v1/selfsubjectreviews":
                 self = .selfSubjectReview(apiVersion: "authentication.k8s.io/v1")
             case "/apis/authentication.k8s.io/v1beta1/selfsubjectreviews":
@@ -70,7 +81,7 @@ public struct Endpoints: Sendable {
 
     public func handle(_ request: Request, body: UnsafeRawBufferPointer, eventLoop: any EventLoop) -> EndpointResult {
         let path = Self.path(of: request.uri)
-        guard let route = Route(path: path) else {
+        guard let route = Route(path: path), isServed(route) else {
             return .answer(Self.redirectOrNotFound(uri: request.uri, path: path))
         }
         guard request.method == route.allowedMethod else {
@@ -78,28 +89,44 @@ public struct Endpoints: Sendable {
         }
         switch route {
         case .authenticate:
-            return reviews.tokenReview(body: body, eventLoop: eventLoop)
+            return reviews.tokenReview(body: body, eventLoop: eventLoop, source: request.source)
         case .selfSubjectReview(let apiVersion):
-            return reviews.selfSubjectReview(authorization: request.authorization, apiVersion: apiVersion, eventLoop: eventLoop)
+            return reviews.selfSubjectReview(
+                authorization: request.authorization, apiVersion: apiVersion, eventLoop: eventLoop, source: request.source)
+        case .metrics:
+            return .answer(HTTPAnswer(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics?.render() ?? []))
         case .healthcheck:
             // Compatibility with the Go service: always 200 with an empty body, no checks.
             return .answer(HTTPAnswer(status: .ok))
         case .livez:
             return .answer(.text("ok\n"))
         case .readyz:
-            return .answer(readiness())
+            return .answer(readiness(verbose: request.uri.contains("verbose")))
         }
     }
 
-    func readiness() -> HTTPAnswer {
+    private func isServed(_ route: Route) -> Bool {
+        switch route {
+        case .metrics: return metrics != nil
+        case .authenticate, .selfSubjectReview, .healthcheck: return servesReviews
+        case .livez, .readyz: return true
+        }
+    }
+
+    /// 200 once records are loaded (from the API, the snapshot file or a directory), else 503.
+    /// `?verbose` adds one line per record kind: sync and watch state, and how current the data is.
+    func readiness(verbose: Bool) -> HTTPAnswer {
         let status = store.status
-        let details = store.details.map { "  \($0)\n" }.joined()
+        let details = verbose ? store.details.map { "  \($0)\n" }.joined() : ""
         guard status.snapshot != nil else {
             return .text("not ready: records from \(status.source) are not loaded yet\n" + details, status: .serviceUnavailable)
         }
         var text = "ok: serving records from \(status.source), generation \(status.generation)"
         if let loadedAt = status.loadedAt { text += ", loaded at \(RFC3339.format(loadedAt))" }
         if status.problemCount > 0 { text += ", \(status.problemCount) problem(s) in the last load (see logs)" }
+        if !verbose, store.details.contains(where: { $0.hasPrefix("serving from the snapshot file") }) {
+            text += ", serving from the snapshot file"
+        }
         return .text(text + "\n" + details)
     }
 

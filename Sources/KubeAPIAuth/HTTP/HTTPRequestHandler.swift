@@ -34,7 +34,8 @@ public final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHa
             keepAlive = head.isKeepAlive
             version = head.version
             let request = Endpoints.Request(
-                method: head.method, uri: head.uri, authorization: head.headers.first(name: "authorization"))
+                method: head.method, uri: head.uri, authorization: head.headers.first(name: "authorization"),
+                source: peer(context))
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
                 reject(context: context)
                 return
@@ -75,6 +76,18 @@ public final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHa
                 }
             }
         }
+    }
+
+    /// The peer as `ip:port` (or `-`), computed once per connection.
+    private var cachedPeer: String?
+    private func peer(_ context: ChannelHandlerContext) -> String {
+        if let cachedPeer { return cachedPeer }
+        var text = "-"
+        if let address = context.channel.remoteAddress, let ip = address.ipAddress, let port = address.port {
+            text = ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        }
+        cachedPeer = text
+        return text
     }
 
     private func reject(context: ChannelHandlerContext) {

@@ -54,15 +54,17 @@ public final class KubernetesRecordCache: Sendable {
     private let state = Mutex(State())
     let store: RecordStore
     let clock: any WallClock
+    let metrics: ServiceMetrics?
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
     private let livePublished: AsyncStream<Void>.Continuation
     /// Signals each publication made from live (API) data only, for the snapshot writer.
     let livePublications: AsyncStream<Void>
 
-    public init(store: RecordStore, clock: any WallClock) {
+    public init(store: RecordStore, clock: any WallClock, metrics: ServiceMetrics? = nil) {
         self.store = store
         self.clock = clock
+        self.metrics = metrics
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (livePublications, livePublished) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -156,6 +158,23 @@ public final class KubernetesRecordCache: Sendable {
         guard let snapshot else { return }
         store.publish(snapshot, problemCount: 0, at: clock.now())
         if live { livePublished.yield() }
+    }
+
+    /// Per-kind record counts and last confirmation times, for the scrape.
+    func exportMetrics(_ metrics: ServiceMetrics) {
+        let (counts, statuses) = state.withLock { state in
+            ([RecordKind.clusterAuthTokens: state.tokens.count, .clusterUserAttributes: state.users.count,
+              .secrets: state.secrets.count, .configMaps: state.refresh == nil ? 0 : 1], state.status)
+        }
+        let now = ContinuousClock.now
+        let wallNow = clock.now()
+        for kind in RecordKind.allCases {
+            metrics.setRecords(kind, count: counts[kind] ?? 0)
+            if let confirmed = statuses[kind]?.confirmedAt {
+                let age = confirmed.duration(to: now)
+                metrics.setLastSync(kind, unixSeconds: Double(wallNow.seconds) - Double(age.nanoseconds) / 1e9)
+            }
+        }
     }
 
     /// Per-kind lines for `/readyz`, computed when asked so that ages are current.

@@ -17,17 +17,18 @@ public final class KubernetesSource: Service {
     let snapshotInterval: Duration
     let logger: Logger
     private let fallback = Mutex<SnapshotFile.Contents?>(nil)
+    private let lastSnapshotWrite = Mutex<Timestamp?>(nil)
 
     /// - Parameters:
     ///   - snapshotFile: where the last-known-good records are kept; loaded at start and used only
     ///     while the API cannot be listed; rewritten at most every `snapshotInterval` after changes.
     public init(
         client: KubeClient, namespace: String, store: RecordStore, clock: any WallClock, snapshotFile: String? = nil,
-        snapshotInterval: Duration = .seconds(10), logger: Logger
+        snapshotInterval: Duration = .seconds(10), metrics: ServiceMetrics? = nil, logger: Logger
     ) {
         self.client = client
         self.namespace = namespace
-        self.cache = KubernetesRecordCache(store: store, clock: clock)
+        self.cache = KubernetesRecordCache(store: store, clock: clock, metrics: metrics)
         self.store = store
         self.clock = clock
         self.snapshotFile = snapshotFile
@@ -35,6 +36,12 @@ public final class KubernetesSource: Service {
         self.logger = logger
         let cache = self.cache
         store.setDetailsProvider { cache.describe() }
+        metrics?.onScrape { [weak self] metrics in
+            cache.exportMetrics(metrics)
+            if let written = self?.lastSnapshotWrite.withLock({ $0 }) {
+                metrics.setSnapshotAge(seconds: Double(clock.now().seconds - written.seconds))
+            }
+        }
     }
 
     public func run() async throws {
@@ -105,9 +112,12 @@ public final class KubernetesSource: Service {
             }
             guard let snapshot = store.snapshot else { continue }
             do {
-                try SnapshotFile.write(SnapshotFile.Contents(namespace: namespace, writtenAt: clock.now(), snapshot: snapshot), to: path)
+                let now = clock.now()
+                try SnapshotFile.write(SnapshotFile.Contents(namespace: namespace, writtenAt: now, snapshot: snapshot), to: path)
+                lastSnapshotWrite.withLock { $0 = now }
                 logger.debug("snapshot file written", metadata: ["path": "\(path)", "tokens": "\(snapshot.tokens.count)"])
             } catch {
+                cache.metrics?.snapshotWriteFailed()
                 logger.error("snapshot file not written", metadata: ["problem": "\(error)"])
             }
             lastWrite = .now

@@ -40,9 +40,11 @@ struct Reflector<Record: Decodable & Sendable> {
                 }
                 // The server ended the stream (timeout or restart): resume where we were.
                 cache.updateStatus(kind) { $0.watching = false }
+                cache.metrics?.watchRestarted(kind)
             } catch let error as KubeError where error.isGone {
                 logger.info("watch resourceVersion expired; relisting", metadata: ["kind": "\(kind.rawValue)"])
                 resourceVersion = nil
+                cache.metrics?.relisted(kind)
                 cache.updateStatus(kind) { $0.watching = false }
             } catch is CancellationError {
                 return
@@ -51,6 +53,7 @@ struct Reflector<Record: Decodable & Sendable> {
                     $0.watching = false
                     $0.lastError = "\(error)"
                 }
+                cache.metrics?.watchRestarted(kind)
                 logger.warning(
                     "list/watch failed; serving the last records and retrying",
                     metadata: ["kind": "\(kind.rawValue)", "error": "\(error)", "retryIn": "\(backoff)"])

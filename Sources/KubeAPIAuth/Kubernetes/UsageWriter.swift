@@ -24,12 +24,17 @@ public final class UsageWriter: ReviewEffectsSink, Service {
     let namespace: String
     let store: RecordStore
     let lastUsedInterval: Duration
+    let metrics: ServiceMetrics?
     let logger: Logger
     private let pending = Mutex(Pending())
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
 
-    public init(client: KubeClient, namespace: String, store: RecordStore, lastUsedInterval: Duration, logger: Logger) {
+    public init(
+        client: KubeClient, namespace: String, store: RecordStore, lastUsedInterval: Duration, metrics: ServiceMetrics? = nil,
+        logger: Logger
+    ) {
+        self.metrics = metrics
         self.client = client
         self.namespace = namespace
         self.store = store
@@ -104,8 +109,10 @@ public final class UsageWriter: ReviewEffectsSink, Service {
             let patch = #"{"lastUsedAt":"\#(RFC3339.format(usedAt))"}"#
             do {
                 _ = try await client.mergePatch(.clusterAuthTokens, namespace: namespace, name: name, patch: Data(patch.utf8))
+                metrics?.write(.lastUsedAt, .ok)
             } catch {
                 // A deleted token needs no usage record.
+                metrics?.write(.lastUsedAt, Self.outcome(error))
                 if !error.isNotFound {
                     logger.warning("lastUsedAt not recorded", metadata: ["token": "\(name)", "error": "\(error)"])
                 }
@@ -117,8 +124,10 @@ public final class UsageWriter: ReviewEffectsSink, Service {
         let patch = #"{"metadata":{"resourceVersion":"\#(resourceVersion)"},"needsRefresh":true}"#
         do {
             _ = try await client.mergePatch(.clusterUserAttributes, namespace: namespace, name: user, patch: Data(patch.utf8))
+            metrics?.write(.needsRefresh, .ok)
             logger.info("asked Rancher to refresh a user's groups", metadata: ["user": "\(user)"])
         } catch {
+            metrics?.write(.needsRefresh, Self.outcome(error))
             // A user record that changed (or went away) since the review is left alone: the next review decides again.
             if !error.isConflict, !error.isNotFound {
                 logger.warning("needsRefresh not recorded", metadata: ["user": "\(user)", "error": "\(error)"])
@@ -136,17 +145,25 @@ public final class UsageWriter: ReviewEffectsSink, Service {
                 let patch = #"{"metadata":{"resourceVersion":"\#(current.metadata.resourceVersion ?? "")"},"hash":""}"#
                 _ = try await client.mergePatch(.clusterAuthTokens, namespace: namespace, name: name, patch: Data(patch.utf8))
                 logger.info("migrated legacy token hash into its Secret", metadata: ["token": "\(name)"])
+                metrics?.write(.hashMigration, .ok)
                 return
             } catch let error as KubeError where error.isConflict {
+                metrics?.write(.hashMigration, .conflict)
                 continue
             } catch let error as KubeError where error.isNotFound {
+                metrics?.write(.hashMigration, .notFound)
                 return
             } catch {
+                metrics?.write(.hashMigration, .error)
                 logger.warning("legacy hash migration failed; it is retried on the token's next use", metadata: ["token": "\(name)", "error": "\(error)"])
                 return
             }
         }
         logger.warning("legacy hash migration kept conflicting; it is retried on the token's next use", metadata: ["token": "\(name)"])
+    }
+
+    static func outcome(_ error: KubeError) -> ServiceMetrics.WriteOutcome {
+        error.isNotFound ? .notFound : error.isConflict ? .conflict : .error
     }
 
     private func writeHashSecret(name: String, hash: String) async throws {

@@ -22,13 +22,20 @@ public final class ExpensiveHashWorkers: Sendable {
     }
 
     /// Runs `pending` on the pool; `nil` when the queue is full.
-    public func verify(_ pending: PendingVerification, on eventLoop: any EventLoop) -> EventLoopFuture<Decision>? {
+    public func verify(
+        _ pending: PendingVerification, on eventLoop: any EventLoop, metrics: ServiceMetrics? = nil
+    ) -> EventLoopFuture<Decision>? {
         let inFlightNow = inFlight.add(1, ordering: .relaxed).newValue
         guard inFlightNow <= maxQueued + threads else {
             inFlight.subtract(1, ordering: .relaxed)
             return nil
         }
-        let future = pool.runIfActive(eventLoop: eventLoop) { pending.run() }
+        let future = pool.runIfActive(eventLoop: eventLoop) {
+            let start = ContinuousClock.now
+            let decision = pending.run()
+            metrics?.verified(pending.hash.algorithm, duration: start.duration(to: .now))
+            return decision
+        }
         future.whenComplete { _ in self.inFlight.subtract(1, ordering: .relaxed) }
         return future
     }

@@ -6,8 +6,9 @@ import RancherAuth
 /// Answers TokenReviews and SelfSubjectReviews from the current records.
 ///
 /// The hot path is: scan the request bytes (no JSON tree), look the token up in an immutable
-/// snapshot, check a SHA-2/SHA-3 hash inline, and reply with bytes rendered when the records
-/// were loaded. scrypt checks go to ``ExpensiveHashWorkers``.
+/// snapshot, check a SHA-2/SHA-3 hash inline (or reuse a verification of the same records),
+/// and reply with bytes rendered when the records were loaded. scrypt checks go to
+/// ``ExpensiveHashWorkers``. Every decision is counted and audited.
 public final class ReviewService: Sendable {
     let store: RecordStore
     let authenticator = Authenticator()
@@ -18,22 +19,31 @@ public final class ReviewService: Sendable {
     let throttle: FailureThrottle
     /// Tokens longer than this are refused before any lookup (Rancher's are under 100 bytes).
     let maxTokenBytes: Int
+    let metrics: ServiceMetrics
+    let audit: AuditLog
     let logger: Logger
 
     public init(
         store: RecordStore, clock: any WallClock, workers: ExpensiveHashWorkers, effects: any ReviewEffectsSink,
         verifiedCache: VerifiedTokenCache = VerifiedTokenCache(capacity: 10_000),
         throttle: FailureThrottle = FailureThrottle(maxFailures: 10, window: .seconds(60)), maxTokenBytes: Int = 4096,
-        logger: Logger
+        metrics: ServiceMetrics = ServiceMetrics(), audit: AuditLog? = nil, logger: Logger
     ) {
-        self.maxTokenBytes = maxTokenBytes
         self.store = store
         self.clock = clock
         self.workers = workers
         self.effects = effects
         self.verifiedCache = verifiedCache
         self.throttle = throttle
+        self.maxTokenBytes = maxTokenBytes
+        self.metrics = metrics
+        self.audit = audit ?? AuditLog(logger: logger)
         self.logger = logger
+        metrics.onScrape { [workers, throttle, verifiedCache] metrics in
+            metrics.setScryptQueueDepth(workers.queued)
+            metrics.setThrottledTokens(throttle.throttledCount)
+            metrics.setVerifiedCacheEntries(verifiedCache.count)
+        }
     }
 
     /// Refusal bodies, rendered once per reason and version.
@@ -50,17 +60,26 @@ public final class ReviewService: Sendable {
 
     static let notLoaded = HTTPAnswer.unavailable("records are not loaded yet")
 
+    /// Where a review came from and when it started, for latency, metrics and the audit line.
+    struct Context: Sendable {
+        var start: ContinuousClock.Instant
+        var source: String
+    }
+
     /// `POST /v1/authenticate`.
-    public func tokenReview(body: UnsafeRawBufferPointer, eventLoop: any EventLoop) -> EndpointResult {
+    public func tokenReview(body: UnsafeRawBufferPointer, eventLoop: any EventLoop, source: String = "-") -> EndpointResult {
+        let context = Context(start: .now, source: source)
+        metrics.reviewStarted()
         let request: TokenReviewRequest
         do {
             request = try TokenReviewDecoder.decode(body)
         } catch {
-            logger.debug("malformed token review", metadata: ["reason": "\(error.code.rawValue)"])
+            logger.debug("malformed token review", metadata: ["reason": "\(error.code.rawValue)", "source": "\(source)"])
+            ended(.malformed, reason: error.code.rawValue, context)
             return .answer(.status(.badRequest, reason: "BadRequest", message: error.message))
         }
         let apiVersion = request.apiVersion
-        return decide(token: request.token, eventLoop: eventLoop) { decision in
+        return decide(token: request.token, eventLoop: eventLoop, context: context) { decision in
             switch decision.outcome {
             case .authenticated(let user):
                 return .json(user.authenticatedBody(for: apiVersion))
@@ -73,11 +92,14 @@ public final class ReviewService: Sendable {
 
     /// `POST /apis/authentication.k8s.io/<version>/selfsubjectreviews` with `Authorization: Bearer`,
     /// what `kubectl auth whoami` sends: the token's user, or 401 with a `Status`.
-    public func selfSubjectReview(authorization: String?, apiVersion: String, eventLoop: any EventLoop) -> EndpointResult {
+    public func selfSubjectReview(
+        authorization: String?, apiVersion: String, eventLoop: any EventLoop, source: String = "-"
+    ) -> EndpointResult {
         guard let authorization, let token = Self.bearerToken(authorization) else {
             return .answer(.status(.unauthorized, reason: "Unauthorized", message: "Unauthorized"))
         }
-        return decide(token: token, eventLoop: eventLoop) { decision in
+        metrics.reviewStarted()
+        return decide(token: token, eventLoop: eventLoop, context: Context(start: .now, source: source)) { decision in
             switch decision.outcome {
             case .authenticated(let user):
                 return .json(
@@ -99,46 +121,63 @@ public final class ReviewService: Sendable {
     }
 
     private func decide(
-        token: String, eventLoop: any EventLoop, render: @escaping @Sendable (Decision) -> HTTPAnswer
+        token: String, eventLoop: any EventLoop, context: Context, render: @escaping @Sendable (Decision) -> HTTPAnswer
     ) -> EndpointResult {
         guard token.utf8.count <= maxTokenBytes else {
-            return .answer(finish(Decision(outcome: .refused(.tokenTooLong), tokenName: nil), render: render))
+            return .answer(finish(Decision(outcome: .refused(.tokenTooLong), tokenName: nil), context, render: render))
         }
-        guard let snapshot = store.snapshot else { return .answer(Self.notLoaded) }
+        guard let snapshot = store.snapshot else {
+            ended(.unavailable, reason: ServiceMetrics.UnavailableReason.notSynced.rawValue, context)
+            return .answer(Self.notLoaded)
+        }
         let pending: PendingVerification
         switch authenticator.begin(token: token, snapshot: snapshot, now: clock.now()) {
         case .decided(let decision):
-            return .answer(finish(decision, render: render))
+            return .answer(finish(decision, context, render: render))
         case .verify(let verification):
             pending = verification
         }
         // Verified before against exactly these records: no hashing. Expiry, enabled flags and the
         // user were re-checked by `begin` just now.
         let key = VerifiedTokenCache.key(for: token)
-        if verifiedCache.contains(key, versions: pending.versions) {
-            return .answer(finish(pending.decide(secretMatches: true), render: render, cached: true))
+        let cached = verifiedCache.contains(key, versions: pending.versions)
+        metrics.verifiedCache(hit: cached)
+        if cached {
+            return .answer(finish(pending.decide(secretMatches: true), context, render: render, cached: true))
         }
         if throttle.isThrottled(pending.accessKey) {
             let decision = Decision(
                 outcome: .refused(.tooManyFailures), tokenName: pending.accessKey, token: pending.token, hashAlgorithm: pending.hash.algorithm)
-            return .answer(finish(decision, render: render))
+            return .answer(finish(decision, context, render: render))
         }
         if !pending.isExpensive {
-            return .answer(finish(remember(pending.run(), key: key, pending: pending), render: render))
+            return .answer(finish(verify(pending, key: key), context, render: render))
         }
-        guard let future = workers.verify(pending, on: eventLoop) else {
+        guard let future = workers.verify(pending, on: eventLoop, metrics: metrics) else {
             logger.warning("expensive hash queue full; answering 503", metadata: ["token": "\(pending.token.name)"])
+            ended(.unavailable, reason: ServiceMetrics.UnavailableReason.scryptQueueFull.rawValue, context)
             return .answer(.unavailable("too many expensive verifications in progress"))
         }
         return .pending(
-            future.map { decision in self.finish(self.remember(decision, key: key, pending: pending), render: render) }
-                .recover { _ in .unavailable("verification could not run") })
+            future.map { decision in self.finish(self.remember(decision, key: key, pending: pending), context, render: render) }
+                .recover { _ in
+                    self.ended(.unavailable, reason: ServiceMetrics.UnavailableReason.verificationFailed.rawValue, context)
+                    return .unavailable("verification could not run")
+                })
+    }
+
+    /// A cheap hash check, timed.
+    private func verify(_ pending: PendingVerification, key: VerifiedTokenCache.Key) -> Decision {
+        let start = ContinuousClock.now
+        let decision = pending.run()
+        metrics.verified(pending.hash.algorithm, duration: start.duration(to: .now))
+        return remember(decision, key: key, pending: pending)
     }
 
     /// Feeds the outcome of a hash check to the cache and the failure throttle.
     private func remember(_ decision: Decision, key: VerifiedTokenCache.Key, pending: PendingVerification) -> Decision {
         if decision.isAuthenticated {
-            verifiedCache.insert(key, versions: pending.versions)
+            if verifiedCache.insert(key, versions: pending.versions) { metrics.verifiedCacheEvicted() }
             throttle.recordSuccess(pending.accessKey)
         } else if decision.refusalReason == .secretMismatch {
             throttle.recordFailure(pending.accessKey)
@@ -146,19 +185,19 @@ public final class ReviewService: Sendable {
         return decision
     }
 
-    private func finish(_ decision: Decision, render: (Decision) -> HTTPAnswer, cached: Bool = false) -> HTTPAnswer {
-        if logger.logLevel <= .debug {
-            var metadata: Logger.Metadata = ["authenticated": "\(decision.isAuthenticated)"]
-            if let reason = decision.refusalReason { metadata["reason"] = "\(reason.rawValue)" }
-            // The token name is the public half of the credential; the secret never reaches a log.
-            if let name = decision.tokenName { metadata["token"] = "\(name)" }
-            if case .authenticated(let user) = decision.outcome { metadata["user"] = "\(user.attribute.name)" }
-            if let algorithm = decision.hashAlgorithm {
-                metadata["hash"] = "\(algorithm.rawValue)"
-                metadata["verification"] = cached ? "cached" : "hashed"
-            }
-            logger.debug("token review", metadata: metadata)
+    private func ended(_ result: ServiceMetrics.ReviewResult, reason: String, _ context: Context) {
+        metrics.review(result, reason: reason, duration: context.start.duration(to: .now))
+        metrics.reviewEnded()
+    }
+
+    private func finish(_ decision: Decision, _ context: Context, render: (Decision) -> HTTPAnswer, cached: Bool = false) -> HTTPAnswer {
+        let duration = context.start.duration(to: .now)
+        switch decision.outcome {
+        case .authenticated: metrics.review(.authenticated, reason: "none", duration: duration)
+        case .refused(let reason): metrics.review(.refused, reason: reason.rawValue, duration: duration)
         }
+        metrics.reviewEnded()
+        audit.record(decision, source: context.source, duration: duration, cached: cached)
         if !decision.effects.isEmpty { effects.submit(decision.effects, for: decision) }
         return render(decision)
     }

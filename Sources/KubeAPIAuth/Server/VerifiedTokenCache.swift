@@ -51,8 +51,10 @@ public final class VerifiedTokenCache: Sendable {
         return hit
     }
 
-    public func insert(_ key: Key, versions: RecordVersions) {
-        guard versions.isComplete else { return }
+    /// Remembers a verification; returns true when another entry had to be evicted for it.
+    @discardableResult
+    public func insert(_ key: Key, versions: RecordVersions) -> Bool {
+        guard versions.isComplete else { return false }
         let evicted = shard(key).entries.withLock { entries -> Bool in
             var evicted = false
             if entries[key] == nil, entries.count >= capacityPerShard, let victim = entries.keys.randomElement() {
@@ -63,6 +65,7 @@ public final class VerifiedTokenCache: Sendable {
             return evicted
         }
         if evicted { counters.evictions.add(1, ordering: .relaxed) }
+        return evicted
     }
 
     public func remove(_ key: Key) {

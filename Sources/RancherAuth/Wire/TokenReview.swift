@@ -20,7 +20,7 @@ public struct TokenReviewRequest: Sendable, Hashable {
 /// Why a request body is not a usable `TokenReview` (answered `400`). Messages never quote
 /// the request: it carries a credential.
 public struct TokenReviewDecodingError: Error, Hashable, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable, Hashable {
+    public enum Code: String, Sendable, Hashable, CaseIterable {
         case invalidJSON = "invalid_json"
         case notAnObject = "not_an_object"
         case wrongType = "wrong_type"

@@ -3,17 +3,26 @@ import Logging
 import RancherAuth
 import Synchronization
 
-/// One line per event in logfmt (`time=… level=… msg="…" key=value`), close to the Go service's
-/// logrus text format, so existing log pipelines keep parsing it. Writes to standard error.
-public struct LogfmtLogHandler: LogHandler {
+/// One line per event, to standard error: logfmt for people (`time=… level=… msg="…" key=value`,
+/// close to the Go service's logrus text format) or JSON for collectors.
+public struct LineLogHandler: LogHandler {
+    public enum Format: String, Sendable, CaseIterable {
+        case text, json
+    }
+
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     let label: String
+    let format: Format
     private let output: @Sendable (String) -> Void
 
-    public init(label: String, level: Logger.Level, output: @escaping @Sendable (String) -> Void = LogfmtLogHandler.standardError) {
+    public init(
+        label: String, level: Logger.Level, format: Format = .text,
+        output: @escaping @Sendable (String) -> Void = LineLogHandler.standardError
+    ) {
         self.label = label
         self.logLevel = level
+        self.format = format
         self.output = output
     }
 
@@ -31,12 +40,30 @@ public struct LogfmtLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = "time=\(Self.timestamp()) level=\(Self.levelName(event.level)) msg=\(Self.quoted(event.message.description))"
         let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        for key in merged.keys.sorted() {
-            line += " \(key)=\(Self.quoted("\(merged[key]!)"))"
+        switch format {
+        case .text:
+            var line = "time=\(Self.timestamp()) level=\(Self.levelName(event.level)) msg=\(Self.quoted(event.message.description))"
+            for key in merged.keys.sorted() {
+                line += " \(key)=\(Self.quoted("\(merged[key]!)"))"
+            }
+            output(line + "\n")
+        case .json:
+            var bytes: [UInt8] = Array(#"{"time":"#.utf8)
+            JSONWriter.appendString(Self.timestamp(), to: &bytes)
+            bytes += Array(#","level":"#.utf8)
+            JSONWriter.appendString(Self.levelName(event.level), to: &bytes)
+            bytes += Array(#","msg":"#.utf8)
+            JSONWriter.appendString(event.message.description, to: &bytes)
+            for key in merged.keys.sorted() where !["time", "level", "msg"].contains(key) {
+                bytes.append(UInt8(ascii: ","))
+                JSONWriter.appendString(key, to: &bytes)
+                bytes.append(UInt8(ascii: ":"))
+                JSONWriter.appendString("\(merged[key]!)", to: &bytes)
+            }
+            bytes += Array("}\n".utf8)
+            output(String(decoding: bytes, as: UTF8.self))
         }
-        output(line + "\n")
     }
 
     static func levelName(_ level: Logger.Level) -> String {

@@ -1,0 +1,60 @@
+import Logging
+import RancherAuth
+import Synchronization
+
+/// One line per review decision: time, token name (the public half of the credential), user,
+/// result, reason, latency and source address. Never a secret or a hash.
+///
+/// Identical decisions (same token, result, reason and source) within `window` are folded: the
+/// next line that is written carries `repeated=N`, so a client hammering a refused token cannot
+/// flood the log. Refusals are `info`, not `error`: they are answers, not faults.
+public final class AuditLog: Sendable {
+    let logger: Logger
+    let enabled: Bool
+    let window: Duration
+    private let recent = Mutex<[String: (last: ContinuousClock.Instant, suppressed: Int)]>([:])
+
+    public init(logger: Logger, enabled: Bool = true, window: Duration = .seconds(10)) {
+        self.logger = logger
+        self.enabled = enabled
+        self.window = window
+    }
+
+    func record(_ decision: Decision, source: String, duration: Duration, cached: Bool) {
+        guard enabled else { return }
+        let host = Self.host(of: source)
+        let result = decision.isAuthenticated ? "authenticated" : "refused"
+        let reason = decision.refusalReason?.rawValue ?? "none"
+        let token = decision.tokenName ?? "-"
+        let key = "\(token)|\(result)|\(reason)|\(host)"
+        let now = ContinuousClock.now
+        let repeated: Int? = recent.withLock { recent in
+            if let entry = recent[key], entry.last.duration(to: now) < window {
+                recent[key] = (entry.last, entry.suppressed + 1)
+                return nil
+            }
+            if recent.count > 10_000 { recent.removeAll() }
+            let suppressed = recent[key]?.suppressed ?? 0
+            recent[key] = (now, 0)
+            return suppressed
+        }
+        guard let repeated else { return }
+        var metadata: Logger.Metadata = [
+            "result": "\(result)", "reason": "\(reason)", "token": "\(token)", "source": "\(source)",
+            "latency_ms": "\(Double(duration.nanoseconds) / 1_000_000)",
+        ]
+        if case .authenticated(let user) = decision.outcome { metadata["user"] = "\(user.attribute.name)" }
+        if let algorithm = decision.hashAlgorithm {
+            metadata["hash"] = "\(algorithm.rawValue)"
+            metadata["verification"] = cached ? "cached" : "hashed"
+        }
+        if repeated > 0 { metadata["repeated"] = "\(repeated)" }
+        logger.info("review", metadata: metadata)
+    }
+
+    /// `1.2.3.4:5678` → `1.2.3.4`; `[::1]:5678` → `[::1]`.
+    static func host(of source: String) -> Substring {
+        guard let colon = source.lastIndex(of: ":"), !source.hasSuffix("]") else { return source[...] }
+        return source[..<colon]
+    }
+}

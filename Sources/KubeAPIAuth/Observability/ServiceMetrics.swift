@@ -1,0 +1,141 @@
+import CoreMetrics
+import Prometheus
+import RancherAuth
+import Synchronization
+
+/// The service's Prometheus metrics, with a closed set of labels. Instruments are created once
+/// (one per label combination), so recording on the review path is an atomic add, not a lookup.
+public final class ServiceMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    public enum ReviewResult: String, Sendable, CaseIterable {
+        case authenticated, refused, malformed, unavailable
+    }
+
+    /// Reasons for the non-refusal results (refusals use ``RefusalReason``).
+    public enum UnavailableReason: String, Sendable, CaseIterable {
+        case notSynced = "not_synced"
+        case scryptQueueFull = "scrypt_queue_full"
+        case verificationFailed = "verification_failed"
+    }
+
+    public enum WriteKind: String, Sendable, CaseIterable {
+        case lastUsedAt = "last_used_at"
+        case needsRefresh = "needs_refresh"
+        case hashMigration = "hash_migration"
+    }
+
+    public enum WriteOutcome: String, Sendable, CaseIterable {
+        case ok, conflict, notFound = "not_found", error
+    }
+
+    private let reviews: [String: CoreMetrics.Counter]
+    private let reviewDuration: CoreMetrics.Timer
+    private let verifyDuration: [HashAlgorithm: CoreMetrics.Timer]
+    private let cacheHits: CoreMetrics.Counter
+    private let cacheMisses: CoreMetrics.Counter
+    private let cacheEvictions: CoreMetrics.Counter
+    private let inFlight: CoreMetrics.Meter
+    private let records: [RecordKind: CoreMetrics.Meter]
+    private let lastSync: [RecordKind: CoreMetrics.Meter]
+    private let watchRestarts: [RecordKind: CoreMetrics.Counter]
+    private let relists: [RecordKind: CoreMetrics.Counter]
+    private let writes: [String: CoreMetrics.Counter]
+    private let scryptQueueDepth: CoreMetrics.Meter
+    private let throttledTokens: CoreMetrics.Meter
+    private let verifiedCacheEntries: CoreMetrics.Meter
+    private let snapshotAge: CoreMetrics.Meter
+    private let snapshotWriteFailures: CoreMetrics.Counter
+    private let scrapeHooks = Mutex<[@Sendable (ServiceMetrics) -> Void]>([])
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let reviewBuckets: [Duration] = [
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1),
+        ]
+        factory.defaultDurationHistogramBuckets = reviewBuckets
+        self.factory = factory
+        let prefix = "kube_api_auth_"
+        var reviews: [String: CoreMetrics.Counter] = [:]
+        func reviewCounter(_ result: ReviewResult, _ reason: String) {
+            reviews["\(result.rawValue)/\(reason)"] = CoreMetrics.Counter(
+                label: prefix + "reviews_total", dimensions: [("result", result.rawValue), ("reason", reason)], factory: factory)
+        }
+        reviewCounter(.authenticated, "none")
+        for reason in RefusalReason.allCases { reviewCounter(.refused, reason.rawValue) }
+        for code in TokenReviewDecodingError.Code.allCases { reviewCounter(.malformed, code.rawValue) }
+        for reason in UnavailableReason.allCases { reviewCounter(.unavailable, reason.rawValue) }
+        self.reviews = reviews
+        reviewDuration = CoreMetrics.Timer(label: prefix + "review_duration_seconds", dimensions: [], factory: factory)
+        verifyDuration = Dictionary(uniqueKeysWithValues: HashAlgorithm.allCases.map {
+            ($0, CoreMetrics.Timer(label: prefix + "hash_verify_duration_seconds", dimensions: [("algorithm", $0.rawValue)], factory: factory))
+        })
+        cacheHits = CoreMetrics.Counter(label: prefix + "verified_cache_requests_total", dimensions: [("result", "hit")], factory: factory)
+        cacheMisses = CoreMetrics.Counter(label: prefix + "verified_cache_requests_total", dimensions: [("result", "miss")], factory: factory)
+        cacheEvictions = CoreMetrics.Counter(label: prefix + "verified_cache_evictions_total", dimensions: [], factory: factory)
+        inFlight = CoreMetrics.Meter(label: prefix + "reviews_in_flight", dimensions: [], factory: factory)
+        func perKind<M>(_ make: (RecordKind) -> M) -> [RecordKind: M] {
+            Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, make($0)) })
+        }
+        records = perKind { CoreMetrics.Meter(label: prefix + "records", dimensions: [("kind", $0.rawValue)], factory: factory) }
+        lastSync = perKind { CoreMetrics.Meter(label: prefix + "last_sync_timestamp_seconds", dimensions: [("kind", $0.rawValue)], factory: factory) }
+        watchRestarts = perKind { CoreMetrics.Counter(label: prefix + "watch_restarts_total", dimensions: [("kind", $0.rawValue)], factory: factory) }
+        relists = perKind { CoreMetrics.Counter(label: prefix + "relists_total", dimensions: [("kind", $0.rawValue)], factory: factory) }
+        var writes: [String: CoreMetrics.Counter] = [:]
+        for kind in WriteKind.allCases {
+            for outcome in WriteOutcome.allCases {
+                writes["\(kind.rawValue)/\(outcome.rawValue)"] = CoreMetrics.Counter(
+                    label: prefix + "writes_total", dimensions: [("kind", kind.rawValue), ("outcome", outcome.rawValue)], factory: factory)
+            }
+        }
+        self.writes = writes
+        scryptQueueDepth = CoreMetrics.Meter(label: prefix + "scrypt_queue_depth", dimensions: [], factory: factory)
+        throttledTokens = CoreMetrics.Meter(label: prefix + "throttled_tokens", dimensions: [], factory: factory)
+        verifiedCacheEntries = CoreMetrics.Meter(label: prefix + "verified_cache_entries", dimensions: [], factory: factory)
+        snapshotAge = CoreMetrics.Meter(label: prefix + "snapshot_age_seconds", dimensions: [], factory: factory)
+        snapshotWriteFailures = CoreMetrics.Counter(label: prefix + "snapshot_write_failures_total", dimensions: [], factory: factory)
+    }
+
+    // MARK: Recording
+
+    func review(_ result: ReviewResult, reason: String, duration: Duration) {
+        reviews["\(result.rawValue)/\(reason)"]?.increment()
+        reviewDuration.recordNanoseconds(duration.nanoseconds)
+    }
+
+    func verified(_ algorithm: HashAlgorithm, duration: Duration) {
+        verifyDuration[algorithm]?.recordNanoseconds(duration.nanoseconds)
+    }
+
+    func verifiedCache(hit: Bool) { (hit ? cacheHits : cacheMisses).increment() }
+    func verifiedCacheEvicted() { cacheEvictions.increment() }
+    func reviewStarted() { inFlight.increment() }
+    func reviewEnded() { inFlight.decrement() }
+    func watchRestarted(_ kind: RecordKind) { watchRestarts[kind]?.increment() }
+    func relisted(_ kind: RecordKind) { relists[kind]?.increment() }
+    func write(_ kind: WriteKind, _ outcome: WriteOutcome) { writes["\(kind.rawValue)/\(outcome.rawValue)"]?.increment() }
+    func snapshotWriteFailed() { snapshotWriteFailures.increment() }
+
+    // Values read when scraped.
+    func setRecords(_ kind: RecordKind, count: Int) { records[kind]?.set(count) }
+    func setLastSync(_ kind: RecordKind, unixSeconds: Double) { lastSync[kind]?.set(unixSeconds) }
+    func setScryptQueueDepth(_ value: Int) { scryptQueueDepth.set(value) }
+    func setThrottledTokens(_ value: Int) { throttledTokens.set(value) }
+    func setVerifiedCacheEntries(_ value: Int) { verifiedCacheEntries.set(value) }
+    func setSnapshotAge(seconds: Double) { snapshotAge.set(seconds) }
+
+    /// Registers a hook that refreshes gauges just before each scrape.
+    public func onScrape(_ hook: @escaping @Sendable (ServiceMetrics) -> Void) {
+        scrapeHooks.withLock { $0.append(hook) }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    public func render() -> [UInt8] {
+        for hook in scrapeHooks.withLock({ $0 }) { hook(self) }
+        return registry.emitToBuffer()
+    }
+}
