@@ -158,9 +158,17 @@ final class ServiceProcess: @unchecked Sendable {
             self.condition.unlock()
         }
         try process.run()
-        let line = try waitForLog { log in log.split(separator: "\n").first { $0.contains("msg=listening") }.map(String.init) }
-        guard let range = line.range(of: "address=") else { throw ProcessError(description: "no address in \(line)") }
-        address = String(line[range.upperBound...].prefix { $0 != " " })
+        // Text (`msg=listening address=…`) or JSON (`"msg":"listening",…"address":"…"`) logs.
+        let line = try waitForLog { log in
+            log.split(separator: "\n").first { $0.contains("msg=listening") || $0.contains(#""msg":"listening""#) }.map(String.init)
+        }
+        if let range = line.range(of: "address=") {
+            address = String(line[range.upperBound...].prefix { $0 != " " })
+        } else if let range = line.range(of: #""address":""#) {
+            address = String(line[range.upperBound...].prefix { $0 != "\"" })
+        } else {
+            throw ProcessError(description: "no address in \(line)")
+        }
     }
 
     var output: String {
