@@ -18,7 +18,16 @@ public struct ResourceType: Sendable, Hashable {
         group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", singular: "customresourcedefinition",
         kind: "CustomResourceDefinition", namespaced: false)
 
-    public static let builtIn: [ResourceType] = [.secrets, .configMaps, .namespaces, .customResourceDefinitions]
+    public static let serviceAccounts = ResourceType(group: "", version: "v1", plural: "serviceaccounts", singular: "serviceaccount", kind: "ServiceAccount", namespaced: true)
+    public static let roles = ResourceType(group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", singular: "role", kind: "Role", namespaced: true)
+    public static let roleBindings = ResourceType(
+        group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", singular: "rolebinding", kind: "RoleBinding", namespaced: true)
+    public static let daemonSets = ResourceType(group: "apps", version: "v1", plural: "daemonsets", singular: "daemonset", kind: "DaemonSet", namespaced: true)
+
+    /// Served without a CRD: what the service reads, and what its manifests create.
+    public static let builtIn: [ResourceType] = [
+        .secrets, .configMaps, .namespaces, .customResourceDefinitions, .serviceAccounts, .roles, .roleBindings, .daemonSets,
+    ]
 
     /// The resource types a stored CustomResourceDefinition object defines (one per served version).
     static func defined(by crd: JSONValue) -> [ResourceType] {
