@@ -239,7 +239,7 @@ struct Serve: AsyncParsableCommand {
                 HTTPServer(
                     configuration: metricsConfiguration,
                     endpoints: Endpoints(reviews: reviews, store: store, metrics: metrics, servesReviews: false),
-                    group: MultiThreadedEventLoopGroup.singleton, logger: logger))
+                    group: MultiThreadedEventLoopGroup.singleton, logger: logger, purpose: "metrics"))
         }
         // Started in this order and stopped in reverse: the server drains first, then pending
         // writes are flushed, then the watches stop.

@@ -41,9 +41,9 @@ struct OperationsEndToEndTests {
         _ = scratch
         let service = try ServiceProcess(global: [], serve: ["--records-dir", examplesDirectory, "--metrics-listen", "127.0.0.1:0"])
         try service.waitForLog { $0.components(separatedBy: "msg=listening").count == 3 ? true : nil }
-        let addresses = service.output.split(separator: "\n").filter { $0.contains("msg=listening") }
-            .map { String($0[$0.range(of: "address=")!.upperBound...].prefix { $0 != " " }) }
-        let metricsAddress = try #require(addresses.first { $0 != service.address })
+        let line = try #require(service.output.split(separator: "\n").first { $0.contains("msg=listening") && $0.contains("purpose=metrics") })
+        let metricsAddress = String(line[line.range(of: "address=")!.upperBound...].prefix { $0 != " " })
+        #expect(metricsAddress != service.address)
         let code = ["-o", "/dev/null", "-w", "%{http_code}"]
         #expect(try curl(code + ["http://\(metricsAddress)/metrics"]) == "200")
         #expect(try curl(code + ["http://\(metricsAddress)/readyz"]) == "200")

@@ -160,7 +160,9 @@ final class ServiceProcess: @unchecked Sendable {
         try process.run()
         // Text (`msg=listening address=…`) or JSON (`"msg":"listening",…"address":"…"`) logs.
         let line = try waitForLog { log in
-            log.split(separator: "\n").first { $0.contains("msg=listening") || $0.contains(#""msg":"listening""#) }.map(String.init)
+            log.split(separator: "\n").first {
+                ($0.contains("msg=listening") || $0.contains(#""msg":"listening""#)) && !$0.contains("metrics")
+            }.map(String.init)
         }
         if let range = line.range(of: "address=") {
             address = String(line[range.upperBound...].prefix { $0 != " " })

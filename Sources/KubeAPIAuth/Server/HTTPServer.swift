@@ -24,12 +24,15 @@ public final class HTTPServer: Service {
     let group: any EventLoopGroup
     let logger: Logger
     let onListening: @Sendable ([SocketAddress]) -> Void
+    /// What the listener is for, in its log lines (`reviews` or `metrics`).
+    let purpose: String
     private let openConnections = Atomic<Int>(0)
 
     public init(
         configuration: ServerConfiguration, endpoints: Endpoints, group: any EventLoopGroup, logger: Logger,
-        onListening: @escaping @Sendable ([SocketAddress]) -> Void = { _ in }
+        purpose: String = "reviews", onListening: @escaping @Sendable ([SocketAddress]) -> Void = { _ in }
     ) {
+        self.purpose = purpose
         self.configuration = configuration
         self.endpoints = endpoints
         self.group = group
@@ -52,7 +55,7 @@ public final class HTTPServer: Service {
         }
         let addresses = listeners.compactMap { $0.channel.localAddress }
         for address in addresses {
-            logger.info("listening", metadata: ["address": "\(Self.describe(address))"])
+            logger.info("listening", metadata: ["address": "\(Self.describe(address))", "purpose": "\(purpose)"])
         }
         onListening(addresses)
 
