@@ -49,7 +49,12 @@ public final class KubernetesRecordCache: Sendable {
         var status: [RecordKind: ReflectorStatus] = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, ReflectorStatus()) })
         var dirty = false
         var snapshotWrittenAt: Timestamp?
+        /// Tokens whose legacy hash was cleared before their hash Secret arrived (see `apply`).
+        var carriedLegacyHashes: Set<String> = []
     }
+
+    /// How long a cleared legacy hash is kept while its Secret has not arrived.
+    static let legacyHashCarryLimit: Duration = .seconds(30)
 
     private let state = Mutex(State())
     let store: RecordStore
@@ -86,8 +91,47 @@ public final class KubernetesRecordCache: Sendable {
         }
     }
 
+    /// Tokens. The legacy-hash migration writes the Secret, then clears `hash`; the two kinds
+    /// arrive on separate watches, so the cleared token can come first. Until its Secret arrives,
+    /// the token keeps the hash it had (at most ``legacyHashCarryLimit``), so that a migration by
+    /// another replica never refuses a valid token in between.
     func apply(_ change: Change<ClusterAuthToken>) {
-        mutate { state in Self.apply(change, to: &state.tokens, key: \.name, transform: { $0 }) }
+        var carried: [String] = []
+        mutate { state in
+            func carry(_ token: ClusterAuthToken, previous: ClusterAuthToken?) -> ClusterAuthToken {
+                guard token.legacyHash.isEmpty, state.secrets[token.name] == nil, let previous, !previous.legacyHash.isEmpty else {
+                    state.carriedLegacyHashes.remove(token.name)
+                    return token
+                }
+                state.carriedLegacyHashes.insert(token.name)
+                carried.append(token.name)
+                return token.withLegacyHash(previous.legacyHash)
+            }
+            switch change {
+            case .replaceAll(let all):
+                let previous = state.tokens
+                state.tokens = Dictionary(all.map { ($0.name, carry($0, previous: previous[$0.name])) }, uniquingKeysWith: { _, last in last })
+            case .upsert(let token):
+                state.tokens[token.name] = carry(token, previous: state.tokens[token.name])
+            case .remove(let name):
+                state.tokens[name] = nil
+                state.carriedLegacyHashes.remove(name)
+            }
+        }
+        for name in carried {
+            Task {
+                try? await Task.sleep(for: Self.legacyHashCarryLimit)
+                self.dropCarriedLegacyHash(name)
+            }
+        }
+    }
+
+    /// The Secret arrived (or the limit passed): the token goes back to what the API says.
+    private func dropCarriedLegacyHash(_ name: String) {
+        mutate { state in
+            guard state.carriedLegacyHashes.remove(name) != nil, let token = state.tokens[name] else { return }
+            state.tokens[name] = token.withLegacyHash("")
+        }
     }
 
     func apply(_ change: Change<ClusterUserAttribute>) {
@@ -96,6 +140,8 @@ public final class KubernetesRecordCache: Sendable {
 
     func apply(_ change: Change<HashSecret>) {
         mutate { state in Self.apply(change, to: &state.secrets, key: \.name, transform: { $0 }) }
+        let arrived = state.withLock { state in state.carriedLegacyHashes.filter { state.secrets[$0] != nil } }
+        for name in arrived { dropCarriedLegacyHash(name) }
     }
 
     func apply(_ change: Change<RefreshConfigMap>) {

@@ -65,6 +65,12 @@ public struct ClusterAuthToken: Codable, Sendable {
             legacyHash: try container.decodeIfPresent(String.self, forKey: .hash) ?? "")
     }
 
+    /// The same record with another legacy hash.
+    public func withLegacyHash(_ hash: String) -> ClusterAuthToken {
+        ClusterAuthToken(
+            metadata: metadata, userName: userName, enabled: enabled, expiresAt: expiresAt, lastUsedAt: lastUsedAt, legacyHash: hash)
+    }
+
     /// Writes the Kubernetes shape the decoder reads (for the snapshot file).
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)

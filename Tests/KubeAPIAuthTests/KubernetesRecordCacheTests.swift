@@ -1,0 +1,53 @@
+@testable import KubeAPIAuth
+import RancherAuth
+import Testing
+
+@Suite("Kubernetes record cache")
+struct KubernetesRecordCacheTests {
+    let hash = v1Hash
+
+    func token(legacyHash: String, version: String) -> ClusterAuthToken {
+        ClusterAuthToken(
+            metadata: ObjectMeta(name: "kubeconfig-u-abc12x7k2q", resourceVersion: version), userName: "u-abc12", enabled: true,
+            legacyHash: legacyHash)
+    }
+
+    func review(_ cache: KubernetesRecordCache) -> Decision {
+        cache.publishIfReady()
+        return Authenticator().review(token: validToken, snapshot: cache.store.snapshot!, now: Timestamp(seconds: 0))
+    }
+
+    @Test("A migration seen token-first (hash cleared before its Secret arrives) never refuses the token")
+    func migrationOrdering() {
+        let cache = KubernetesRecordCache(store: RecordStore(source: "test"), clock: FixedClock(instant: Timestamp(seconds: 0)))
+        for kind in RecordKind.allCases { cache.updateStatus(kind) { $0.synced = true } }
+        cache.apply(.replaceAll([ClusterUserAttribute(metadata: ObjectMeta(name: "u-abc12", resourceVersion: "1"), groups: [], enabled: true)]))
+        cache.apply(.replaceAll([token(legacyHash: hash, version: "2")]))
+        cache.apply(.replaceAll([HashSecret]()))
+        #expect(review(cache).isAuthenticated)
+
+        // Another replica migrated: the cleared token arrives first.
+        cache.apply(.upsert(token(legacyHash: "", version: "4")))
+        #expect(review(cache).isAuthenticated)
+        // Then the Secret: the token now verifies against it.
+        cache.apply(.upsert(HashSecret(metadata: ObjectMeta(name: "kubeconfig-u-abc12x7k2q", resourceVersion: "3"), hash: hash)))
+        let decision = review(cache)
+        #expect(decision.isAuthenticated)
+        #expect(!decision.effects.migrateLegacyHash)
+    }
+
+    @Test("Without a Secret ever arriving, a cleared hash stops working once the carry limit passes")
+    func carryIsBounded() async throws {
+        let cache = KubernetesRecordCache(store: RecordStore(source: "test"), clock: FixedClock(instant: Timestamp(seconds: 0)))
+        for kind in RecordKind.allCases { cache.updateStatus(kind) { $0.synced = true } }
+        cache.apply(.replaceAll([ClusterUserAttribute(metadata: ObjectMeta(name: "u-abc12", resourceVersion: "1"), groups: [], enabled: true)]))
+        cache.apply(.replaceAll([token(legacyHash: hash, version: "2")]))
+        cache.apply(.upsert(token(legacyHash: "", version: "3")))
+        #expect(review(cache).isAuthenticated)
+        #expect(KubernetesRecordCache.legacyHashCarryLimit == .seconds(30))
+        // A token that was never given a legacy hash is not carried.
+        cache.apply(KubernetesRecordCache.Change<ClusterAuthToken>.remove(name: "kubeconfig-u-abc12x7k2q"))
+        cache.apply(.upsert(token(legacyHash: "", version: "5")))
+        #expect(review(cache).refusalReason == .hashMissing)
+    }
+}
