@@ -288,6 +288,21 @@ struct KubernetesEndToEndTests {
         #expect(try service.stop() == 0)
     }
 
+    @Test("Shutdown with pending lastUsedAt writes and the API down does not hang")
+    func boundedShutdown() async throws {
+        let environment = try await Environment()
+        var bearers: [String] = []
+        for index in 0..<10 { bearers.append(try await environment.rancher.createToken(user: "u-quit\(index)")) }
+        let service = try ServiceProcess(
+            global: ["--kubeconfig", environment.kubeconfig], serve: ["--last-used-interval", "3600"])
+        try environment.waitUntilReady(service)
+        for bearer in bearers { #expect(authenticated(try await reviewUntil(service, bearer, authenticated))) }
+        try await environment.server.stop()
+        // Ten pending writes against an unreachable API: one connect timeout, not ten.
+        #expect(try service.stop(timeout: 15) == 0)
+        #expect(service.output.contains("lastUsedAt not recorded: API unreachable"))
+    }
+
     @Test("With the refresh ConfigMap at 0 and a user refreshed in the past, the service sets needsRefresh")
     func needsRefresh() async throws {
         let environment = try await Environment()

@@ -80,10 +80,20 @@ public final class UsageWriter: ReviewEffectsSink, Service {
             try? await gracefulShutdown()
             group.cancelAll()
         }
-        // Last writes before exiting, so a drained replica does not lose its usage records.
-        await flushUrgent()
-        await flushLastUsed()
+        // Last writes before exiting, so a drained replica does not lose its usage records — within
+        // `finalFlushLimit`: an unreachable API must not hold up the shutdown.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await self.flushUrgent()
+                await self.flushLastUsed()
+            }
+            group.addTask { try? await Task.sleep(for: Self.finalFlushLimit) }
+            await group.next()
+            group.cancelAll()
+        }
     }
+
+    static let finalFlushLimit: Duration = .seconds(5)
 
     func flushUrgent() async {
         let (refresh, migrate) = pending.withLock { pending in
@@ -103,7 +113,10 @@ public final class UsageWriter: ReviewEffectsSink, Service {
             return pending.lastUsed
         }
         let snapshot = store.snapshot
+        var remaining = due.count
         for (name, usedAt) in due {
+            remaining -= 1
+            if Task.isCancelled { return }
             // Another replica (or an earlier write) already recorded a later use.
             if let recorded = snapshot?.tokens[name]?.lastUsedAt, recorded >= usedAt { continue }
             let patch = #"{"lastUsedAt":"\#(RFC3339.format(usedAt))"}"#
@@ -113,6 +126,12 @@ public final class UsageWriter: ReviewEffectsSink, Service {
             } catch {
                 // A deleted token needs no usage record.
                 metrics?.write(.lastUsedAt, Self.outcome(error))
+                if error.kind == .transport {
+                    // The API is unreachable: the other writes of this round would only wait for
+                    // the same timeout. The tokens' next use records them again.
+                    logger.warning("lastUsedAt not recorded: API unreachable", metadata: ["skipped": "\(remaining + 1)", "error": "\(error)"])
+                    return
+                }
                 if !error.isNotFound {
                     logger.warning("lastUsedAt not recorded", metadata: ["token": "\(name)", "error": "\(error)"])
                 }
