@@ -104,8 +104,6 @@ public struct LineLogHandler: LogHandler {
     }
 
     static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return RFC3339.format(Timestamp(seconds: Int64(now.tv_sec)))
+        RFC3339.format(SystemClock().now().truncatedToSeconds)
     }
 }

@@ -107,8 +107,12 @@ public final class ServiceMetrics: Sendable {
         reviewDuration.recordNanoseconds(duration.nanoseconds)
     }
 
-    func verified(_ algorithm: HashAlgorithm, duration: Duration) {
-        verifyDuration[algorithm]?.recordNanoseconds(duration.nanoseconds)
+    /// Runs a hash check and records how long it took, per algorithm.
+    func timedVerification(_ pending: PendingVerification) -> Decision {
+        let start = ContinuousClock.now
+        let decision = pending.run()
+        verifyDuration[pending.hash.algorithm]?.recordNanoseconds(start.duration(to: .now).nanoseconds)
+        return decision
     }
 
     func verifiedCache(hit: Bool) { (hit ? cacheHits : cacheMisses).increment() }

@@ -30,12 +30,7 @@ public final class ExpensiveHashWorkers: Sendable {
             inFlight.subtract(1, ordering: .relaxed)
             return nil
         }
-        let future = pool.runIfActive(eventLoop: eventLoop) {
-            let start = ContinuousClock.now
-            let decision = pending.run()
-            metrics?.verified(pending.hash.algorithm, duration: start.duration(to: .now))
-            return decision
-        }
+        let future = pool.runIfActive(eventLoop: eventLoop) { metrics?.timedVerification(pending) ?? pending.run() }
         future.whenComplete { _ in self.inFlight.subtract(1, ordering: .relaxed) }
         return future
     }

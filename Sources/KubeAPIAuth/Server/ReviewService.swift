@@ -168,10 +168,7 @@ public final class ReviewService: Sendable {
 
     /// A cheap hash check, timed.
     private func verify(_ pending: PendingVerification, key: VerifiedTokenCache.Key) -> Decision {
-        let start = ContinuousClock.now
-        let decision = pending.run()
-        metrics.verified(pending.hash.algorithm, duration: start.duration(to: .now))
-        return remember(decision, key: key, pending: pending)
+        remember(metrics.timedVerification(pending), key: key, pending: pending)
     }
 
     /// Feeds the outcome of a hash check to the cache and the failure throttle.
