@@ -174,6 +174,20 @@ struct ServeEndToEndTests {
         }
         #expect(try await post(url, review(bearers[0] + "x")).2.contains(#""error":"token secret does not match""#))
         #expect(service.output.contains("hash=scrypt"))
+
+        // Pipelined on one connection, behind a scrypt check that runs on the worker pool (a
+        // wrong secret is never in the verified cache): answered in request order.
+        func request(_ body: String) -> String {
+            "POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        let port = try #require(UInt16(service.address.split(separator: ":").last ?? ""))
+        let socket = try RawSocket(port: port)
+        try socket.send(request(review(bearers[0] + "y")) + request(review(bearers[1])) + "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        let answers = socket.read(until: "ok\n").components(separatedBy: "HTTP/1.1 200 OK")
+        #expect(answers.count == 4)
+        #expect(answers.count == 4 && answers[1].contains(#""error":"token secret does not match""#))
+        #expect(answers.count == 4 && answers[2].contains(#""username":"u-sha256""#))
+        #expect(answers.count == 4 && answers[3].hasSuffix("ok\n"))
         #expect(try service.stop() == 0)
     }
 

@@ -18,11 +18,9 @@ final class HTTPHarness {
             store: store, clock: FixedClock(instant: Timestamp(seconds: 1_800_000_000)),
             workers: ExpensiveHashWorkers(threads: 1, maxQueued: 1), effects: ReadOnlySourceEffects(), logger: logs.logger())
         let pipeline = channel.pipeline.syncOperations
-        try pipeline.addHandler(
-            ConnectionTimeoutHandler(
-                headerTimeout: .seconds(headerTimeout), requestReadTimeout: .seconds(readTimeout), idleTimeout: .seconds(idleTimeout)))
-        try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
-        try pipeline.addHandler(HTTPRequestHandler(endpoints: Endpoints(reviews: reviews, store: store), maxBodyBytes: maxBodyBytes))
+        try pipeline.addServiceHTTPHandlers(
+            endpoints: Endpoints(reviews: reviews, store: store), maxBodyBytes: maxBodyBytes, maxHeaderBytes: 8192,
+            headerTimeout: .seconds(headerTimeout), requestReadTimeout: .seconds(readTimeout), idleTimeout: .seconds(idleTimeout))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }
 
@@ -136,6 +134,46 @@ struct HTTPPipelineTests {
         let chunk = String(repeating: "x", count: 800)
         try harness.send("POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n\(chunk)\r\n320\r\n\(chunk)\r\n0\r\n\r\n")
         #expect(try harness.output().hasPrefix("HTTP/1.1 413"))
+    }
+
+    @Test("A request the HTTP decoder rejects gets 400 and the connection closes")
+    func malformedHTTP() throws {
+        let harness = try HTTPHarness(store: try loadedStore())
+        try? harness.send("POST /v1/authenticate HTTP/1.1\r\nContent-Length: x\r\n\r\n")
+        #expect(try harness.output() == "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        #expect(!harness.channel.isActive)
+    }
+
+    @Test("HEAD gets headers without a body; HTTP/1.0 keep-alive is confirmed, plain HTTP/1.0 closes")
+    func headAndHTTP10() throws {
+        let harness = try HTTPHarness(store: try loadedStore())
+        try harness.send("HEAD /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try harness.output() == "HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\nAllow: GET\r\n\r\n")
+        try harness.send("GET /livez HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        #expect(try harness.output().hasPrefix("HTTP/1.0 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\nok\n"))
+        try harness.send("GET /livez HTTP/1.0\r\n\r\n")
+        #expect(try harness.output().contains("connection: close\r\n\r\nok\n"))
+        #expect(!harness.channel.isActive)
+    }
+
+    @Test("On shutdown an idle connection closes at once; a busy one after its answer, marked close")
+    func quiescing() throws {
+        let idle = try HTTPHarness(store: try loadedStore())
+        try idle.send(idle.post("/v1/authenticate", reviewBody))
+        #expect(try idle.output().hasPrefix("HTTP/1.1 200 OK"))
+        idle.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(!idle.channel.isActive)
+
+        let busy = try HTTPHarness(store: try loadedStore())
+        let request = busy.post("/v1/authenticate", reviewBody)
+        try busy.send(String(request.dropLast(10)))
+        busy.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(busy.channel.isActive)
+        try busy.send(String(request.suffix(10)))
+        let output = try busy.output()
+        #expect(output.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(output.contains("connection: close"))
+        #expect(!busy.channel.isActive)
     }
 
     @Test("Expect: 100-continue is answered before the body")

@@ -25,17 +25,27 @@ public struct Endpoints: Sendable {
     }
 
     public struct Request {
-        public var method: HTTPMethod
-        public var uri: String
-        public var authorization: String?
+        public let method: HTTPMethod
+        public let uri: String
+        public let authorization: String?
         /// The peer, `ip:port`, for the audit line.
-        public var source: String
+        public let source: String
+        /// The URI up to `?`, and the route it names: worked out once per request.
+        let path: Substring
+        let route: Route?
 
         public init(method: HTTPMethod, uri: String, authorization: String? = nil, source: String = "-") {
             self.method = method
             self.uri = uri
             self.authorization = authorization
             self.source = source
+            self.path = Endpoints.path(of: uri)
+            self.route = Route(path: path)
+        }
+
+        /// Whether this request would read a body (only the POST routes do).
+        public var acceptsBody: Bool {
+            method == .POST && route?.allowedMethod == .POST
         }
     }
 
@@ -52,6 +62,11 @@ public struct Endpoints: Sendable {
         }
 
         init?(path: Substring) {
+            // The review route first, compared as bytes: it is nearly every request.
+            if path.utf8.elementsEqual("/v1/authenticate".utf8) {
+                self = .authenticate
+                return
+            }
             switch path {
             case "/v1/authenticate": self = .authenticate
             case "/healthcheck": self = .healthcheck
@@ -69,20 +84,13 @@ public struct Endpoints: Sendable {
         }
     }
 
-    /// Whether a request to `uri` with `method` would read a body (only the POST routes do).
-    public static func acceptsBody(method: HTTPMethod, uri: String) -> Bool {
-        guard let route = Route(path: path(of: uri)) else { return false }
-        return route.allowedMethod == method && method == .POST
-    }
-
     static func path(of uri: String) -> Substring {
-        uri[..<(uri.firstIndex(of: "?") ?? uri.endIndex)]
+        uri[..<(uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)]
     }
 
     public func handle(_ request: Request, body: UnsafeRawBufferPointer, eventLoop: any EventLoop) -> EndpointResult {
-        let path = Self.path(of: request.uri)
-        guard let route = Route(path: path), isServed(route) else {
-            return .answer(Self.redirectOrNotFound(uri: request.uri, path: path))
+        guard let route = request.route, isServed(route) else {
+            return .answer(Self.redirectOrNotFound(uri: request.uri, path: request.path))
         }
         guard request.method == route.allowedMethod else {
             return .answer(HTTPAnswer(status: .methodNotAllowed, headers: [("Allow", "\(route.allowedMethod.rawValue)")]))

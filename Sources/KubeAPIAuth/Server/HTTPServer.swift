@@ -96,20 +96,10 @@ public final class HTTPServer: Service {
                         try pipeline.addHandler(NIOSSLServerHandler(context: tls.current))
                     }
                     // Timers start when the handler is added, so they also bound the TLS handshake.
-                    try pipeline.addHandler(
-                        ConnectionTimeoutHandler(
-                            headerTimeout: configuration.headerTimeout,
-                            requestReadTimeout: configuration.requestReadTimeout,
-                            idleTimeout: configuration.idleTimeout))
-                    var limits = NIOHTTPDecoderLimitConfiguration()
-                    limits.maxHeaderFieldSize = configuration.maxHeaderBytes
-                    limits.maxHeaderListSize = configuration.maxHeaderBytes
-                    limits.maxHeaderFieldCount = 100
-                    try pipeline.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: true,
-                        withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: limits)
-                    try pipeline.addHandler(HTTPRequestHandler(endpoints: endpoints, maxBodyBytes: configuration.maxBodyBytes))
+                    try pipeline.addServiceHTTPHandlers(
+                        endpoints: endpoints, maxBodyBytes: configuration.maxBodyBytes,
+                        maxHeaderBytes: configuration.maxHeaderBytes, headerTimeout: configuration.headerTimeout,
+                        requestReadTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout)
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

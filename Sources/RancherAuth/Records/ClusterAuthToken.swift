@@ -9,22 +9,28 @@ public struct ClusterAuthToken: Codable, Sendable {
         case unreadable
     }
 
-    public var metadata: ObjectMeta
-    public var userName: String
-    public var enabled: Bool
-    public var expiresAt: String
-    public var expiry: Expiry
-    public var lastUsedAt: Timestamp?
+    /// The only mutable field (a source may stamp a resourceVersion); the content version follows it.
+    public var metadata: ObjectMeta { didSet { contentVersion = Self.contentVersion(self) } }
+    public let userName: String
+    public let enabled: Bool
+    public let expiresAt: String
+    public let expiry: Expiry
+    public let lastUsedAt: Timestamp?
     /// The deprecated in-object hash (Rancher ≤ 2.12); when non-empty it wins over the Secret.
-    public var legacyHash: String
-    public var parsedLegacyHash: Result<StoredHash, HashFormatError>?
+    public let legacyHash: String
+    public let parsedLegacyHash: Result<StoredHash, HashFormatError>?
+    /// Identifies the content a review depends on: everything but `lastUsedAt`, which the service
+    /// itself rewrites and which must not expire remembered verifications. Computed once per
+    /// record, not per review (it is a SHA-256 over the fields).
+    public private(set) var contentVersion: String = ""
 
     public var name: String { metadata.name }
 
-    /// Identifies the content a review depends on: everything but `lastUsedAt`, which the service
-    /// itself rewrites and which must not expire remembered verifications.
-    public var contentVersion: String {
-        ContentVersion.of([metadata.resourceVersion == nil ? "unversioned" : "", name, userName, String(enabled), expiresAt, legacyHash])
+    private static func contentVersion(_ token: ClusterAuthToken) -> String {
+        ContentVersion.of([
+            token.metadata.resourceVersion == nil ? "unversioned" : "", token.name, token.userName, String(token.enabled),
+            token.expiresAt, token.legacyHash,
+        ])
     }
 
     public init(
@@ -39,6 +45,7 @@ public struct ClusterAuthToken: Codable, Sendable {
         self.lastUsedAt = lastUsedAt
         self.legacyHash = legacyHash
         self.parsedLegacyHash = legacyHash.isEmpty ? nil : StoredHash.parse(legacyHash)
+        self.contentVersion = Self.contentVersion(self)
     }
 
     private enum CodingKeys: String, CodingKey { case metadata, userName, enabled, expiresAt, lastUsedAt, hash }

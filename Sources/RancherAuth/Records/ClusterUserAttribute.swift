@@ -1,20 +1,22 @@
 /// `ClusterUserAttribute` (cluster.cattle.io/v3): a Rancher user's state in the downstream cluster.
 public struct ClusterUserAttribute: Codable, Sendable {
-    public var metadata: ObjectMeta
+    /// The only mutable field (a source may stamp a resourceVersion); the content version follows it.
+    public var metadata: ObjectMeta { didSet { contentVersion = Self.contentVersion(self) } }
     /// Group principal IDs, answered verbatim and in stored order.
-    public var groups: [String]
-    public var enabled: Bool
-    public var needsRefresh: Bool
-    public var lastRefresh: String
+    public let groups: [String]
+    public let enabled: Bool
+    public let needsRefresh: Bool
+    public let lastRefresh: String
     /// `lastRefresh` parsed; `nil` when empty or unreadable (see ``lastRefreshReadable``).
-    public var lastRefreshTime: Timestamp?
+    public let lastRefreshTime: Timestamp?
+    /// Identifies what a review depends on (name, enabled, groups), not the refresh bookkeeping
+    /// (`needsRefresh`, `lastRefresh`) that the service and Rancher rewrite. Computed once per record.
+    public private(set) var contentVersion: String = ""
 
     public var name: String { metadata.name }
 
-    /// Identifies what a review depends on (name, enabled, groups), not the refresh bookkeeping
-    /// (`needsRefresh`, `lastRefresh`) that the service and Rancher rewrite.
-    public var contentVersion: String {
-        ContentVersion.of([metadata.resourceVersion == nil ? "unversioned" : "", name, String(enabled)] + groups)
+    private static func contentVersion(_ user: ClusterUserAttribute) -> String {
+        ContentVersion.of([user.metadata.resourceVersion == nil ? "unversioned" : "", user.name, String(user.enabled)] + user.groups)
     }
 
     public var lastRefreshReadable: Bool { lastRefresh.isEmpty || lastRefreshTime != nil }
@@ -28,6 +30,7 @@ public struct ClusterUserAttribute: Codable, Sendable {
         self.needsRefresh = needsRefresh
         self.lastRefresh = lastRefresh
         self.lastRefreshTime = lastRefresh.isEmpty ? nil : RFC3339.parse(lastRefresh)
+        self.contentVersion = Self.contentVersion(self)
     }
 
     private enum CodingKeys: String, CodingKey { case metadata, groups, enabled, needsRefresh, lastRefresh }
