@@ -97,6 +97,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // An in-repo Kubernetes API server for tests and benchmarks; not shipped.
+        // Times the parts of a review in-process (see bench/README or docs/benchmarks.md).
+        .executableTarget(
+            name: "review-path-bench",
+            dependencies: [
+                "KubeAPIAuth",
+                "RancherAuth",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "KubeAPITestServer",
             dependencies: [

@@ -31,6 +31,9 @@ public final class ServiceMetrics: Sendable {
     }
 
     private let reviews: [String: CoreMetrics.Counter]
+    /// The two counters nearly every review ends in, without building a key.
+    private let authenticatedReviews: CoreMetrics.Counter
+    private let refusedReviews: [RefusalReason: CoreMetrics.Counter]
     private let reviewDuration: CoreMetrics.Timer
     private let verifyDuration: [HashAlgorithm: CoreMetrics.Timer]
     private let cacheHits: CoreMetrics.Counter
@@ -70,6 +73,8 @@ public final class ServiceMetrics: Sendable {
         for code in TokenReviewDecodingError.Code.allCases { reviewCounter(.malformed, code.rawValue) }
         for reason in UnavailableReason.allCases { reviewCounter(.unavailable, reason.rawValue) }
         self.reviews = reviews
+        authenticatedReviews = reviews["authenticated/none"]!
+        refusedReviews = Dictionary(uniqueKeysWithValues: RefusalReason.allCases.map { ($0, reviews["refused/\($0.rawValue)"]!) })
         reviewDuration = CoreMetrics.Timer(label: prefix + "review_duration_seconds", dimensions: [], factory: factory)
         verifyDuration = Dictionary(uniqueKeysWithValues: HashAlgorithm.allCases.map {
             ($0, CoreMetrics.Timer(label: prefix + "hash_verify_duration_seconds", dimensions: [("algorithm", $0.rawValue)], factory: factory))
@@ -104,6 +109,15 @@ public final class ServiceMetrics: Sendable {
 
     func review(_ result: ReviewResult, reason: String, duration: Duration) {
         reviews["\(result.rawValue)/\(reason)"]?.increment()
+        reviewDuration.recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// A decided review: authenticated, or refused for `reason`.
+    func review(_ decision: Decision, duration: Duration) {
+        switch decision.outcome {
+        case .authenticated: authenticatedReviews.increment()
+        case .refused(let reason): refusedReviews[reason]?.increment()
+        }
         reviewDuration.recordNanoseconds(duration.nanoseconds)
     }
 

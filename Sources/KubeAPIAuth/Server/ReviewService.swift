@@ -78,15 +78,28 @@ public final class ReviewService: Sendable {
             ended(.malformed, reason: error.code.rawValue, context)
             return .answer(.status(.badRequest, reason: "BadRequest", message: error.message))
         }
-        let apiVersion = request.apiVersion
-        return decide(token: request.token, eventLoop: eventLoop, context: context) { decision in
-            switch decision.outcome {
-            case .authenticated(let user):
-                return .json(user.authenticatedBody(for: apiVersion))
-            case .refused(let reason):
-                let bodies = Self.refusalBodies[reason]!
-                return .json(apiVersion == .v1 ? bodies.v1 : bodies.v1beta1)
-            }
+        return decide(token: request.token, eventLoop: eventLoop, context: context, answer: .tokenReview(request.apiVersion))
+    }
+
+    /// What a decision is answered as (a value, not a closure: nothing to allocate per review).
+    enum AnswerShape: Sendable {
+        case tokenReview(TokenReviewAPIVersion)
+        case selfSubjectReview(apiVersion: String)
+    }
+
+    static func render(_ decision: Decision, as shape: AnswerShape) -> HTTPAnswer {
+        switch (shape, decision.outcome) {
+        case (.tokenReview(let apiVersion), .authenticated(let user)):
+            return .json(user.authenticatedBody(for: apiVersion))
+        case (.tokenReview(let apiVersion), .refused(let reason)):
+            let bodies = refusalBodies[reason]!
+            return .json(apiVersion == .v1 ? bodies.v1 : bodies.v1beta1)
+        case (.selfSubjectReview(let apiVersion), .authenticated(let user)):
+            return .json(
+                SelfSubjectReviewResponse.body(apiVersion: apiVersion, username: user.attribute.name, groups: user.attribute.groups),
+                status: .created)
+        case (.selfSubjectReview, .refused):
+            return .status(.unauthorized, reason: "Unauthorized", message: "Unauthorized")
         }
     }
 
@@ -99,17 +112,9 @@ public final class ReviewService: Sendable {
             return .answer(.status(.unauthorized, reason: "Unauthorized", message: "Unauthorized"))
         }
         metrics.reviewStarted()
-        return decide(token: token, eventLoop: eventLoop, context: Context(start: .now, source: source)) { decision in
-            switch decision.outcome {
-            case .authenticated(let user):
-                return .json(
-                    SelfSubjectReviewResponse.body(
-                        apiVersion: apiVersion, username: user.attribute.name, groups: user.attribute.groups),
-                    status: .created)
-            case .refused:
-                return .status(.unauthorized, reason: "Unauthorized", message: "Unauthorized")
-            }
-        }
+        return decide(
+            token: token, eventLoop: eventLoop, context: Context(start: .now, source: source),
+            answer: .selfSubjectReview(apiVersion: apiVersion))
     }
 
     /// `Bearer <token>`, scheme case-insensitive, as kube-apiserver reads it.
@@ -121,10 +126,10 @@ public final class ReviewService: Sendable {
     }
 
     private func decide(
-        token: String, eventLoop: any EventLoop, context: Context, render: @escaping @Sendable (Decision) -> HTTPAnswer
+        token: String, eventLoop: any EventLoop, context: Context, answer shape: AnswerShape
     ) -> EndpointResult {
         guard token.utf8.count <= maxTokenBytes else {
-            return .answer(finish(Decision(outcome: .refused(.tokenTooLong), tokenName: nil), context, render: render))
+            return .answer(finish(Decision(outcome: .refused(.tokenTooLong), tokenName: nil), context, as: shape))
         }
         guard let snapshot = store.snapshot else {
             ended(.unavailable, reason: ServiceMetrics.UnavailableReason.notSynced.rawValue, context)
@@ -133,7 +138,7 @@ public final class ReviewService: Sendable {
         let pending: PendingVerification
         switch authenticator.begin(token: token, snapshot: snapshot, now: clock.now()) {
         case .decided(let decision):
-            return .answer(finish(decision, context, render: render))
+            return .answer(finish(decision, context, as: shape))
         case .verify(let verification):
             pending = verification
         }
@@ -143,15 +148,15 @@ public final class ReviewService: Sendable {
         let cached = verifiedCache.contains(key, versions: pending.versions)
         metrics.verifiedCache(hit: cached)
         if cached {
-            return .answer(finish(pending.decide(secretMatches: true), context, render: render, cached: true))
+            return .answer(finish(pending.decide(secretMatches: true), context, as: shape, cached: true))
         }
         if throttle.isThrottled(pending.accessKey) {
             let decision = Decision(
                 outcome: .refused(.tooManyFailures), tokenName: pending.accessKey, token: pending.token, hashAlgorithm: pending.hash.algorithm)
-            return .answer(finish(decision, context, render: render))
+            return .answer(finish(decision, context, as: shape))
         }
         if !pending.isExpensive {
-            return .answer(finish(verify(pending, key: key), context, render: render))
+            return .answer(finish(verify(pending, key: key), context, as: shape))
         }
         guard let future = workers.verify(pending, on: eventLoop, metrics: metrics) else {
             logger.warning("expensive hash queue full; answering 503", metadata: ["token": "\(pending.token.name)"])
@@ -159,7 +164,7 @@ public final class ReviewService: Sendable {
             return .answer(.unavailable("too many expensive verifications in progress"))
         }
         return .pending(
-            future.map { decision in self.finish(self.remember(decision, key: key, pending: pending), context, render: render) }
+            future.map { decision in self.finish(self.remember(decision, key: key, pending: pending), context, as: shape) }
                 .recover { _ in
                     self.ended(.unavailable, reason: ServiceMetrics.UnavailableReason.verificationFailed.rawValue, context)
                     return .unavailable("verification could not run")
@@ -187,15 +192,12 @@ public final class ReviewService: Sendable {
         metrics.reviewEnded()
     }
 
-    private func finish(_ decision: Decision, _ context: Context, render: (Decision) -> HTTPAnswer, cached: Bool = false) -> HTTPAnswer {
+    private func finish(_ decision: Decision, _ context: Context, as shape: AnswerShape, cached: Bool = false) -> HTTPAnswer {
         let duration = context.start.duration(to: .now)
-        switch decision.outcome {
-        case .authenticated: metrics.review(.authenticated, reason: "none", duration: duration)
-        case .refused(let reason): metrics.review(.refused, reason: reason.rawValue, duration: duration)
-        }
+        metrics.review(decision, duration: duration)
         metrics.reviewEnded()
         audit.record(decision, source: context.source, duration: duration, cached: cached)
         if !decision.effects.isEmpty { effects.submit(decision.effects, for: decision) }
-        return render(decision)
+        return Self.render(decision, as: shape)
     }
 }

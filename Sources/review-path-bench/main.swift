@@ -1,0 +1,90 @@
+// Times the parts of one review in-process, one core, no sockets: a program that prints figures
+// (bench/run measures the whole service over loopback).
+//   swift run -c release review-path-bench RECORDS_DIR TOKENS_FILE [iterations]
+// RECORDS_DIR and TOKENS_FILE as bench/generate-records.py writes them.
+import Crypto
+import Foundation
+import KubeAPIAuth
+import Logging
+import NIOCore
+import NIOEmbedded
+import RancherAuth
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 3 else {
+    FileHandle.standardError.write(Data("usage: review-path-bench RECORDS_DIR TOKENS_FILE [iterations]\n".utf8))
+    exit(2)
+}
+let iterations = arguments.count > 3 ? Int(arguments[3]) ?? 200_000 : 200_000
+let load = try RecordsDirectory(path: arguments[1], namespace: "cattle-system").load()
+let snapshot = load.snapshot()
+let tokens = try String(contentsOfFile: arguments[2], encoding: .utf8).split(separator: "\n").prefix(1000).map(String.init)
+let bodies = tokens.map { token in
+    Array(#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","metadata":{},"spec":{"token":"\#(token)","audiences":["https://kubernetes.default.svc"]},"status":{"user":{}}}"#.utf8)
+}
+let now = Timestamp(seconds: Int64(Date().timeIntervalSince1970))
+var logger = Logger(label: "bench")
+logger.logLevel = .critical
+
+/// Runs `body` `iterations` times over the 1,000 tokens and prints nanoseconds per call.
+func measure(_ name: String, _ body: (Int) -> Int) {
+    var sink = 0
+    for index in 0..<min(iterations, 10_000) { sink &+= body(index % tokens.count) }  // warm-up
+    let start = ContinuousClock.now
+    for index in 0..<iterations { sink &+= body(index % tokens.count) }
+    let elapsed = start.duration(to: .now)
+    let nanoseconds = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+    let padded = name.padding(toLength: 52, withPad: " ", startingAt: 0)
+    print(padded + String(format: "%8.0f ns", nanoseconds / Double(iterations)) + (sink == 42 ? " " : ""))
+}
+
+let authenticator = Authenticator()
+measure("decode TokenReview") { index in
+    bodies[index].withUnsafeBytes { (try? TokenReviewDecoder.decode($0))?.token.utf8.count ?? 0 }
+}
+measure("Authenticator.begin") { index in
+    if case .verify = authenticator.begin(token: tokens[index], snapshot: snapshot, now: now) { return 1 }
+    return 0
+}
+let pendings = tokens.map { token -> PendingVerification in
+    guard case .verify(let pending) = authenticator.begin(token: token, snapshot: snapshot, now: now) else { fatalError("token \(token.prefix(20)) refused") }
+    return pending
+}
+measure("hash check (\(pendings[0].hash.algorithm.rawValue))") { index in pendings[index].run().isAuthenticated ? 1 : 0 }
+measure("verified-cache key (SHA-256 of the token)") { index in
+    VerifiedTokenCache.key(for: tokens[index]).withUnsafeBytes { Int($0[0]) }
+}
+
+let store = RecordStore(source: "bench")
+store.publish(snapshot, problemCount: 0, at: now)
+let group = EmbeddedEventLoop()
+let reviews = ReviewService(
+    store: store, clock: SystemClock(), workers: ExpensiveHashWorkers(threads: 1, maxQueued: 1),
+    effects: ReadOnlySourceEffects(), audit: AuditLog(logger: logger, enabled: false), logger: logger)
+measure("ReviewService.tokenReview (all of the above)") { index in
+    bodies[index].withUnsafeBytes { bytes in
+        if case .answer(let answer) = reviews.tokenReview(body: bytes, eventLoop: group) { return answer.body.count }
+        return 0
+    }
+}
+
+let channel = EmbeddedChannel()
+try channel.pipeline.syncOperations.addServiceHTTPHandlers(
+    endpoints: Endpoints(reviews: reviews, store: store), maxBodyBytes: 1 << 20, maxHeaderBytes: 8192,
+    headerTimeout: .seconds(10), requestReadTimeout: .seconds(30), idleTimeout: .seconds(120))
+try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+let requests = bodies.map { body in
+    var buffer = ByteBufferAllocator().buffer(capacity: body.count + 200)
+    buffer.writeString("POST /v1/authenticate?timeout=30s HTTP/1.1\r\nHost: 127.0.0.1:6440\r\nUser-Agent: kube-apiserver\r\nContent-Type: application/json\r\nAccept: application/json, */*\r\nContent-Length: \(body.count)\r\n\r\n")
+    buffer.writeBytes(body)
+    return buffer
+}
+measure("HTTP request in, response out (EmbeddedChannel)") { index in
+    try! channel.writeInbound(requests[index])
+    return (try! channel.readOutbound(as: ByteBuffer.self))?.readableBytes ?? 0
+}
+let healthcheck = ByteBuffer(string: "GET /healthcheck HTTP/1.1\r\nHost: 127.0.0.1:6440\r\nUser-Agent: kube-apiserver\r\nAccept: application/json, */*\r\n\r\n")
+measure("HTTP GET /healthcheck in, response out (no review)") { _ in
+    try! channel.writeInbound(healthcheck)
+    return (try! channel.readOutbound(as: ByteBuffer.self))?.readableBytes ?? 0
+}
