@@ -132,10 +132,27 @@ struct APIRouter {
                         bookmarks: request.query["allowWatchBookmarks"] == "true",
                         timeoutSeconds: request.query["timeoutSeconds"].flatMap { Int($0) })
                 }
-                let (items, revision) = state.list(resource, namespace: namespace, name: nameFilter)
+                // Paging: `limit`, and `continue` = "<resourceVersion of the first page>/<last key>".
+                var after: String?
+                var firstRevision: Int64?
+                if let token = request.query["continue"], !token.isEmpty {
+                    guard let slash = token.firstIndex(of: "/"), let revision = Int64(token[..<slash]) else {
+                        return .failure(.badRequest("continue key is not valid"))
+                    }
+                    firstRevision = revision
+                    after = String(token[token.index(after: slash)...])
+                }
+                let page = state.list(
+                    resource, namespace: namespace, name: nameFilter, limit: request.query["limit"].flatMap { Int($0) }, after: after)
+                let revision = firstRevision ?? page.revision
+                var metadata: [String: JSONValue] = ["resourceVersion": .string(String(revision))]
+                if let lastKey = page.lastKey {
+                    metadata["continue"] = .string("\(revision)/\(lastKey)")
+                    metadata["remainingItemCount"] = .number(Double(page.remaining))
+                }
                 return .json(.object([
                     "kind": .string("\(resource.kind)List"), "apiVersion": .string(resource.groupVersion),
-                    "metadata": .object(["resourceVersion": .string(String(revision))]), "items": .array(items),
+                    "metadata": .object(metadata), "items": .array(page.items),
                 ]))
             case (.GET, let name?):
                 return .json(try state.get(resource, namespace: objectNamespace, name: name))

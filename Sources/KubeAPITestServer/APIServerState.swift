@@ -45,6 +45,8 @@ public final class APIServerState: Sendable {
     private struct State {
         var objects: [String: [String: JSONValue]] = [:]
         var revision: Int64 = 1
+        /// Sorted object keys per resource, valid while `revision` is unchanged (pages of a big list).
+        var sortedKeys: [String: (revision: Int64, keys: [String])] = [:]
         var history: [StoredEvent] = []
         var compactedRevision: Int64 = 0
         var watchers: [Int: Watcher] = [:]
@@ -85,13 +87,63 @@ public final class APIServerState: Sendable {
 
     /// Objects in `namespace` (all namespaces when `nil`), sorted, with the list's resourceVersion.
     public func list(_ resource: ResourceType, namespace: String?, name: String? = nil) -> (items: [JSONValue], revision: Int64) {
+        let page = list(resource, namespace: namespace, name: name, limit: nil, after: nil)
+        return (page.items, page.revision)
+    }
+
+    /// One page of a list in key order: at most `limit` objects after the key `after`, and the key
+    /// of the last one when more follow (what a `continue` token carries).
+    ///
+    /// Unlike a real API server, later pages come from the current state, not from a snapshot at
+    /// the first page's resourceVersion; a client that watches from that resourceVersion still
+    /// converges (it sees every change made after the first page as an event).
+    public func list(
+        _ resource: ResourceType, namespace: String?, name: String? = nil, limit: Int?, after: String?
+    ) -> (items: [JSONValue], revision: Int64, lastKey: String?, remaining: Int) {
         state.withLock { state in
-            let all = state.objects[Self.key(resource)] ?? [:]
-            let items = all.filter { key, object in
-                Self.matches(object, namespace: namespace, name: name)
-            }.sorted { $0.key < $1.key }.map(\.value)
-            return (items, state.revision)
+            let resourceKey = Self.key(resource)
+            let all = state.objects[resourceKey] ?? [:]
+            let keys: [String]
+            if let cached = state.sortedKeys[resourceKey], cached.revision == state.revision {
+                keys = cached.keys
+            } else {
+                keys = all.keys.sorted()
+                state.sortedKeys[resourceKey] = (state.revision, keys)
+            }
+            // Keys are "namespace/name", so one namespace is a contiguous run: binary-search its start.
+            var index = Self.lowerBound(of: max(after ?? "", namespace.map { $0 + "/" } ?? ""), in: keys)
+            if let after, index < keys.count, keys[index] == after { index += 1 }
+            var items: [JSONValue] = []
+            var lastKey: String?
+            var remaining = 0
+            while index < keys.count {
+                let key = keys[index]
+                index += 1
+                guard let object = all[key] else { continue }
+                if let namespace, !key.hasPrefix(namespace + "/") { break }
+                guard Self.matches(object, namespace: namespace, name: name) else { continue }
+                if let limit, limit > 0, items.count == limit {
+                    // One more match exists; count the rest of the namespace's run without reading it.
+                    let end = namespace.map { Self.lowerBound(of: $0 + "0", in: keys) } ?? keys.count
+                    remaining = name == nil ? end - (index - 1) : 1
+                    break
+                }
+                items.append(object)
+                lastKey = key
+            }
+            return (items, state.revision, remaining > 0 ? lastKey : nil, remaining)
         }
+    }
+
+    /// The index of the first key not less than `floor` in sorted `keys`.
+    private static func lowerBound(of floor: String, in keys: [String]) -> Int {
+        var low = 0
+        var high = keys.count
+        while low < high {
+            let middle = (low + high) / 2
+            if keys[middle] < floor { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 
     private static func matches(_ object: JSONValue, namespace: String?, name: String?) -> Bool {

@@ -104,6 +104,24 @@ struct KubeAPITestServerTests {
         #expect(list.body["metadata"]?["resourceVersion"]?.stringValue == second.body.metadata("resourceVersion"))
     }
 
+    @Test("Lists page with limit and continue; every page carries the first page's resourceVersion")
+    func pagedList() async throws {
+        let harness = try await ServerHarness()
+        for name in ["a", "b", "c"] { _ = try await harness.request(.POST, tokens, body: tokenObject(name)) }
+        let first = try await harness.request(.GET, tokens + "?limit=2")
+        #expect(first.body["items"]?.arrayValue?.compactMap { $0.metadata("name") } == ["a", "b"])
+        #expect(first.body["metadata"]?["remainingItemCount"] == .number(1))
+        let token = try #require(first.body["metadata"]?["continue"]?.stringValue)
+        let version = first.body["metadata"]?["resourceVersion"]?.stringValue
+        _ = try await harness.request(.POST, tokens, body: tokenObject("d"))
+        let escaped = try #require(token.addingPercentEncoding(withAllowedCharacters: .alphanumerics))
+        let second = try await harness.request(.GET, tokens + "?limit=2&continue=\(escaped)")
+        #expect(second.body["items"]?.arrayValue?.compactMap { $0.metadata("name") } == ["c", "d"])
+        #expect(second.body["metadata"]?["resourceVersion"]?.stringValue == version)
+        #expect(second.body["metadata"]?["continue"] == nil)
+        #expect(try await harness.request(.GET, tokens + "?limit=2&continue=garbage").status == 400)
+    }
+
     @Test("Errors are Status objects: 404 NotFound, 409 AlreadyExists, 409 Conflict, 401, 415")
     func statusErrors() async throws {
         let harness = try await ServerHarness()

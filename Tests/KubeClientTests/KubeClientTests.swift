@@ -155,6 +155,11 @@ struct KubeClientTests {
         #expect((try? list.items[0].result.get())?.enabled == true)
         guard case .failure(let error) = list.items[1].result else { throw Unexpected("b should not decode") }
         #expect(error.message == "field enabled: expected Bool")
+        // Read in pages (limit + continue): the same objects and resourceVersion.
+        _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"c"},"enabled":true}"#.utf8))
+        let paged = try await client.list(tokens, namespace: "ns", as: TokenRecord.self, pageSize: 1)
+        #expect(paged.items.map(\.name) == ["a", "b", "c"])
+        #expect(Int(paged.resourceVersion) == Int(server.state.currentRevision))
 
         let patched = try await client.mergePatch(tokens, namespace: "ns", name: "a", patch: Data(#"{"enabled":false}"#.utf8))
         #expect(try JSONDecoder().decode(TokenRecord.self, from: patched).enabled == false)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 import RancherAuth
@@ -30,12 +33,26 @@ public final class ExpensiveHashWorkers: Sendable {
             inFlight.subtract(1, ordering: .relaxed)
             return nil
         }
-        let future = pool.runIfActive(eventLoop: eventLoop) { metrics?.timedVerification(pending) ?? pending.run() }
+        let future = pool.runIfActive(eventLoop: eventLoop) {
+            Self.yieldToEventLoops()
+            return metrics?.timedVerification(pending) ?? pending.run()
+        }
         future.whenComplete { _ in self.inFlight.subtract(1, ordering: .relaxed) }
         return future
     }
 
     public var queued: Int { inFlight.load(ordering: .relaxed) }
+
+    /// Lowers the calling pool thread's scheduling priority (nice 10; on Linux, nice is per
+    /// thread). When the CPU is contended (a flood of wrong secrets for a scrypt token), the
+    /// event loops answering cheap reviews then run first and scrypt gets what is left. One
+    /// syscall per verification of ~50 ms; raising nice needs no privilege, so it cannot fail
+    /// for lack of one, and a failure would only leave the default priority.
+    private static func yieldToEventLoops() {
+        #if os(Linux)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)  // 0: the calling thread on Linux
+        #endif
+    }
 
     public func shutdown() async throws {
         try await pool.shutdownGracefully()

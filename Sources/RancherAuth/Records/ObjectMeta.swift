@@ -69,6 +69,17 @@ enum ContentVersion {
             hasher.update(data: Array(field.utf8))
             hasher.update(data: [0])
         }
-        return hasher.finalize().prefix(16).map { String($0, radix: 16) }.joined()
+        // 88 bits as 15 base64url characters: a Swift small string, stored inline in the record
+        // (no heap allocation per record; 100,000 tokens saved ~6 MB over 32 hex digits).
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        var bits = hasher.finalize().prefix(11).reduce((high: UInt64(0), low: UInt64(0))) { value, byte in
+            (high: (value.high << 8) | (value.low >> 56), low: (value.low << 8) | UInt64(byte))
+        }
+        var characters = [UInt8](repeating: 0, count: 15)
+        for index in (0..<15).reversed() {
+            characters[index] = alphabet[Int(bits.low & 63)]
+            bits = (high: bits.high >> 6, low: (bits.low >> 6) | (bits.high << 58))
+        }
+        return String(decoding: characters, as: UTF8.self)
     }
 }
