@@ -26,8 +26,10 @@ struct KubernetesEndToEndTests {
             try ServiceProcess(global: ["--debug", "--kubeconfig", kubeconfig], serve: ["--last-used-interval", "0.2"] + extra)
         }
 
+        /// Until the service answers reviews from the API's records (all four kinds listed and
+        /// published; the kinds list concurrently, so no single "listed" line says that).
         func waitUntilReady(_ service: ServiceProcess) throws {
-            try service.waitForLog(containing: "msg=listed kind=configmaps")
+            try service.waitForLog(containing: "msg=\"records synced from the API; answering reviews\"")
         }
     }
 
@@ -190,7 +192,7 @@ struct KubernetesEndToEndTests {
         #expect(apply.stdout.contains("clusterauthtoken.cluster.cattle.io/kubeconfig-u-demo1disab created"))
 
         let service = try ServiceProcess(global: ["--kubeconfig", kubeconfig], serve: [])
-        try service.waitForLog(containing: "msg=listed kind=configmaps")
+        try service.waitForLog(containing: "msg=\"records synced from the API; answering reviews\"")
         #expect(authenticated(try await reviewUntil(service, demoToken, authenticated)))
         #expect(try await post(service.baseURL + "/v1/authenticate", review("kubeconfig-u-demo1disab:disabled-demo-secret")).2.contains("token is disabled"))
         #expect(try service.stop() == 0)

@@ -94,7 +94,7 @@ struct OperationsEndToEndTests {
         #expect(try curl(code + [service.baseURL + "/livez"]) == "200")
         #expect(try curl([service.baseURL + "/readyz?verbose"]).contains("clusterauthtokens: not synced yet"))
         try await server.start()
-        try service.waitForLog(containing: "msg=listed kind=configmaps")
+        try service.waitForLog(containing: "msg=\"records synced from the API; answering reviews\"")
         #expect(try await readyzEventually(service) == "200")
         // Outage: still ready (serving the last records), and verbose says the watches are down.
         try await server.stop()

@@ -48,6 +48,8 @@ public final class KubernetesRecordCache: Sendable {
         var refresh: RefreshConfigMap?
         var status: [RecordKind: ReflectorStatus] = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, ReflectorStatus()) })
         var dirty = false
+        /// Whether "records synced" was logged (once, at the first publication from the API).
+        var announcedLive = false
         var snapshotWrittenAt: Timestamp?
         /// Tokens whose legacy hash was cleared before their hash Secret arrived (see `apply`).
         var carriedLegacyHashes: Set<String> = []
@@ -60,16 +62,18 @@ public final class KubernetesRecordCache: Sendable {
     let store: RecordStore
     let clock: any WallClock
     let metrics: ServiceMetrics?
+    let logger: Logger?
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
     private let livePublished: AsyncStream<Void>.Continuation
     /// Signals each publication made from live (API) data only, for the snapshot writer.
     let livePublications: AsyncStream<Void>
 
-    public init(store: RecordStore, clock: any WallClock, metrics: ServiceMetrics? = nil) {
+    public init(store: RecordStore, clock: any WallClock, metrics: ServiceMetrics? = nil, logger: Logger? = nil) {
         self.store = store
         self.clock = clock
         self.metrics = metrics
+        self.logger = logger
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (livePublications, livePublished) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -191,18 +195,26 @@ public final class KubernetesRecordCache: Sendable {
     }
 
     func publishIfReady() {
-        let (snapshot, live): (RecordSnapshot?, Bool) = state.withLock { state in
-            guard state.dirty, state.status.values.allSatisfy({ $0.synced || $0.fromSnapshot }) else { return (nil, false) }
+        let (snapshot, live, firstLive): (RecordSnapshot?, Bool, Bool) = state.withLock { state in
+            guard state.dirty, state.status.values.allSatisfy({ $0.synced || $0.fromSnapshot }) else { return (nil, false, false) }
             state.dirty = false
             state.status[.clusterAuthTokens]?.objects = state.tokens.count
             state.status[.clusterUserAttributes]?.objects = state.users.count
             state.status[.secrets]?.objects = state.secrets.count
             state.status[.configMaps]?.objects = state.refresh == nil ? 0 : 1
             let snapshot = RecordSnapshot(tokens: state.tokens, users: state.users, hashSecrets: state.secrets, refreshConfigMap: state.refresh)
-            return (snapshot, state.status.values.allSatisfy { $0.synced && !$0.fromSnapshot })
+            let live = state.status.values.allSatisfy { $0.synced && !$0.fromSnapshot }
+            let firstLive = live && !state.announcedLive
+            if live { state.announcedLive = true }
+            return (snapshot, live, firstLive)
         }
         guard let snapshot else { return }
         store.publish(snapshot, problemCount: 0, at: clock.now())
+        if firstLive {
+            logger?.info(
+                "records synced from the API; answering reviews",
+                metadata: ["tokens": "\(snapshot.tokens.count)", "users": "\(snapshot.users.count)", "secrets": "\(snapshot.hashSecrets.count)"])
+        }
         if live { livePublished.yield() }
     }
 

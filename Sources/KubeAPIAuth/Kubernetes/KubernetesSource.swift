@@ -28,7 +28,7 @@ public final class KubernetesSource: Service {
     ) {
         self.client = client
         self.namespace = namespace
-        self.cache = KubernetesRecordCache(store: store, clock: clock, metrics: metrics)
+        self.cache = KubernetesRecordCache(store: store, clock: clock, metrics: metrics, logger: logger)
         self.store = store
         self.clock = clock
         self.snapshotFile = snapshotFile
