@@ -14,13 +14,23 @@ func review(_ token: String, apiVersion: String? = nil) -> String {
     return #"{\#(version)"kind":"TokenReview","spec":{"token":"\#(token)"}}"#
 }
 
+/// A client whose connections carry one request each. Every test starts its own services on
+/// ephemeral ports; a pooled keep-alive connection could otherwise outlive one test's service and
+/// be reused when a later service happens to get the same port (seen once as "connection reset by
+/// peer" on a loaded machine). Keep-alive itself is tested with raw sockets and on EmbeddedChannel.
+let endToEndClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration()
+    configuration.maximumUsesPerConnection = 1
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+}()
+
 func post(_ url: String, _ body: String, headers: [(String, String)] = []) async throws -> (HTTPResponseStatus, HTTPHeaders, String) {
     var request = HTTPClientRequest(url: url)
     request.method = .POST
     request.headers.add(name: "content-type", value: "application/json")
     for (name, value) in headers { request.headers.add(name: name, value: value) }
     request.body = .bytes(ByteBuffer(string: body))
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    let response = try await endToEndClient.execute(request, timeout: .seconds(30))
     let bytes = try await response.body.collect(upTo: 1 << 20)
     return (response.status, response.headers, String(buffer: bytes))
 }
