@@ -149,6 +149,9 @@ struct HTTPPipelineTests {
         let harness = try HTTPHarness(store: try loadedStore())
         try harness.send("HEAD /livez HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(try harness.output() == "HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\nAllow: GET\r\n\r\n")
+        // A 404 has a body for GET; for HEAD only its length is sent.
+        try harness.send("HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try harness.output() == "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 19\r\n\r\n")
         try harness.send("GET /livez HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         #expect(try harness.output().hasPrefix("HTTP/1.0 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\nok\n"))
         try harness.send("GET /livez HTTP/1.0\r\n\r\n")
