@@ -235,18 +235,10 @@ public final class KubeClient: Sendable {
 
     /// Percent-encodes everything but RFC 3986 unreserved characters (continue tokens are base64).
     static func queryEscaped(_ value: String) -> String {
-        var escaped = ""
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                escaped.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                escaped += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
-            }
-        }
-        return escaped
+        value.addingPercentEncoding(withAllowedCharacters: unreserved) ?? value
     }
+
+    private static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
     public func create(_ resource: APIResource, namespace: String, body: Data) async throws(KubeError) -> Data {
         try await send(try request(.POST, resource.path(namespace: namespace), body: body))

@@ -221,7 +221,7 @@ enum HTTPResponseEncoding {
     ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 128 + answer.body.count)
         buffer.writeStaticString(version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        buffer.writeDecimal(Int(answer.status.code))
+        buffer.writeString(String(answer.status.code))
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(answer.status.reasonPhrase)
         if let contentType = answer.contentType {
@@ -229,7 +229,7 @@ enum HTTPResponseEncoding {
             buffer.writeString(contentType)
         }
         buffer.writeStaticString("\r\ncontent-length: ")
-        buffer.writeDecimal(answer.body.count)
+        buffer.writeString(String(answer.body.count))
         // Header values are ours; the only one built from request data (a redirect's Location,
         // from the request's query) is dropped if it holds control characters.
         for (name, value) in answer.headers where value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) {
@@ -246,25 +246,6 @@ enum HTTPResponseEncoding {
         buffer.writeStaticString("\r\n\r\n")
         if !omitBody { buffer.writeBytes(answer.body) }
         return buffer
-    }
-}
-
-extension ByteBuffer {
-    /// Writes a non-negative integer in decimal without building a String.
-    mutating func writeDecimal(_ value: Int) {
-        precondition(value >= 0)
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { storage in
-            var remaining = value
-            var start = storage.count
-            repeat {
-                start -= 1
-                storage[start] = UInt8(ascii: "0") + UInt8(remaining % 10)
-                remaining /= 10
-            } while remaining > 0
-            writeBytes(UnsafeRawBufferPointer(rebasing: storage[start...]))
-        }
     }
 }
 

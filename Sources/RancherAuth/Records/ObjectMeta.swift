@@ -1,3 +1,4 @@
+import Foundation
 import Crypto
 
 /// The part of Kubernetes `metadata` the service uses.
@@ -69,17 +70,8 @@ enum ContentVersion {
             hasher.update(data: Array(field.utf8))
             hasher.update(data: [0])
         }
-        // 88 bits as 15 base64url characters: a Swift small string, stored inline in the record
-        // (no heap allocation per record; 100,000 tokens saved ~6 MB over 32 hex digits).
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-        var bits = hasher.finalize().prefix(11).reduce((high: UInt64(0), low: UInt64(0))) { value, byte in
-            (high: (value.high << 8) | (value.low >> 56), low: (value.low << 8) | UInt64(byte))
-        }
-        var characters = [UInt8](repeating: 0, count: 15)
-        for index in (0..<15).reversed() {
-            characters[index] = alphabet[Int(bits.low & 63)]
-            bits = (high: bits.high >> 6, low: (bits.low >> 6) | (bits.high << 58))
-        }
-        return String(decoding: characters, as: UTF8.self)
+        // 88 bits as 15 base64 characters (the 16th is padding): a Swift small string, stored
+        // inline in the record (no heap allocation per record, unlike 32 hex digits).
+        return String(Data(hasher.finalize().prefix(11)).base64EncodedString().dropLast())
     }
 }
