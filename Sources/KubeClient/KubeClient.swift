@@ -210,15 +210,25 @@ public final class KubeClient: Sendable {
     }
 
     /// All objects of `resource` in `namespace`, each decoded on its own, and the list's resourceVersion.
-    ///
-    /// Read in pages of `pageSize` (`limit` and `continue`, as client-go's pager does) so that a
-    /// namespace with 100,000 Secrets is never one 60 MB response decoded at once: memory
-    /// holds the decoded objects and one page. An expired `continue` token is a 410 (`isGone`);
-    /// the caller lists again from the start.
     public func list<T: Decodable & Sendable>(
         _ resource: APIResource, namespace: String, as type: T.Type, pageSize: Int = 500
     ) async throws(KubeError) -> (items: [LenientObject<T>], resourceVersion: String) {
         var items: [LenientObject<T>] = []
+        let resourceVersion = try await list(resource, namespace: namespace, as: type, pageSize: pageSize) { items.append($0) }
+        return (items, resourceVersion)
+    }
+
+    /// Hands every object of `resource` in `namespace` to `body` as its page arrives, each decoded
+    /// on its own; returns the list's resourceVersion.
+    ///
+    /// Read in pages of `pageSize` (`limit` and `continue`, as client-go's pager does) so that a
+    /// namespace with 100,000 Secrets is never one 60 MB response decoded at once: memory holds
+    /// one page and whatever `body` keeps. An expired `continue` token is a 410 (`isGone`); the
+    /// caller lists again from the start.
+    public func list<T: Decodable & Sendable>(
+        _ resource: APIResource, namespace: String, as type: T.Type, pageSize: Int = 500,
+        each body: (LenientObject<T>) -> Void
+    ) async throws(KubeError) -> String {
         var resourceVersion = ""
         var continueToken: String?
         repeat {
@@ -226,11 +236,11 @@ public final class KubeClient: Sendable {
             if let continueToken { query += "&continue=" + Self.queryEscaped(continueToken) }
             let data = try await send(try request(.GET, resource.path(namespace: namespace) + query), timeout: .seconds(120))
             let page = try decode(ListBody<T>.self, data)
-            items += page.items ?? []
+            for item in page.items ?? [] { body(item) }
             resourceVersion = page.metadata?.resourceVersion ?? ""
             continueToken = page.metadata?.continue.flatMap { $0.isEmpty ? nil : $0 }
         } while continueToken != nil
-        return (items, resourceVersion)
+        return resourceVersion
     }
 
     /// Percent-encodes everything but RFC 3986 unreserved characters (continue tokens are base64).

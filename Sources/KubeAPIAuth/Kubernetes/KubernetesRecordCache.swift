@@ -114,7 +114,9 @@ public final class KubernetesRecordCache: Sendable {
             switch change {
             case .replaceAll(let all):
                 let previous = state.tokens
-                state.tokens = Dictionary(all.map { ($0.name, carry($0, previous: previous[$0.name])) }, uniquingKeysWith: { _, last in last })
+                var fresh = [String: ClusterAuthToken](minimumCapacity: all.count)
+                for token in all { fresh[token.name] = carry(token, previous: previous[token.name]) }
+                state.tokens = fresh
             case .upsert(let token):
                 state.tokens[token.name] = carry(token, previous: state.tokens[token.name])
             case .remove(let name):
@@ -164,7 +166,10 @@ public final class KubernetesRecordCache: Sendable {
     ) {
         switch change {
         case .replaceAll(let all):
-            map = Dictionary(all.map { ($0[keyPath: key], transform($0)) }, uniquingKeysWith: { _, last in last })
+            // Built in place (the last of two same-named objects wins), without an array of pairs.
+            var fresh = [String: Stored](minimumCapacity: all.count)
+            for item in all { fresh[item[keyPath: key]] = transform(item) }
+            map = fresh
         case .upsert(let one):
             map[one[keyPath: key]] = transform(one)
         case .remove(let name):

@@ -70,9 +70,8 @@ struct Reflector<Record: Decodable & Sendable> {
     }
 
     private func list() async throws(KubeError) -> String {
-        let (items, resourceVersion) = try await client.list(kind.resource, namespace: namespace, as: Record.self)
         var records: [Record] = []
-        for item in items {
+        let resourceVersion = try await client.list(kind.resource, namespace: namespace, as: Record.self) { item in
             switch item.result {
             case .success(let record): records.append(record)
             case .failure(let error): reportMalformed(item.name, error)

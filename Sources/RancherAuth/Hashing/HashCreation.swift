@@ -36,11 +36,7 @@ public enum HashCreation {
                 Scrypt.deriveKey(password: $0, salt: salt, parameters: parameters, keyLength: 64)
             }
             guard let key = derived, !salt.isEmpty else { throw DerivationFailed() }
-            let hexSalt = salt.map { byte in
-                let digits = Array("0123456789abcdef")
-                return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
-            }.joined()
-            return "$1:\(hexSalt):\(parameters.log2N):\(parameters.r):\(parameters.p):\(GoBase64.encode(key))"
+            return "$1:\(Hex.encode(salt)):\(parameters.log2N):\(parameters.r):\(parameters.p):\(GoBase64.encode(key))"
         }
     }
 }

@@ -59,7 +59,7 @@ enum ScryptHashFormat {
         guard !key.isEmpty else { throw .emptyDigest }
         let parameters = ScryptParameters(log2N: log2N, r: r, p: p)
         try validate(parameters)
-        return .scrypt(parameters, salt: salt, key: key)
+        return .scrypt(parameters, SaltedDigest(salt: salt, digest: key))
     }
 
     /// The checks of Go's `scrypt.Key` (N > 1 and a power of two; r·p < 2³⁰; no overflow), plus

@@ -7,9 +7,10 @@ import Crypto
 /// once when they change; the review path only calls ``verify(secret:)``.
 public struct StoredHash: Sendable, Hashable {
     enum Material: Sendable, Hashable {
-        case sha3(salt: [UInt8], digest: [UInt8])
-        case sha256(salt: [UInt8], digest: [UInt8])
-        case scrypt(ScryptParameters, salt: [UInt8], key: [UInt8])
+        case sha3(SaltedDigest)
+        case sha256(SaltedDigest)
+        /// The digest is the derived key; its length is the key length to derive.
+        case scrypt(ScryptParameters, SaltedDigest)
     }
 
     let material: Material
@@ -60,7 +61,7 @@ public struct StoredHash: Sendable, Hashable {
         let digest = try decodeBase64(fields[3], field: "digest")
         guard !digest.isEmpty else { throw .emptyDigest }
         let salt = try decodeBase64(fields[2], field: "salt")
-        return .sha3(salt: salt, digest: digest)
+        return .sha3(SaltedDigest(salt: salt, digest: digest))
     }
 
     /// `$2:<b64 salt>:<b64 digest>`: a leading `$`, split into at most three fields, so a further
@@ -74,7 +75,7 @@ public struct StoredHash: Sendable, Hashable {
         let digest = try decodeBase64(fields[2], field: "digest")
         guard !digest.isEmpty else { throw .emptyDigest }
         let salt = try decodeBase64(fields[1], field: "salt")
-        return .sha256(salt: salt, digest: digest)
+        return .sha256(SaltedDigest(salt: salt, digest: digest))
     }
 
     private static func decodeBase64(_ field: ArraySlice<UInt8>, field name: String) throws(HashFormatError) -> [UInt8] {
@@ -94,28 +95,82 @@ public struct StoredHash: Sendable, Hashable {
 
     public func verify(secretBytes secret: UnsafeRawBufferPointer) -> Bool {
         switch material {
-        case .sha3(let salt, let digest):
+        case .sha3(let stored):
             var hasher = SHA3_512()
-            hasher.update(data: salt)
+            stored.withSalt { hasher.update(bufferPointer: $0) }
             hasher.update(bufferPointer: secret)
-            return hasher.finalize().withUnsafeBytes { constantTimeEquals($0, digest) }
-        case .sha256(let salt, let digest):
+            return hasher.finalize().withUnsafeBytes { stored.digestEquals($0) }
+        case .sha256(let stored):
             var hasher = SHA256()
-            hasher.update(data: salt)
+            stored.withSalt { hasher.update(bufferPointer: $0) }
             hasher.update(bufferPointer: secret)
-            return hasher.finalize().withUnsafeBytes { constantTimeEquals($0, digest) }
-        case .scrypt(let parameters, let salt, let key):
+            return hasher.finalize().withUnsafeBytes { stored.digestEquals($0) }
+        case .scrypt(let parameters, let stored):
             guard let derived = Scrypt.deriveKey(
-                password: secret, salt: salt, parameters: parameters, keyLength: key.count)
+                password: secret, salt: Array(stored.salt), parameters: parameters, keyLength: stored.digest.count)
             else { return false }
-            return derived.withUnsafeBytes { constantTimeEquals($0, key) }
+            return derived.withUnsafeBytes { stored.digestEquals($0) }
         }
+    }
+
+    /// The hash in Rancher's canonical layout (what Rancher itself writes). It parses back to an
+    /// equal ``StoredHash``, so it verifies exactly like the text it was parsed from, which may
+    /// have used one of the layouts Go's parsers also accept (spaces, signs, unused bits).
+    public var canonicalText: String {
+        switch material {
+        case .sha3(let stored):
+            return "$3:1:\(GoBase64.encode(stored.salt)):\(GoBase64.encode(stored.digest))"
+        case .sha256(let stored):
+            return "$2:\(GoBase64.encode(stored.salt)):\(GoBase64.encode(stored.digest))"
+        case .scrypt(let parameters, let stored):
+            return "$1:\(Hex.encode(stored.salt)):\(parameters.log2N):\(parameters.r):\(parameters.p):\(GoBase64.encode(stored.digest))"
+        }
+    }
+}
+
+/// A salt and a digest in one allocation: a synced namespace holds 100,000 of them.
+struct SaltedDigest: Sendable, Hashable {
+    private let bytes: [UInt8]
+    private let saltCount: Int
+
+    init(salt: [UInt8], digest: [UInt8]) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(salt.count + digest.count)
+        bytes += salt
+        bytes += digest
+        self.bytes = bytes
+        self.saltCount = salt.count
+    }
+
+    var salt: ArraySlice<UInt8> { bytes[..<saltCount] }
+    var digest: ArraySlice<UInt8> { bytes[saltCount...] }
+
+    func withSalt<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[..<saltCount])) }
+    }
+
+    /// Compares `candidate` with the digest in constant time (a different length is a mismatch).
+    func digestEquals(_ candidate: UnsafeRawBufferPointer) -> Bool {
+        bytes.withUnsafeBytes { constantTimeEquals(candidate, UnsafeRawBufferPointer(rebasing: $0[saltCount...])) }
+    }
+}
+
+/// Lower-case hexadecimal, as Go's `%x` writes a byte slice.
+enum Hex {
+    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
 
 /// Compares in time that depends only on the lengths, never on where the bytes differ.
 @inline(__always)
-func constantTimeEquals(_ lhs: UnsafeRawBufferPointer, _ rhs: [UInt8]) -> Bool {
+func constantTimeEquals(_ lhs: UnsafeRawBufferPointer, _ rhs: UnsafeRawBufferPointer) -> Bool {
     guard lhs.count == rhs.count else { return false }
     var difference: UInt8 = 0
     for index in 0..<rhs.count { difference |= lhs[index] ^ rhs[index] }

@@ -2,18 +2,47 @@ import Foundation
 
 /// The `Secret` named like the token, whose `data.hash` holds the token's salted hash.
 public struct HashSecret: Codable, Sendable {
-    public var metadata: ObjectMeta
+    /// One shared, immutable object, so that the record is one pointer wide in the maps of
+    /// 100,000 Secrets (as ``ClusterAuthToken``).
+    private final class Storage: Sendable {
+        let metadata: ObjectMeta
+        let hash: Result<StoredHash, HashFormatError>
+        /// The stored text of a hash that does not parse (kept so the snapshot file fails the same
+        /// way); a hash that parses is not kept as text: ``StoredHash/canonicalText`` renders it.
+        let unparsableText: String?
+
+        init(metadata: ObjectMeta, hash: Result<StoredHash, HashFormatError>, unparsableText: String?) {
+            self.metadata = metadata
+            self.hash = hash
+            self.unparsableText = unparsableText
+        }
+    }
+
+    private var storage: Storage
+
+    public var metadata: ObjectMeta {
+        get { storage.metadata }
+        set { storage = Storage(metadata: newValue, hash: storage.hash, unparsableText: storage.unparsableText) }
+    }
     /// The hash parsed once; a Secret without a `hash` key reads as an empty (invalid) hash, as in Go.
-    public var hash: Result<StoredHash, HashFormatError>
-    /// The stored text, kept only to write the snapshot file (never logged).
-    let hashText: String
+    public var hash: Result<StoredHash, HashFormatError> { storage.hash }
+
+    /// The hash as the snapshot file stores it (never logged).
+    var hashText: String {
+        switch storage.hash {
+        case .success(let parsed): return parsed.canonicalText
+        case .failure: return storage.unparsableText ?? ""
+        }
+    }
 
     public var name: String { metadata.name }
 
     public init(metadata: ObjectMeta, hash: String) {
-        self.metadata = metadata
-        self.hash = StoredHash.parse(hash)
-        self.hashText = hash
+        let parsed = StoredHash.parse(hash)
+        switch parsed {
+        case .success: storage = Storage(metadata: metadata, hash: parsed, unparsableText: nil)
+        case .failure: storage = Storage(metadata: metadata, hash: parsed, unparsableText: hash)
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
