@@ -31,7 +31,15 @@ struct RecordsDirectoryTests {
         try directory.write("a-good.yaml", fixtureManifest)
         try directory.write(
             "b-broken.yaml",
+            // Documents are decoded as they are parsed: the valid one before the error must be
+            // dropped with the rest of the file.
             """
+            apiVersion: cluster.cattle.io/v3
+            kind: ClusterAuthToken
+            metadata: {name: decoded-before-the-error, namespace: cattle-system}
+            userName: u-abc12
+            enabled: true
+            ---
             apiVersion: cluster.cattle.io/v3
             kind: ClusterAuthToken
             metadata: {name: other, namespace: cattle-system}
@@ -40,6 +48,7 @@ struct RecordsDirectoryTests {
             """)
         let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
         #expect(load.tokens.map(\.name) == ["kubeconfig-u-abc12x7k2q"])
+        #expect(load.problems.count == 1)
         let problem = try #require(load.problems.first)
         #expect(problem.file == "b-broken.yaml")
         #expect(problem.line != nil)

@@ -145,19 +145,21 @@ public struct RecordsDirectory: Sendable {
             records.problems.append(RecordProblem(file: name, line: nil, message: "is not UTF-8 text"))
             return records
         }
-        var documents: [Node] = []
         do {
             // The sequence parses lazily and keeps a syntax error in `error` rather than throwing it.
+            // Each document is decoded as soon as it is composed, so only one document's node tree
+            // exists at a time: holding all of them (~4 KB per object) left a 10,000-token file's
+            // ~50 MiB of freed nodes resident, pinned by the records allocated among them. Records
+            // decoded before a syntax error are dropped with the rest of the file below.
             var sequence = try Yams.compose_all(yaml: text)
-            while let document = sequence.next() { documents.append(document) }
+            while let document = sequence.next() {
+                if case .scalar(let scalar) = document, scalar.string.isEmpty || scalar.tag == .init(.null) { continue }
+                decodeObject(document, file: name, into: &records)
+            }
             if let error = sequence.error { throw error }
         } catch {
-            records.problems.append(Self.syntaxProblem(error, file: name))
-            return records
-        }
-        for document in documents {
-            if case .scalar(let scalar) = document, scalar.string.isEmpty || scalar.tag == .init(.null) { continue }
-            decodeObject(document, file: name, into: &records)
+            // A file with any problem contributes nothing (fail closed).
+            return FileRecords(problems: [Self.syntaxProblem(error, file: name)])
         }
         return records
     }
