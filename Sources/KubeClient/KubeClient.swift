@@ -224,7 +224,8 @@ public final class KubeClient: Sendable {
     /// Read in pages of `pageSize` (`limit` and `continue`, as client-go's pager does) so that a
     /// namespace with 100,000 Secrets is never one 60 MB response decoded at once: memory holds
     /// one page and whatever `body` keeps. An expired `continue` token is a 410 (`isGone`); the
-    /// caller lists again from the start.
+    /// caller lists again from the start. When a page fails, the objects already handed over are
+    /// part of an incomplete list: use them only once this returns.
     public func list<T: Decodable & Sendable>(
         _ resource: APIResource, namespace: String, as type: T.Type, pageSize: Int = 500,
         each body: (LenientObject<T>) -> Void
