@@ -96,8 +96,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // An in-repo Kubernetes API server for tests and benchmarks; not shipped.
-        // Times the parts of a review in-process (see bench/README or docs/benchmarks.md).
+        // Times the parts of a review in-process (see docs/benchmarks.md); not shipped.
         .executableTarget(
             name: "review-path-bench",
             dependencies: [
@@ -110,6 +109,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // An in-repo Kubernetes API server for tests and benchmarks; not shipped.
         .target(
             name: "KubeAPITestServer",
             dependencies: [
