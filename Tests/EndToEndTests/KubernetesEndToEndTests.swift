@@ -140,7 +140,9 @@ struct KubernetesEndToEndTests {
         try await environment.server.start()
         try environment.waitUntilReady(service)
         #expect(authenticated(try await reviewUntil(service, bearer, within: .seconds(15), authenticated)))
-        #expect(try curl([service.baseURL + "/readyz?verbose"]).contains("clusterauthtokens: 1 object(s), watching"))
+        // The watch is reported only once the API has answered it, a moment after the list.
+        let watching = "clusterauthtokens: 1 object(s), watching"
+        #expect(try await curlUntil([service.baseURL + "/readyz?verbose"]) { $0.contains(watching) }.contains(watching))
         #expect(try service.stop() == 0)
     }
 

@@ -196,9 +196,14 @@ final class ServiceProcess: @unchecked Sendable {
         }
     }
 
-    func waitForLog(containing text: String, timeout: TimeInterval = 20) throws {
-        try waitForLog(timeout: timeout) { $0.contains(text) ? true : nil }
+    /// Waits for `text` in the log; with `since` (a `logMark` taken earlier), only in what was
+    /// logged after that mark, so that an earlier line of the same kind does not count.
+    func waitForLog(containing text: String, since mark: Int = 0, timeout: TimeInterval = 20) throws {
+        try waitForLog(timeout: timeout) { $0.utf8.dropFirst(mark).contains(text.utf8) ? true : nil }
     }
+
+    /// The current end of the log, for `waitForLog(containing:since:)`.
+    var logMark: Int { output.utf8.count }
 
     /// Sends SIGTERM and waits for the exit status. Then checks the whole output against every
     /// secret and hash the tests have created (log hygiene, for every scenario).
@@ -223,6 +228,19 @@ final class ServiceProcess: @unchecked Sendable {
 /// `curl` as a subprocess: returns standard output.
 func curl(_ arguments: [String]) throws -> String {
     try runProcess("/usr/bin/curl", ["-s", "-S", "-m", "20"] + arguments).stdout
+}
+
+/// `curl` repeated until its output is accepted or `within` has passed (state that the service
+/// reaches asynchronously, such as a re-established watch); returns the last output.
+func curlUntil(_ arguments: [String], within: Duration = .seconds(10), _ accept: (String) -> Bool) async throws -> String {
+    let deadline = ContinuousClock.now + within
+    var output = ""
+    for _ in 0..<10_000 {
+        output = try curl(arguments)
+        if accept(output) || ContinuousClock.now >= deadline { break }
+        await Task.yield()
+    }
+    return output
 }
 
 /// A temporary directory, removed with the value.

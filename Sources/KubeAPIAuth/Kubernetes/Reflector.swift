@@ -30,10 +30,12 @@ struct Reflector<Record: Decodable & Sendable> {
                         throw error
                     }
                 }
-                cache.updateStatus(kind) { $0.watching = true }
                 let events = try await client.watch(
                     kind.resource, namespace: namespace, resourceVersion: resourceVersion ?? "",
                     timeoutSeconds: Int.random(in: 300...600), as: Record.self)
+                // Only once the API has answered 200: /readyz?verbose must not say "watching" while
+                // a reconnect to an unreachable API is still in flight.
+                cache.updateStatus(kind) { $0.watching = true }
                 for try await event in events {
                     backoff = initialBackoff
                     if let next = try handle(event) { resourceVersion = next }
