@@ -1,4 +1,5 @@
 import Foundation
+import KubeAPIAuth
 
 enum ProcessEnvironment {
     static func value(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }
@@ -15,6 +16,6 @@ enum ProcessEnvironment {
     }
 
     static func printError(_ message: String) {
-        FileHandle.standardError.write(Data((message + "\n").utf8))
+        DescriptorWriter.write(message + "\n", to: STDERR_FILENO)
     }
 }

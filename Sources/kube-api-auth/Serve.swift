@@ -7,6 +7,10 @@ import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Answer TokenReviews on the listen addresses.",
@@ -161,6 +165,10 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A log reader that went away must cost log lines, not the process: writes to a closed
+        // stderr pipe then fail with EPIPE (which the log writer drops) instead of raising SIGPIPE.
+        // NIO ignores it too, but only once it opens its first socket, after the first log lines.
+        signal(SIGPIPE, SIG_IGN)
         global.bootstrapLogging()
         let logger = Logger(label: "kube-api-auth")
         let clock = SystemClock()

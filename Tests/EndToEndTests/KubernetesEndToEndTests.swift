@@ -182,7 +182,7 @@ struct KubernetesEndToEndTests {
         try apiServer.run()
         defer { apiServer.terminate() }
         // It prints its address once listening (after writing the kubeconfig).
-        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        let line = PipeIO.readLine(output.fileHandleForReading)
         #expect(line.hasPrefix("listening on https://127.0.0.1:"))
 
         let get = try runProcess("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "get", "clusterauthtokens", "-o", "name"])

@@ -79,6 +79,46 @@ struct OperationsEndToEndTests {
         #expect(!service.output.contains("level\":\"error"))
     }
 
+    @Test("With its log reader gone (stderr closed), the service keeps answering and exits cleanly")
+    func closedStandardError() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = ["--debug", "serve", "--records-dir", examplesDirectory, "--listen", "127.0.0.1:0"]
+        let output = Pipe()
+        process.standardError = output
+        process.standardOutput = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        defer {
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+        }
+        var address = ""
+        for _ in 0..<100 where address.isEmpty {
+            let line = PipeIO.readLine(output.fileHandleForReading)
+            if line.contains("msg=listening"), let range = line.range(of: "address=") {
+                address = String(line[range.upperBound...].prefix { $0 != " " })
+            }
+        }
+        try #require(!address.isEmpty, "no listening line")
+        // From now on every write to the log fails with EPIPE: audit lines, debug lines, shutdown lines.
+        try output.fileHandleForReading.close()
+        let url = "http://\(address)/v1/authenticate"
+        for round in 0..<20 {
+            #expect(authenticated(try await post(url, review(demoToken)).2))
+            // Refused (after a few, by the failure throttle rather than by hashing).
+            let refused = try await post(url, review("kubeconfig-u-demo15wfb6:wrong-\(round)")).2
+            #expect(!authenticated(refused))
+            #expect(refused.contains(#""error":"token secret does not match""#) || refused.contains(#""error":"too many"#))
+        }
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+    }
+
     @Test("Probes through sync and an API outage: 503 before the first sync, then 200; livez always 200")
     func probeTransitions() async throws {
         let server = try KubeAPITestServer(configuration: .init(tls: SelfSignedIdentity()))

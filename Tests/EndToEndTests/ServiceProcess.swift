@@ -92,16 +92,16 @@ func runProcess(_ executable: String, _ arguments: [String], input: String = "",
     let exited = DispatchSemaphore(value: 0)
     process.terminationHandler = { _ in exited.signal() }
     try process.run()
-    stdin.fileHandleForWriting.write(Data(input.utf8))
+    PipeIO.writeAll(Data(input.utf8), to: stdin.fileHandleForWriting)
     try stdin.fileHandleForWriting.close()
     // Read both pipes concurrently so a full pipe never blocks the child.
     nonisolated(unsafe) var errorData = Data()
     let errorRead = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async {
-        errorData = stderr.fileHandleForReading.readDataToEndOfFile()
+    Thread.detachNewThread {
+        errorData = PipeIO.readAll(stderr.fileHandleForReading)
         errorRead.signal()
     }
-    let outputData = stdout.fileHandleForReading.readDataToEndOfFile()
+    let outputData = PipeIO.readAll(stdout.fileHandleForReading)
     errorRead.wait()
     if exited.wait(timeout: .now() + timeout) == .timedOut {
         process.terminate()
@@ -138,17 +138,16 @@ final class ServiceProcess: @unchecked Sendable {
         process.standardError = stderr
         process.standardOutput = stderr
         process.standardInput = FileHandle.nullDevice
-        stderr.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            self.condition.lock()
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-            } else {
+        // A thread of its own with blocking reads (see PipeIO); it ends when the process exits.
+        let reading = stderr.fileHandleForReading
+        Thread.detachNewThread { [weak self] in
+            PipeIO.readUntilEnd(reading) { data in
+                guard let self else { return }
+                self.condition.lock()
                 self.log += String(decoding: data, as: UTF8.self)
+                self.condition.broadcast()
+                self.condition.unlock()
             }
-            self.condition.broadcast()
-            self.condition.unlock()
         }
         process.terminationHandler = { [weak self] _ in
             guard let self else { return }

@@ -9,16 +9,19 @@ enum Scrypt {
         guard parameters.log2N < 64, parameters.r > 0, parameters.p > 0, keyLength > 0 else { return nil }
         var key = [UInt8](repeating: 0, count: keyLength)
         // A non-nil pointer even for an empty password: OpenSSL treats NULL as "no password given".
+        // (The pointer to it is only used inside the closure that provides it.)
         var empty: CChar = 0
-        let status = key.withUnsafeMutableBufferPointer { keyBuffer in
-            salt.withUnsafeBufferPointer { saltBuffer in
-                EVP_PBE_scrypt(
-                    password.baseAddress?.assumingMemoryBound(to: CChar.self) ?? withUnsafePointer(to: &empty) { $0 },
-                    password.count,
-                    saltBuffer.baseAddress, saltBuffer.count,
-                    1 << parameters.log2N, UInt64(parameters.r), UInt64(parameters.p),
-                    ScryptHashFormat.maxMemoryBytes + (1 << 20),
-                    keyBuffer.baseAddress, keyLength)
+        let status = withUnsafePointer(to: &empty) { emptyPassword in
+            key.withUnsafeMutableBufferPointer { keyBuffer in
+                salt.withUnsafeBufferPointer { saltBuffer in
+                    EVP_PBE_scrypt(
+                        password.baseAddress?.assumingMemoryBound(to: CChar.self) ?? emptyPassword,
+                        password.count,
+                        saltBuffer.baseAddress, saltBuffer.count,
+                        1 << parameters.log2N, UInt64(parameters.r), UInt64(parameters.p),
+                        ScryptHashFormat.maxMemoryBytes + (1 << 20),
+                        keyBuffer.baseAddress, keyLength)
+                }
             }
         }
         guard status == 1 else {

@@ -77,7 +77,7 @@ private struct JSONKey {
     /// ASCII case-insensitive comparison with a lowercase-or-camel field name (Go's fold match).
     func matches(_ name: StaticString) -> Bool {
         name.withUTF8Buffer { expected in
-            if let decoded { return Self.equalFold(decoded.withUnsafeBytes { $0 }, expected) }
+            if let decoded { return decoded.withUnsafeBytes { Self.equalFold($0, expected) } }
             return Self.equalFold(bytes, expected)
         }
     }
