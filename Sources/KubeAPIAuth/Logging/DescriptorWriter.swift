@@ -23,10 +23,11 @@ public enum DescriptorWriter {
         var waited: Int32 = 0
         while offset < bytes.count {
             let written = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written >= 0 {
+            if written > 0 {
                 offset += written
                 continue
             }
+            if written == 0 { return false }  // No progress and no error: give up rather than spin.
             switch errno {
             case EINTR:
                 continue
