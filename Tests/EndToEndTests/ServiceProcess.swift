@@ -94,19 +94,26 @@ func runProcess(_ executable: String, _ arguments: [String], input: String = "",
     try process.run()
     PipeIO.writeAll(Data(input.utf8), to: stdin.fileHandleForWriting)
     try stdin.fileHandleForWriting.close()
-    // Read both pipes concurrently so a full pipe never blocks the child.
+    // Both pipes are read on threads of their own, so a full pipe never blocks the child and a
+    // child that hangs is still bounded by `timeout` (the reads would wait for it forever).
+    nonisolated(unsafe) var outputData = Data()
     nonisolated(unsafe) var errorData = Data()
+    let outputRead = DispatchSemaphore(value: 0)
     let errorRead = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {
+        outputData = PipeIO.readAll(stdout.fileHandleForReading)
+        outputRead.signal()
+    }
     Thread.detachNewThread {
         errorData = PipeIO.readAll(stderr.fileHandleForReading)
         errorRead.signal()
     }
-    let outputData = PipeIO.readAll(stdout.fileHandleForReading)
-    errorRead.wait()
     if exited.wait(timeout: .now() + timeout) == .timedOut {
         process.terminate()
         throw ProcessError(description: "\(executable) \(arguments) did not finish within \(timeout) s")
     }
+    outputRead.wait()
+    errorRead.wait()
     return Binary.Result(
         status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
         stderr: String(decoding: errorData, as: UTF8.self))
