@@ -16,6 +16,6 @@ enum ProcessEnvironment {
     }
 
     static func printError(_ message: String) {
-        DescriptorWriter.write(message + "\n", to: STDERR_FILENO)
+        DescriptorWriter.standardError.write(message + "\n")
     }
 }

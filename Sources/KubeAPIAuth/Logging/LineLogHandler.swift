@@ -30,7 +30,7 @@ public struct LineLogHandler: LogHandler {
 
     public static let standardError: @Sendable (String) -> Void = { line in
         writeLock.withLock { _ in
-            _ = DescriptorWriter.write(line, to: STDERR_FILENO)
+            _ = DescriptorWriter.standardError.write(line)
         }
     }
 
