@@ -105,19 +105,12 @@ func writeKubeconfig(for server: KubeAPITestServer, in directory: ScratchDirecto
     return path
 }
 
-/// Asks the service until `accept` likes the answer, for at most `within`; returns the last answer.
-/// Each round trip is a real review, so the loop is bounded by time and by count.
+/// Asks the service until `accept` likes the answer, for at most `within` (see `repeatUntil`);
+/// returns the last answer.
 func reviewUntil(
     _ service: ServiceProcess, _ token: String, within: Duration = .seconds(1), _ accept: (String) -> Bool
 ) async throws -> String {
-    let deadline = ContinuousClock.now + within
-    var answer = ""
-    for _ in 0..<10_000 {
-        answer = try await post(service.baseURL + "/v1/authenticate", review(token)).2
-        if accept(answer) || ContinuousClock.now >= deadline { break }
-        await Task.yield()
-    }
-    return answer
+    try await repeatUntil(within: within, { try await post(service.baseURL + "/v1/authenticate", review(token)).2 }, accept)
 }
 
 func authenticated(_ answer: String) -> Bool { answer.contains(#""authenticated":true"#) }

@@ -236,17 +236,25 @@ func curl(_ arguments: [String]) throws -> String {
     try runProcess("/usr/bin/curl", ["-s", "-S", "-m", "20"] + arguments).stdout
 }
 
-/// `curl` repeated until its output is accepted or `within` has passed (state that the service
-/// reaches asynchronously, such as a re-established watch); returns the last output.
-func curlUntil(_ arguments: [String], within: Duration = .seconds(10), _ accept: (String) -> Bool) async throws -> String {
+/// Repeats `attempt` until `accept` likes its result or `within` has passed, bounded by time and
+/// by count (each attempt is a real request); returns the last result. For state the service
+/// reaches asynchronously, such as a change synced from the API or a re-established watch.
+func repeatUntil(
+    within: Duration, _ attempt: () async throws -> String, _ accept: (String) -> Bool
+) async throws -> String {
     let deadline = ContinuousClock.now + within
-    var output = ""
+    var result = ""
     for _ in 0..<10_000 {
-        output = try curl(arguments)
-        if accept(output) || ContinuousClock.now >= deadline { break }
+        result = try await attempt()
+        if accept(result) || ContinuousClock.now >= deadline { break }
         await Task.yield()
     }
-    return output
+    return result
+}
+
+/// `curl` repeated until its output is accepted (see `repeatUntil`).
+func curlUntil(_ arguments: [String], within: Duration = .seconds(10), _ accept: (String) -> Bool) async throws -> String {
+    try await repeatUntil(within: within, { try curl(arguments) }, accept)
 }
 
 /// A temporary directory, removed with the value.

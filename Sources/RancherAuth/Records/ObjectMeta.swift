@@ -1,4 +1,3 @@
-import Foundation
 import Crypto
 
 /// The part of Kubernetes `metadata` the service uses.
@@ -70,8 +69,8 @@ enum ContentVersion {
             hasher.update(data: Array(field.utf8))
             hasher.update(data: [0])
         }
-        // 88 bits as 15 base64 characters (the 16th is padding): a Swift small string, stored
-        // inline in the record (no heap allocation per record, unlike 32 hex digits).
-        return String(Data(hasher.finalize().prefix(11)).base64EncodedString().dropLast())
+        // 88 bits as 15 unpadded base64 characters: a Swift small string, stored inline in the
+        // record (no heap allocation per record, unlike 32 hex digits).
+        return GoBase64.encode(hasher.finalize().prefix(11))
     }
 }
