@@ -33,22 +33,21 @@ struct ManifestsEndToEndTests {
         }
     }
 
-    @Test("kubectl applies the kustomization and the CRDs to kube-api-test-server")
+    @Test("kubectl applies the kustomization and the CRDs to kube-api-test-server", .enabled(if: kubectlPath != nil, "needs kubectl"))
     func kubectlApply() async throws {
         let server = try KubeAPITestServer(configuration: .init(tls: SelfSignedIdentity()))
         try await server.start()
         let scratch = try ScratchDirectory()
         let kubeconfig = try writeKubeconfig(for: server, in: scratch)
-        let crds = try runProcess("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "apply", "-f", manifests.appendingPathComponent("crds.yaml").path])
+        let crds = try kubectl(["--kubeconfig", kubeconfig, "apply", "-f", manifests.appendingPathComponent("crds.yaml").path])
         #expect(crds.status == 0, "\(crds.stderr)")
-        let applied = try runProcess("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "apply", "-k", manifests.path])
+        let applied = try kubectl(["--kubeconfig", kubeconfig, "apply", "-k", manifests.path])
         #expect(applied.status == 0, "\(applied.stderr)")
         for line in ["serviceaccount/kube-api-auth created", "role.rbac.authorization.k8s.io/kube-api-auth created",
                      "rolebinding.rbac.authorization.k8s.io/kube-api-auth created", "daemonset.apps/kube-api-auth created"] {
             #expect(applied.stdout.contains(line), "\(applied.stdout)")
         }
-        let daemonSet = try runProcess(
-            "/usr/bin/kubectl",
+        let daemonSet = try kubectl(
             ["--kubeconfig", kubeconfig, "-n", "cattle-system", "get", "daemonset", "kube-api-auth", "-o",
              "jsonpath={.spec.template.spec.hostNetwork} {.spec.template.spec.securityContext.runAsUser} {.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem}"])
         #expect(daemonSet.stdout == "true 1000 true", "\(daemonSet.stderr)")

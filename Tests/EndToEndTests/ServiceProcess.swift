@@ -164,6 +164,7 @@ final class ServiceProcess: @unchecked Sendable {
             self.condition.unlock()
         }
         try process.run()
+        ChildReaper.watch(process.processIdentifier)
         // Text (`msg=listening address=…`) or JSON (`"msg":"listening",…"address":"…"`) logs.
         let line = try waitForLog { log in
             log.split(separator: "\n").first {
@@ -237,17 +238,21 @@ func curl(_ arguments: [String]) throws -> String {
 }
 
 /// Repeats `attempt` until `accept` likes its result or `within` has passed, bounded by time and
-/// by count (each attempt is a real request); returns the last result. For state the service
+/// by count, backing off between attempts (each is a real request); returns the last result. For state the service
 /// reaches asynchronously, such as a change synced from the API or a re-established watch.
 func repeatUntil(
     within: Duration, _ attempt: () async throws -> String, _ accept: (String) -> Bool
 ) async throws -> String {
     let deadline = ContinuousClock.now + within
     var result = ""
+    var pause = Duration.milliseconds(20)
     for _ in 0..<10_000 {
         result = try await attempt()
-        if accept(result) || ContinuousClock.now >= deadline { break }
-        await Task.yield()
+        let now = ContinuousClock.now
+        if accept(result) || now >= deadline { break }
+        // Back off between attempts (20 ms, doubling up to 500 ms), never past the deadline.
+        try await Task.sleep(for: min(pause, deadline - now))
+        pause = min(pause * 2, .milliseconds(500))
     }
     return result
 }

@@ -8,33 +8,23 @@ import Testing
 /// A throwaway CA, server certificate (for 127.0.0.1) and client certificate made with openssl.
 final class TestCertificates {
     private let scratch: ScratchDirectory
+    private let authority: CertificateAuthority
     var directory: String { scratch.path }
 
     init() throws {
         scratch = try ScratchDirectory()
-        func openssl(_ arguments: [String]) throws {
-            let result = try runProcess("/usr/bin/openssl", arguments)
-            guard result.status == 0 else { throw ProcessError(description: "openssl \(arguments): \(result.stderr)") }
-        }
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-        try openssl(["req", "-x509"] + ec + ["-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "1", "-subj", "/CN=test-ca"])
-        for (name, extensions) in [("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")] {
-            try openssl(["req"] + ec + ["-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", "/CN=\(name)"])
-            try "\(extensions)\n".write(toFile: path("\(name).ext"), atomically: true, encoding: .utf8)
-            try openssl([
-                "x509", "-req", "-in", path("\(name).csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"), "-CAcreateserial",
-                "-out", path("\(name).pem"), "-days", "1", "-extfile", path("\(name).ext"),
-            ])
-        }
+        authority = try CertificateAuthority(in: scratch.path)
+        try authority.issue("server", subject: "/CN=server", extensions: "subjectAltName=IP:127.0.0.1")
+        try authority.issue("client", subject: "/CN=client", extensions: "extendedKeyUsage=clientAuth")
     }
 
-    func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+    func path(_ name: String) -> String { authority.path(name) }
 }
 
-/// Whether the installed kubectl has `auth whoami` (kubectl ≥ 1.27; Debian's 1.20 has not).
+/// Whether the kubectl in use has `auth whoami` (kubectl ≥ 1.27; Debian's 1.20 has not).
 let kubectlHasWhoami: Bool = {
-    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl") else { return false }
-    return (try? runProcess("/usr/bin/kubectl", ["auth", "whoami", "--help"]).status) == 0
+    guard kubectlPath != nil else { return false }
+    return (try? kubectl(["auth", "whoami", "--help"]).status) == 0
 }()
 
 @Suite("TLS serving, end to end")
@@ -79,11 +69,11 @@ struct TLSEndToEndTests {
             "--tls-private-key-file", certificates.path("server.key"),
         ])
         let common = ["--server", "https://\(service.address)", "--certificate-authority", certificates.path("ca.pem"), "--kubeconfig", "/dev/null"]
-        let allowed = try runProcess("/usr/bin/kubectl", ["auth", "whoami", "-o", "json", "--token", demoToken] + common)
+        let allowed = try kubectl(["auth", "whoami", "-o", "json", "--token", demoToken] + common)
         #expect(allowed.status == 0, "\(allowed.stderr)")
         #expect(allowed.stdout.contains(#""username": "u-demo1""#))
         #expect(allowed.stdout.contains("github_org://rancher"))
-        let refused = try runProcess("/usr/bin/kubectl", ["auth", "whoami", "--token", "kubeconfig-u-demo15wfb6:wrong"] + common)
+        let refused = try kubectl(["auth", "whoami", "--token", "kubeconfig-u-demo15wfb6:wrong"] + common)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("Unauthorized"))
         #expect(try service.stop() == 0)
