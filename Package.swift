@@ -60,7 +60,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // The service: record store, records-directory source, HTTP server, configuration.
+        // The service: record sources and store, the authentication core, the front doors, metrics,
+        // logging, and the assembly that turns a configuration into a ServiceGroup.
         .target(
             name: "KubeAPIAuth",
             dependencies: [
@@ -76,23 +77,19 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSettings
         ),
-        // The executable: argument parsing and process bootstrap only.
+        // The executable: flags → configuration → run. It imports neither KubeClient nor NIO.
         .executableTarget(
             name: "kube-api-auth",
             dependencies: [
                 "KubeAPIAuth",
-                "KubeClient",
                 "RancherAuth",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -146,6 +143,7 @@ let package = Package(
             dependencies: [
                 "KubeAPIAuth",
                 "RancherAuth",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

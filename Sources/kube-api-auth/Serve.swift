@@ -1,11 +1,6 @@
 import ArgumentParser
 import KubeAPIAuth
-import KubeClient
 import Logging
-import NIOCore
-import NIOPosix
-import ServiceLifecycle
-import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -171,116 +166,52 @@ struct Serve: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         global.bootstrapLogging()
         let logger = Logger(label: "kube-api-auth")
-        let clock = SystemClock()
-
-        var configuration = ServerConfiguration()
-        if !listen.isEmpty {
-            configuration = ServerConfiguration(listen: try listen.map { try ListenAddress(parsing: $0) })
+        let assembly: ServiceAssembly
+        do {
+            assembly = try ServiceAssembly(try configuration(), logger: logger)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
         }
+        do {
+            try await assembly.runWebhook()
+        } catch {
+            logger.critical("stopped", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
+    }
+
+    /// The flags as a ``ServiceConfiguration`` (already validated by ``validate()``).
+    func configuration() throws -> ServiceConfiguration {
+        var configuration: ServiceConfiguration
+        if let recordsDir {
+            configuration = ServiceConfiguration(records: .directory(path: recordsDir, pollInterval: .seconds(recordsPollInterval)))
+        } else {
+            configuration = ServiceConfiguration(records: .kubernetes(kubeconfig: global.effectiveKubeconfig))
+        }
+        configuration.namespace = global.namespace
+        if !listen.isEmpty { configuration.listen = try listen.map { try ListenAddress(parsing: $0) } }
         configuration.maxBodyBytes = maxBodyBytes
         configuration.maxHeaderBytes = maxHeaderBytes
         configuration.maxConnections = maxConnections
-        configuration.headerTimeout = .seconds(Int64(headerTimeout))
-        configuration.requestReadTimeout = .seconds(Int64(readTimeout))
-        configuration.idleTimeout = .seconds(Int64(idleTimeout))
+        configuration.headerTimeout = .seconds(headerTimeout)
+        configuration.readTimeout = .seconds(readTimeout)
+        configuration.idleTimeout = .seconds(idleTimeout)
         configuration.drainTimeout = .seconds(drainTimeout)
-        var tlsReloader: TLSReloader?
         if let tlsCertFile, let tlsPrivateKeyFile {
-            let settings = TLSSettings(certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile, clientCAFile: clientCaFile)
-            do {
-                let box = TLSContextBox(try settings.makeContext())
-                configuration.tls = box
-                tlsReloader = TLSReloader(
-                    settings: settings, box: box, interval: .milliseconds(Int64(tlsReloadInterval * 1000)), logger: logger)
-            } catch {
-                throw ValidationError("\(error)")
-            }
+            configuration.tls = TLSSettings(certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile, clientCAFile: clientCaFile)
         }
-
-        let metrics = ServiceMetrics()
-        let store: RecordStore
-        let effects: any ReviewEffectsSink
-        var services: [any Service] = []
-        if let recordsDir {
-            let directory = RecordsDirectory(path: recordsDir, namespace: global.namespace)
-            store = RecordStore(source: "records directory \(directory.path)")
-            let source = RecordsDirectorySource(
-                directory: directory, store: store, clock: clock,
-                pollInterval: .milliseconds(Int64(recordsPollInterval * 1000)), logger: logger)
-            do {
-                try source.reload()
-            } catch {
-                throw ValidationError("--records-dir: \(error)")
-            }
-            logger.info("records directory is read-only: lastUsedAt, needsRefresh and hash migration are not written")
-            effects = ReadOnlySourceEffects()
-            services.append(source)
-        } else {
-            let client = try makeKubeClient(logger: logger)
-            store = RecordStore(source: "Kubernetes API \(client.configuration.server), namespace \(global.namespace)")
-            let writer = UsageWriter(
-                client: client, namespace: global.namespace, store: store,
-                lastUsedInterval: .milliseconds(Int64(lastUsedInterval * 1000)), metrics: metrics, logger: logger)
-            effects = writer
-            services.append(
-                KubernetesSource(
-                    client: client, namespace: global.namespace, store: store, clock: clock, snapshotFile: snapshotFile,
-                    snapshotInterval: .milliseconds(Int64(snapshotInterval * 1000)), metrics: metrics, logger: logger))
-            services.append(writer)
-        }
-
-        let workers = ExpensiveHashWorkers(threads: scryptWorkers, maxQueued: scryptQueue)
-        let verifiedCache = VerifiedTokenCache(capacity: verifiedCacheSize)
-        let throttle = FailureThrottle(maxFailures: maxFailures, window: .seconds(failureWindow))
-        let reviews = ReviewService(
-            store: store, clock: clock, workers: workers, effects: effects, verifiedCache: verifiedCache, throttle: throttle,
-            maxTokenBytes: maxTokenBytes, metrics: metrics, audit: AuditLog(logger: logger, enabled: auditLog), logger: logger)
-        let server = HTTPServer(
-            configuration: configuration,
-            endpoints: Endpoints(reviews: reviews, store: store, metrics: metricsListen == nil ? metrics : nil),
-            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        if let metricsListen {
-            var metricsConfiguration = configuration
-            metricsConfiguration.listen = [try ListenAddress(parsing: metricsListen)]
-            metricsConfiguration.tls = nil
-            services.append(
-                HTTPServer(
-                    configuration: metricsConfiguration,
-                    endpoints: Endpoints(reviews: reviews, store: store, metrics: metrics, servesReviews: false),
-                    group: MultiThreadedEventLoopGroup.singleton, logger: logger, purpose: "metrics"))
-        }
-        // Started in this order and stopped in reverse: the server drains first, then pending
-        // writes are flushed, then the watches stop.
-        if let tlsReloader { services.append(tlsReloader) }
-        services.append(server)
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            logger.critical("stopped", metadata: ["error": "\(error)"])
-            try? await workers.shutdown()
-            throw ExitCode.failure
-        }
-        try await workers.shutdown()
-    }
-
-    /// `--kubeconfig`, else `$KUBECONFIG`, else the in-cluster service account.
-    private func makeKubeClient(logger: Logger) throws -> KubeClient {
-        let configuration: KubeConfig
-        do {
-            if let path = global.effectiveKubeconfig {
-                configuration = try KubeConfig.load(path: path)
-            } else {
-                configuration = try KubeConfig.inCluster()
-            }
-        } catch {
-            throw ValidationError("\(error.description) (or serve a directory of records with --records-dir DIR)")
-        }
-        do {
-            return try KubeClient(configuration: configuration, logger: logger)
-        } catch {
-            throw ValidationError("--kubeconfig: \(error)")
-        }
+        configuration.tlsReloadInterval = .seconds(tlsReloadInterval)
+        configuration.metricsListen = try metricsListen.map { try ListenAddress(parsing: $0) }
+        configuration.maxTokenBytes = maxTokenBytes
+        configuration.scryptWorkers = scryptWorkers
+        configuration.scryptQueue = scryptQueue
+        configuration.maxFailures = maxFailures
+        configuration.failureWindow = .seconds(failureWindow)
+        configuration.verifiedCacheSize = verifiedCacheSize
+        configuration.auditLog = auditLog
+        configuration.lastUsedInterval = .seconds(lastUsedInterval)
+        configuration.snapshotFile = snapshotFile
+        configuration.snapshotInterval = .seconds(snapshotInterval)
+        return configuration
     }
 }

@@ -58,10 +58,11 @@ measure("verified-cache key (SHA-256 of the token)") { index in
 let store = RecordStore(source: "bench")
 store.publish(snapshot, problemCount: 0, at: now)
 let group = EmbeddedEventLoop()
-let reviews = ReviewService(
-    store: store, clock: SystemClock(), workers: ExpensiveHashWorkers(threads: 1, maxQueued: 1),
-    effects: ReadOnlySourceEffects(), audit: AuditLog(logger: logger, enabled: false), logger: logger)
-measure("ReviewService.tokenReview (all of the above)") { index in
+let reviews = WebhookDoor(
+    core: AuthenticationCore(
+        store: store, clock: SystemClock(), workers: ExpensiveHashWorkers(threads: 1, maxQueued: 1),
+        effects: ReadOnlySourceEffects(), audit: AuditLog(logger: logger, enabled: false), logger: logger))
+measure("WebhookDoor.tokenReview (all of the above)") { index in
     bodies[index].withUnsafeBytes { bytes in
         if case .answer(let answer) = reviews.tokenReview(body: bytes, eventLoop: group) { return answer.body.count }
         return 0
@@ -70,7 +71,7 @@ measure("ReviewService.tokenReview (all of the above)") { index in
 
 let channel = EmbeddedChannel()
 try channel.pipeline.syncOperations.addServiceHTTPHandlers(
-    endpoints: Endpoints(reviews: reviews, store: store), maxBodyBytes: 1 << 20, maxHeaderBytes: 8192,
+    endpoints: Endpoints(webhook: reviews, store: store), maxBodyBytes: 1 << 20, maxHeaderBytes: 8192,
     headerTimeout: .seconds(10), requestReadTimeout: .seconds(30), idleTimeout: .seconds(120))
 try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
 let requests = bodies.map { body in

@@ -1,7 +1,9 @@
 import KubeAPIAuth
+import Logging
 import NIOCore
 import NIOPosix
 import RancherAuth
+import ServiceLifecycle
 import Testing
 
 @Suite("Expensive hash workers")
@@ -37,6 +39,21 @@ struct ExpensiveHashWorkersTests {
         // Capacity is back once the work is done.
         let again = try #require(workers.verify(pending, on: loop))
         #expect(try await again.get().isAuthenticated)
-        try await workers.shutdown()
+    }
+
+    @Test("A Service: after the group's graceful shutdown the threads are gone and verifications are refused")
+    func serviceLifecycle() async throws {
+        let workers = ExpensiveHashWorkers(threads: 1, maxQueued: 1)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let pending = try pendingScrypt()
+        let group = ServiceGroup(configuration: .init(services: [workers], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let running = try #require(workers.verify(pending, on: loop))
+            #expect(try await running.get().isAuthenticated)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(workers.verify(pending, on: loop) == nil)
     }
 }

@@ -14,12 +14,12 @@ final class HTTPHarness {
     let logs = LogCapture()
 
     init(store: RecordStore, maxBodyBytes: Int = 4096, headerTimeout: Int64 = 10, readTimeout: Int64 = 30, idleTimeout: Int64 = 120) throws {
-        let reviews = ReviewService(
+        let core = AuthenticationCore(
             store: store, clock: FixedClock(instant: Timestamp(seconds: 1_800_000_000)),
             workers: ExpensiveHashWorkers(threads: 1, maxQueued: 1), effects: ReadOnlySourceEffects(), logger: logs.logger())
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addServiceHTTPHandlers(
-            endpoints: Endpoints(reviews: reviews, store: store), maxBodyBytes: maxBodyBytes, maxHeaderBytes: 8192,
+            endpoints: Endpoints(webhook: WebhookDoor(core: core), store: store), maxBodyBytes: maxBodyBytes, maxHeaderBytes: 8192,
             headerTimeout: .seconds(headerTimeout), requestReadTimeout: .seconds(readTimeout), idleTimeout: .seconds(idleTimeout))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }

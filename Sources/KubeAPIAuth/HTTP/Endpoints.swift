@@ -9,7 +9,7 @@ import RancherAuth
 /// (`404 page not found`), known paths with another method 405, a trailing slash or an unclean
 /// path 301 to the canonical one.
 public struct Endpoints: Sendable {
-    let reviews: ReviewService
+    let webhook: WebhookDoor
     let store: RecordStore
     let metrics: ServiceMetrics?
     let servesReviews: Bool
@@ -17,8 +17,8 @@ public struct Endpoints: Sendable {
     /// - Parameters:
     ///   - metrics: served on `GET /metrics` when given.
     ///   - servesReviews: false for a metrics-only listener (`--metrics-listen`).
-    public init(reviews: ReviewService, store: RecordStore, metrics: ServiceMetrics? = nil, servesReviews: Bool = true) {
-        self.reviews = reviews
+    public init(webhook: WebhookDoor, store: RecordStore, metrics: ServiceMetrics? = nil, servesReviews: Bool = true) {
+        self.webhook = webhook
         self.store = store
         self.metrics = metrics
         self.servesReviews = servesReviews
@@ -97,9 +97,9 @@ public struct Endpoints: Sendable {
         }
         switch route {
         case .authenticate:
-            return reviews.tokenReview(body: body, eventLoop: eventLoop, source: request.source)
+            return webhook.tokenReview(body: body, eventLoop: eventLoop, source: request.source)
         case .selfSubjectReview(let apiVersion):
-            return reviews.selfSubjectReview(
+            return webhook.selfSubjectReview(
                 authorization: request.authorization, apiVersion: apiVersion, eventLoop: eventLoop, source: request.source)
         case .metrics:
             return .answer(HTTPAnswer(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics?.render() ?? []))

@@ -59,8 +59,6 @@ public final class KubernetesSource: Service {
             try? await gracefulShutdown()
             group.cancelAll()
         }
-        try? await client.shutdown()
-
     }
 
     private func reflector<Record: Decodable & Sendable>(

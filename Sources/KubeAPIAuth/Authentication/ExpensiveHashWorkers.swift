@@ -4,6 +4,7 @@ import Glibc
 import NIOCore
 import NIOPosix
 import RancherAuth
+import ServiceLifecycle
 import Synchronization
 
 /// Runs expensive verifications (scrypt: tens of milliseconds and 32 MiB each) on a small,
@@ -11,23 +12,54 @@ import Synchronization
 ///
 /// When the queue is full the review is answered 503 ("cannot verify now"), which kube-apiserver
 /// neither caches nor retries; the caller's next request simply tries again.
-public final class ExpensiveHashWorkers: Sendable {
+///
+/// A `Service`: its threads start when the group runs it (or at the first verification, whichever
+/// comes first, so a request that arrives before the group has started it still gets hashed) and
+/// stop after graceful shutdown, once the verifications in progress have finished. After that a
+/// verification is refused like one beyond a full queue.
+public final class ExpensiveHashWorkers: Service, Sendable {
     public let threads: Int
     public let maxQueued: Int
     private let pool: NIOThreadPool
     private let inFlight = Atomic<Int>(0)
+    private enum State { case idle, running, stopped }
+    private let state = Mutex<State>(.idle)
 
     public init(threads: Int, maxQueued: Int) {
         self.threads = threads
         self.maxQueued = maxQueued
         self.pool = NIOThreadPool(numberOfThreads: threads)
-        pool.start()
+    }
+
+    public func run() async throws {
+        _ = startIfIdle()
+        try? await gracefulShutdown()
+        let wasRunning = state.withLock { state in
+            defer { state = .stopped }
+            return state == .running
+        }
+        if wasRunning { try await pool.shutdownGracefully() }
+    }
+
+    /// Starts the threads once; `false` after the service has stopped.
+    private func startIfIdle() -> Bool {
+        state.withLock { state in
+            switch state {
+            case .running: return true
+            case .stopped: return false
+            case .idle:
+                pool.start()
+                state = .running
+                return true
+            }
+        }
     }
 
     /// Runs `pending` on the pool; `nil` when the queue is full.
     public func verify(
         _ pending: PendingVerification, on eventLoop: any EventLoop, metrics: ServiceMetrics? = nil
     ) -> EventLoopFuture<Decision>? {
+        guard startIfIdle() else { return nil }
         let inFlightNow = inFlight.add(1, ordering: .relaxed).newValue
         guard inFlightNow <= maxQueued + threads else {
             inFlight.subtract(1, ordering: .relaxed)
@@ -52,9 +84,5 @@ public final class ExpensiveHashWorkers: Sendable {
         #if os(Linux)
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)  // 0: the calling thread on Linux
         #endif
-    }
-
-    public func shutdown() async throws {
-        try await pool.shutdownGracefully()
     }
 }

@@ -1,0 +1,161 @@
+import KubeClient
+import Logging
+import NIOCore
+import NIOPosix
+import RancherAuth
+import ServiceLifecycle
+import UnixSignals
+
+/// Turns a ``ServiceConfiguration`` into the running service: the record source, the
+/// ``AuthenticationCore`` with its workers, and the long-running parts behind the front doors,
+/// each a `Service` owned by one `ServiceGroup`.
+///
+/// A front door is added by the caller (``webhookServers()`` for `serve`), so another door can
+/// reuse everything else. In the group the background parts start first and stop last, in this
+/// order of stopping: the doors drain, then the TLS reloader and scrypt workers stop, then pending
+/// writes are flushed, then the watches stop, and finally the Kubernetes client is closed.
+public struct ServiceAssembly {
+    public let configuration: ServiceConfiguration
+    public let store: RecordStore
+    public let core: AuthenticationCore
+    public let metrics: ServiceMetrics
+    let logger: Logger
+    /// The long-running parts behind the doors, in start order.
+    let background: [any Service]
+    /// The serving identity shared by every TLS listener (reloaded on change).
+    let tls: TLSContextBox?
+
+    /// - Throws: ``ConfigurationError`` naming the flag or file that cannot be used.
+    public init(_ configuration: ServiceConfiguration, logger: Logger, clock: any WallClock = SystemClock()) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let metrics = ServiceMetrics()
+        self.metrics = metrics
+        var background: [any Service] = []
+        let store: RecordStore
+        let effects: any ReviewEffectsSink
+        switch configuration.records {
+        case .directory(let path, let pollInterval):
+            let directory = RecordsDirectory(path: path, namespace: configuration.namespace)
+            store = RecordStore(source: "records directory \(directory.path)")
+            let source = RecordsDirectorySource(directory: directory, store: store, clock: clock, pollInterval: pollInterval, logger: logger)
+            do {
+                try source.reload()
+            } catch {
+                throw ConfigurationError("--records-dir: \(error)")
+            }
+            logger.info("records directory is read-only: lastUsedAt, needsRefresh and hash migration are not written")
+            effects = ReadOnlySourceEffects()
+            background.append(source)
+        case .kubernetes(let kubeconfig):
+            let client = try Self.makeKubeClient(kubeconfig: kubeconfig, logger: logger)
+            store = RecordStore(source: "Kubernetes API \(client.configuration.server), namespace \(configuration.namespace)")
+            let writer = UsageWriter(
+                client: client, namespace: configuration.namespace, store: store, lastUsedInterval: configuration.lastUsedInterval,
+                metrics: metrics, logger: logger)
+            effects = writer
+            // The client is closed only after everything that uses it has stopped.
+            background.append(ClosingService { try await client.shutdown() })
+            background.append(
+                KubernetesSource(
+                    client: client, namespace: configuration.namespace, store: store, clock: clock,
+                    snapshotFile: configuration.snapshotFile, snapshotInterval: configuration.snapshotInterval, metrics: metrics,
+                    logger: logger))
+            background.append(writer)
+        }
+        let workers = ExpensiveHashWorkers(threads: configuration.scryptWorkers, maxQueued: configuration.scryptQueue)
+        background.append(workers)
+        core = AuthenticationCore(
+            store: store, clock: clock, workers: workers, effects: effects,
+            verifiedCache: VerifiedTokenCache(capacity: configuration.verifiedCacheSize),
+            throttle: FailureThrottle(maxFailures: configuration.maxFailures, window: configuration.failureWindow),
+            maxTokenBytes: configuration.maxTokenBytes, metrics: metrics,
+            audit: AuditLog(logger: logger, enabled: configuration.auditLog), logger: logger)
+        if let settings = configuration.tls {
+            let box: TLSContextBox
+            do {
+                box = TLSContextBox(try settings.makeContext())
+            } catch {
+                throw ConfigurationError("\(error)")
+            }
+            tls = box
+            background.append(TLSReloader(settings: settings, box: box, interval: configuration.tlsReloadInterval, logger: logger))
+        } else {
+            tls = nil
+        }
+        self.store = store
+        self.background = background
+    }
+
+    /// The webhook door's listeners (and the separate metrics listener, when configured).
+    public func webhookServers() throws -> [any Service] {
+        var server = ServerConfiguration(listen: configuration.listen)
+        server.maxBodyBytes = configuration.maxBodyBytes
+        server.maxHeaderBytes = configuration.maxHeaderBytes
+        server.maxConnections = configuration.maxConnections
+        server.headerTimeout = TimeAmount(configuration.headerTimeout)
+        server.requestReadTimeout = TimeAmount(configuration.readTimeout)
+        server.idleTimeout = TimeAmount(configuration.idleTimeout)
+        server.drainTimeout = configuration.drainTimeout
+        server.tls = tls
+        let webhook = WebhookDoor(core: core)
+        var servers: [any Service] = []
+        if let metricsListen = configuration.metricsListen {
+            var metricsServer = server
+            metricsServer.listen = [metricsListen]
+            metricsServer.tls = nil
+            servers.append(
+                HTTPServer(
+                    configuration: metricsServer,
+                    endpoints: Endpoints(webhook: webhook, store: store, metrics: metrics, servesReviews: false),
+                    group: MultiThreadedEventLoopGroup.singleton, logger: logger, purpose: "metrics"))
+        }
+        servers.append(
+            HTTPServer(
+                configuration: server,
+                endpoints: Endpoints(webhook: webhook, store: store, metrics: configuration.metricsListen == nil ? metrics : nil),
+                group: MultiThreadedEventLoopGroup.singleton, logger: logger))
+        return servers
+    }
+
+    /// Runs the service with the webhook door until SIGTERM or SIGINT (then drains and stops).
+    public func runWebhook() async throws {
+        try await serviceGroup(doors: try webhookServers()).run()
+    }
+
+    /// One group running the background parts and then `doors`, until SIGTERM or SIGINT.
+    public func serviceGroup(doors: [any Service]) -> ServiceGroup {
+        ServiceGroup(
+            configuration: .init(services: background + doors, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    }
+
+    /// `kubeconfig` (a path), else the in-cluster service account.
+    private static func makeKubeClient(kubeconfig: String?, logger: Logger) throws -> KubeClient {
+        let configuration: KubeConfig
+        do {
+            if let kubeconfig {
+                configuration = try KubeConfig.load(path: kubeconfig)
+            } else {
+                configuration = try KubeConfig.inCluster()
+            }
+        } catch {
+            throw ConfigurationError("\(error.description) (or serve a directory of records with --records-dir DIR)")
+        }
+        do {
+            return try KubeClient(configuration: configuration, logger: logger)
+        } catch {
+            throw ConfigurationError("--kubeconfig: \(error)")
+        }
+    }
+}
+
+/// Holds a resource open for as long as the group runs and closes it when the group stops. Put
+/// before the services that use the resource, it closes after all of them have stopped.
+struct ClosingService: Service {
+    let close: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await close()
+    }
+}

@@ -1,0 +1,165 @@
+import Logging
+import NIOCore
+import RancherAuth
+
+/// What the authentication core concluded about one bearer token. Each front door renders it in
+/// its own way (a TokenReview answer; a forwarded request with impersonation headers or a 401).
+public enum AuthenticationOutcome: Sendable {
+    /// The token is valid: this is the Rancher user, with the groups of its ClusterUserAttribute.
+    case authenticated(UserRecord)
+    /// A definite "no", for a reason from a closed set.
+    case refused(RefusalReason)
+    /// Cannot tell now (no records yet, overload, an internal failure). Never a "no": the caller
+    /// answers so that the client may ask again (503 without `Retry-After`).
+    case unavailable(ServiceMetrics.UnavailableReason)
+}
+
+extension ServiceMetrics.UnavailableReason {
+    /// A short explanation for an answer body (never anything about the token).
+    public var message: String {
+        switch self {
+        case .notSynced: return "records are not loaded yet"
+        case .scryptQueueFull: return "too many expensive verifications in progress"
+        case .verificationFailed: return "verification could not run"
+        }
+    }
+}
+
+/// The result of ``AuthenticationCore/authenticate(token:source:start:on:)``: an outcome now, or
+/// one that completes once an expensive hash check (scrypt) has run on the worker pool.
+public enum AuthenticationStep {
+    case done(AuthenticationOutcome)
+    case pending(EventLoopFuture<AuthenticationOutcome>)
+}
+
+/// The one authentication core behind both front doors: a bearer token in, a decision out.
+///
+/// It holds what a decision needs beyond the pure rules of ``Authenticator``: the current records
+/// (``RecordStore``), the revocation-safe ``VerifiedTokenCache``, the ``FailureThrottle``, the
+/// scrypt ``ExpensiveHashWorkers``, and it reports every decision to the metrics, the audit log and
+/// the effects sink (lastUsedAt, needsRefresh, legacy-hash migration). It knows nothing of HTTP.
+///
+/// The hot path: look the token up in an immutable snapshot, reuse a verification of exactly these
+/// records or check a SHA-2/SHA-3 hash inline (about a microsecond), and return. Only scrypt checks
+/// leave the caller's thread.
+public final class AuthenticationCore: Sendable {
+    let store: RecordStore
+    let authenticator = Authenticator()
+    let clock: any WallClock
+    let workers: ExpensiveHashWorkers
+    let effects: any ReviewEffectsSink
+    let verifiedCache: VerifiedTokenCache
+    let throttle: FailureThrottle
+    /// Tokens longer than this are refused before any lookup (Rancher's are under 100 bytes).
+    let maxTokenBytes: Int
+    public let metrics: ServiceMetrics
+    let audit: AuditLog
+    let logger: Logger
+
+    public init(
+        store: RecordStore, clock: any WallClock, workers: ExpensiveHashWorkers, effects: any ReviewEffectsSink,
+        verifiedCache: VerifiedTokenCache = VerifiedTokenCache(capacity: 10_000),
+        throttle: FailureThrottle = FailureThrottle(maxFailures: 10, window: .seconds(60)), maxTokenBytes: Int = 4096,
+        metrics: ServiceMetrics = ServiceMetrics(), audit: AuditLog? = nil, logger: Logger
+    ) {
+        self.store = store
+        self.clock = clock
+        self.workers = workers
+        self.effects = effects
+        self.verifiedCache = verifiedCache
+        self.throttle = throttle
+        self.maxTokenBytes = maxTokenBytes
+        self.metrics = metrics
+        self.audit = audit ?? AuditLog(logger: logger)
+        self.logger = logger
+        metrics.onScrape { [workers, throttle, verifiedCache] metrics in
+            metrics.setScryptQueueDepth(workers.queued)
+            metrics.setThrottledTokens(throttle.throttledCount)
+            metrics.setVerifiedCacheEntries(verifiedCache.count)
+        }
+    }
+
+    /// Decides who `token` is.
+    ///
+    /// - Parameters:
+    ///   - source: the client's `ip:port`, for the audit line.
+    ///   - start: when the request began, for the latency metric and the audit line.
+    ///   - eventLoop: where a pending (scrypt) result is delivered.
+    public func authenticate(
+        token: String, source: String, start: ContinuousClock.Instant, on eventLoop: any EventLoop
+    ) -> AuthenticationStep {
+        metrics.reviewStarted()
+        guard token.utf8.count <= maxTokenBytes else {
+            return .done(finish(Decision(outcome: .refused(.tokenTooLong), tokenName: nil), source: source, start: start))
+        }
+        guard let snapshot = store.snapshot else {
+            return .done(unavailable(.notSynced, start: start))
+        }
+        let pending: PendingVerification
+        switch authenticator.begin(token: token, snapshot: snapshot, now: clock.now()) {
+        case .decided(let decision):
+            return .done(finish(decision, source: source, start: start))
+        case .verify(let verification):
+            pending = verification
+        }
+        // Verified before against exactly these records: no hashing. Expiry, enabled flags and the
+        // user were re-checked by `begin` just now.
+        let key = VerifiedTokenCache.key(for: token)
+        let cached = verifiedCache.contains(key, versions: pending.versions)
+        metrics.verifiedCache(hit: cached)
+        if cached {
+            return .done(finish(pending.decide(secretMatches: true), source: source, start: start, cached: true))
+        }
+        if throttle.isThrottled(pending.accessKey) {
+            let decision = Decision(
+                outcome: .refused(.tooManyFailures), tokenName: pending.accessKey, token: pending.token, hashAlgorithm: pending.hash.algorithm)
+            return .done(finish(decision, source: source, start: start))
+        }
+        if !pending.isExpensive {
+            return .done(finish(remember(metrics.timedVerification(pending), key: key, pending: pending), source: source, start: start))
+        }
+        guard let future = workers.verify(pending, on: eventLoop, metrics: metrics) else {
+            logger.warning("expensive hash queue full; answering 503", metadata: ["token": "\(pending.token.name)"])
+            return .done(unavailable(.scryptQueueFull, start: start))
+        }
+        return .pending(
+            future.map { decision in self.finish(self.remember(decision, key: key, pending: pending), source: source, start: start) }
+                .recover { _ in self.unavailable(.verificationFailed, start: start) })
+    }
+
+    /// Counts a request a door could not even read (a malformed TokenReview): metrics only.
+    public func recordMalformed(reason: String, start: ContinuousClock.Instant) {
+        metrics.review(.malformed, reason: reason, duration: start.duration(to: .now))
+    }
+
+    /// Feeds the outcome of a hash check to the cache and the failure throttle.
+    private func remember(_ decision: Decision, key: VerifiedTokenCache.Key, pending: PendingVerification) -> Decision {
+        if decision.isAuthenticated {
+            if verifiedCache.insert(key, versions: pending.versions) { metrics.verifiedCacheEvicted() }
+            throttle.recordSuccess(pending.accessKey)
+        } else if decision.refusalReason == .secretMismatch {
+            throttle.recordFailure(pending.accessKey)
+        }
+        return decision
+    }
+
+    private func unavailable(_ reason: ServiceMetrics.UnavailableReason, start: ContinuousClock.Instant) -> AuthenticationOutcome {
+        metrics.review(.unavailable, reason: reason.rawValue, duration: start.duration(to: .now))
+        metrics.reviewEnded()
+        return .unavailable(reason)
+    }
+
+    private func finish(
+        _ decision: Decision, source: String, start: ContinuousClock.Instant, cached: Bool = false
+    ) -> AuthenticationOutcome {
+        let duration = start.duration(to: .now)
+        metrics.review(decision, duration: duration)
+        metrics.reviewEnded()
+        audit.record(decision, source: source, duration: duration, cached: cached)
+        if !decision.effects.isEmpty { effects.submit(decision.effects, for: decision) }
+        switch decision.outcome {
+        case .authenticated(let user): return .authenticated(user)
+        case .refused(let reason): return .refused(reason)
+        }
+    }
+}
