@@ -172,7 +172,7 @@ public final class KubeClient: Sendable {
             response = try await http.execute(request, timeout: timeout)
             body = try await response.body.collect(upTo: 256 << 20)
         } catch {
-            throw KubeError(.transport, "\(request.method.rawValue) \(request.url): \(error)")
+            throw KubeError.transport("\(request.method.rawValue) \(request.url)", error)
         }
         let data = Data(buffer: body)
         guard (200..<300).contains(response.status.code) else { throw Self.statusError(response.status, data) }
@@ -298,7 +298,7 @@ public final class KubeClient: Sendable {
         do {
             response = try await http.execute(request, timeout: .seconds(Int64(timeoutSeconds) + 30))
         } catch {
-            throw KubeError(.transport, "watch \(resource): \(error)")
+            throw KubeError.transport("watch \(resource)", error)
         }
         guard response.status == .ok else {
             let body = (try? await response.body.collect(upTo: 1 << 20)).map { Data(buffer: $0) } ?? Data()
@@ -319,7 +319,7 @@ public final class KubeClient: Sendable {
                     }
                     continuation.finish()
                 } catch {
-                    continuation.finish(throwing: error)
+                    continuation.finish(throwing: (error as? KubeError) ?? KubeError.transport("watch \(resource)", error))
                 }
             }
             continuation.onTermination = { _ in task.cancel() }

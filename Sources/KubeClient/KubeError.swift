@@ -1,3 +1,9 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+
 /// A failed API call: a Kubernetes `Status` from the server, or no usable answer at all.
 public struct KubeError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
@@ -39,6 +45,35 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         case .transport: return "transport error: \(message)"
         case .decoding: return "unreadable answer: \(message)"
         }
+    }
+}
+
+extension KubeError {
+    /// A transport failure, with `underlying` worded for a log line: the system's words for a
+    /// socket error ("Connection refused"), not the nested descriptions of the client's error types.
+    static func transport(_ context: String, _ underlying: any Error) -> KubeError {
+        KubeError(.transport, "\(context): \(readable(underlying))")
+    }
+
+    static func readable(_ error: any Error) -> String {
+        if let io = error as? IOError {
+            return String(cString: strerror(io.errnoCode))
+        }
+        if let connection = error as? NIOConnectionError {
+            if let first = connection.connectionErrors.first { return readable(first.error) }
+            if let dns = connection.dnsAAAAError ?? connection.dnsAError { return "name resolution failed: \(readable(dns))" }
+            return "connection failed"
+        }
+        if let client = error as? HTTPClientError {
+            switch client {
+            case .connectTimeout: return "connect timed out"
+            case .deadlineExceeded, .readTimeout: return "timed out"
+            case .remoteConnectionClosed: return "connection closed by the server"
+            default: return "\(client)".replacingOccurrences(of: "HTTPClientError.", with: "")
+            }
+        }
+        if let tls = error as? NIOSSLError { return "TLS: \(tls)" }
+        return "\(error)"
     }
 }
 

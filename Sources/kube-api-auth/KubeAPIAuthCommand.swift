@@ -21,6 +21,50 @@ struct KubeAPIAuthCommand: AsyncParsableCommand {
         defaultSubcommand: nil)
 
     @OptionGroup var global: GlobalOptions
+
+    /// Parses the command line as the Go service's CLI library (urfave/cli v1) would read it too.
+    static func main() async {
+        await main(GoCLIArguments.normalize(Array(CommandLine.arguments.dropFirst())))
+    }
+}
+
+/// The Go service's command-line forms that swift-argument-parser does not read by itself:
+/// Go's flag package takes `-name` as well as `--name` (`-debug`, `-kubeconfig=…`, `serve -listen …`),
+/// and urfave/cli adds `-v` for `--version` and `h` for `help`.
+enum GoCLIArguments {
+    /// The Go service's long flags (global ones and `serve --listen`), which may come with one dash.
+    static let goLongFlags: Set<String> = ["debug", "kubeconfig", "namespace", "listen", "version", "help"]
+    /// Global options that take a value, to find the subcommand after them.
+    static let globalOptionsWithValue: Set<String> = ["--kubeconfig", "--namespace", "--log-format"]
+
+    static func normalize(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        var inSubcommand = false
+        var expectsValue = false
+        for argument in arguments {
+            if argument == "--" || expectsValue {
+                result.append(argument)
+                expectsValue = false
+                continue
+            }
+            var normalized = argument
+            if argument.hasPrefix("-"), !argument.hasPrefix("--") {
+                let name = argument.dropFirst().prefix { $0 != "=" }
+                if goLongFlags.contains(String(name)) { normalized = "-" + argument }
+                if argument == "-v", !inSubcommand { normalized = "--version" }
+            }
+            if !inSubcommand {
+                if normalized.hasPrefix("-") {
+                    expectsValue = globalOptionsWithValue.contains(normalized)
+                } else {
+                    inSubcommand = true
+                    if normalized == "h" { normalized = "help" }
+                }
+            }
+            result.append(normalized)
+        }
+        return result
+    }
 }
 
 /// Options of the Go service that precede the subcommand.

@@ -305,7 +305,26 @@ struct KubernetesEndToEndTests {
         try await environment.server.stop()
         // Ten pending writes against an unreachable API: one connect timeout, not ten.
         #expect(try service.stop(timeout: 15) == 0)
-        #expect(service.output.contains("lastUsedAt not recorded: API unreachable"))
+        #expect(service.output.contains("lastUsedAt not recorded yet: API unreachable"))
+    }
+
+    @Test("A lastUsedAt that could not be written while the API was unreachable is written once it answers")
+    func lastUsedAtKeptWhileUnreachable() async throws {
+        let environment = try await Environment()
+        let bearer = try await environment.rancher.createToken(user: "u-una")
+        let name = String(bearer.prefix { $0 != ":" })
+        let service = try environment.startService()
+        try environment.waitUntilReady(service)
+        try await environment.server.stop()
+        let mark = service.logMark
+        #expect(authenticated(try await post(service.baseURL + "/v1/authenticate", review(bearer)).2))
+        try service.waitForLog(containing: "kept for the next round", since: mark)
+        try await environment.server.start()
+        let lastUsed = try await repeatUntil(within: .seconds(20), {
+            try await environment.rancher.call(.GET, environment.rancher.tokens + "/\(name)")["lastUsedAt"]?.stringValue ?? ""
+        }) { !$0.isEmpty }
+        #expect(!lastUsed.isEmpty, "lastUsedAt was dropped instead of written when the API came back")
+        #expect(try service.stop() == 0)
     }
 
     @Test("With the refresh ConfigMap at 0 and a user refreshed in the past, the service sets needsRefresh")

@@ -98,6 +98,9 @@ final class WebhookCluster: @unchecked Sendable {
         return service
     }
 
+    /// Everything the services started so far have logged.
+    var serviceLog: String { services.map(\.output).joined(separator: "\n") }
+
     /// Stops every service started so far (each must exit 0; its log is checked for secrets).
     func stopServices() throws {
         for service in services { #expect(try service.stop() == 0) }
@@ -311,6 +314,7 @@ struct RealAPIServerTests {
             #expect(cleared.isEmpty, "the legacy hash was not cleared")
             let stored = try plane.adminOK(["get", "secret", legacyName, "-o", "jsonpath={.data.hash}"] + ns)
             #expect(Data(base64Encoded: stored).map { String(decoding: $0, as: UTF8.self) } == hash)
+            #expect(cluster.serviceLog.contains("migrated legacy token hash into its Secret"))
             // The migrated token is verified from its Secret now.
             #expect(authenticated(try cluster.directReview(legacy)))
         }

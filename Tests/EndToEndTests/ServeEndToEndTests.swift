@@ -331,6 +331,35 @@ struct CLIEndToEndTests {
         #expect(try Binary.run(["hash"], input: "").status != 0)
     }
 
+    @Test("A secret on standard input loses one trailing \\n or \\r\\n and nothing else")
+    func secretLineEndings() throws {
+        let hash = try Binary.run(["hash"], input: "hello world").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try Binary.run(["verify", "--hash", hash], input: "hello world\r\n").status == 0)
+        #expect(try Binary.run(["verify", "--hash", hash], input: "hello world\n").status == 0)
+        // "\r\n" is one Character in Swift: trimming two Characters would also drop the "!".
+        #expect(try Binary.run(["verify", "--hash", hash], input: "hello world!\r\n").status == 1)
+        #expect(try Binary.run(["verify", "--hash", hash], input: "hello world!\n").status == 1)
+        #expect(try Binary.run(["verify", "--hash", hash], input: "hello world\n\n").status == 1)
+    }
+
+    @Test("The Go service's CLI forms: -v, h, and single-dash long flags")
+    func goCLIForms() throws {
+        let version = try Binary.run(["-v"])
+        #expect(version.status == 0 && version.stdout.contains("0.1.0"), "\(version.stderr)")
+        #expect(try Binary.run(["--version"]).stdout == version.stdout)
+        let help = try Binary.run(["h"])
+        #expect(help.status == 0 && help.stdout.contains("SUBCOMMANDS"), "\(help.stderr)")
+        #expect(try Binary.run(["h", "serve"]).stdout.contains("--records-dir"))
+        let minted = try Binary.run(["-debug", "-namespace", "dash-ns", "token", "create", "--user", "u-x", "--output", "-"])
+        #expect(minted.status == 0, "\(minted.stderr)")
+        #expect(minted.stdout.contains("namespace: \"dash-ns\""))
+        #expect(try Binary.run(["-namespace=eq-ns", "token", "create", "--user", "u-x", "--output", "-"]).stdout.contains("namespace: \"eq-ns\""))
+        let kubeconfig = try Binary.run(["-kubeconfig", "/nonexistent/kubeconfig", "serve"])
+        #expect(kubeconfig.stderr.contains("kubeconfig /nonexistent/kubeconfig cannot be read"), "\(kubeconfig.stderr)")
+        let listen = try Binary.run(["serve", "--records-dir", "/tmp", "-listen", "6440"])
+        #expect(listen.stderr.contains("--listen: listen address \"6440\" must look like"), "\(listen.stderr)")
+    }
+
     @Test("token create --output - prints manifests for kubectl apply and the bearer token on stderr")
     func tokenCreateOutput() throws {
         let result = try Binary.run(["--namespace", "cattle-system", "token", "create", "--user", "u-abc12", "--group", "g://1", "--output", "-"])

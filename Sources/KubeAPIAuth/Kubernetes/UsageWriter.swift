@@ -113,23 +113,30 @@ public final class UsageWriter: ReviewEffectsSink, Service {
             return pending.lastUsed
         }
         let snapshot = store.snapshot
-        var remaining = due.count
-        for (name, usedAt) in due {
-            remaining -= 1
-            if Task.isCancelled { return }
+        let writes = Array(due)
+        for (index, (name, usedAt)) in writes.enumerated() {
+            if Task.isCancelled {
+                keepForLater(writes[index...])
+                return
+            }
             // Another replica (or an earlier write) already recorded a later use.
             if let recorded = snapshot?.tokens[name]?.lastUsedAt, recorded >= usedAt { continue }
-            let patch = #"{"lastUsedAt":"\#(RFC3339.format(usedAt))"}"#
+            // Encoding a struct of strings cannot fail; the patch is made outside `do` so that the
+            // errors caught below are the API's.
+            guard let patch = try? Self.encode(LastUsedPatch(lastUsedAt: RFC3339.format(usedAt))) else { continue }
             do {
-                _ = try await client.mergePatch(.clusterAuthTokens, namespace: namespace, name: name, patch: Data(patch.utf8))
+                _ = try await client.mergePatch(.clusterAuthTokens, namespace: namespace, name: name, patch: patch)
                 metrics?.write(.lastUsedAt, .ok)
             } catch {
                 // A deleted token needs no usage record.
                 metrics?.write(.lastUsedAt, Self.outcome(error))
                 if error.kind == .transport {
                     // The API is unreachable: the other writes of this round would only wait for
-                    // the same timeout. The tokens' next use records them again.
-                    logger.warning("lastUsedAt not recorded: API unreachable", metadata: ["skipped": "\(remaining + 1)", "error": "\(error)"])
+                    // the same timeout. They are kept (the newest use per token) for the next round.
+                    keepForLater(writes[index...])
+                    logger.warning(
+                        "lastUsedAt not recorded yet: API unreachable; kept for the next round",
+                        metadata: ["tokens": "\(writes.count - index)", "error": "\(error)"])
                     return
                 }
                 if !error.isNotFound {
@@ -139,18 +146,68 @@ public final class UsageWriter: ReviewEffectsSink, Service {
         }
     }
 
+    /// Puts writes that could not be made back, keeping the newest use per token (a review may
+    /// have recorded a later one meanwhile).
+    private func keepForLater(_ writes: ArraySlice<(key: String, value: Timestamp)>) {
+        pending.withLock { pending in
+            for (name, usedAt) in writes {
+                pending.lastUsed[name] = max(pending.lastUsed[name] ?? usedAt, usedAt)
+            }
+        }
+    }
+
+    /// The merge patches and the Secret this writer sends, encoded (never assembled by hand).
+    struct LastUsedPatch: Encodable {
+        var lastUsedAt: String
+    }
+
+    struct Precondition: Encodable {
+        var resourceVersion: String
+    }
+
+    struct RefreshPatch: Encodable {
+        var metadata: Precondition
+        var needsRefresh = true
+    }
+
+    struct ClearHashPatch: Encodable {
+        var metadata: Precondition
+        var hash = ""
+    }
+
+    struct SecretObject: Encodable {
+        struct Metadata: Encodable {
+            var name: String
+            var namespace: String
+        }
+
+        var apiVersion = "v1"
+        var kind = "Secret"
+        var metadata: Metadata
+        var type = "Opaque"
+        var data: [String: String]
+    }
+
+    static func encode(_ value: some Encodable) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value)
+    }
+
     private func requestRefresh(user: String, resourceVersion: String) async {
-        let patch = #"{"metadata":{"resourceVersion":"\#(resourceVersion)"},"needsRefresh":true}"#
         do {
-            _ = try await client.mergePatch(.clusterUserAttributes, namespace: namespace, name: user, patch: Data(patch.utf8))
+            let patch = try Self.encode(RefreshPatch(metadata: Precondition(resourceVersion: resourceVersion)))
+            _ = try await client.mergePatch(.clusterUserAttributes, namespace: namespace, name: user, patch: patch)
             metrics?.write(.needsRefresh, .ok)
             logger.info("asked Rancher to refresh a user's groups", metadata: ["user": "\(user)"])
-        } catch {
+        } catch let error as KubeError {
             metrics?.write(.needsRefresh, Self.outcome(error))
             // A user record that changed (or went away) since the review is left alone: the next review decides again.
             if !error.isConflict, !error.isNotFound {
                 logger.warning("needsRefresh not recorded", metadata: ["user": "\(user)", "error": "\(error)"])
             }
+        } catch {
+            logger.warning("needsRefresh not recorded", metadata: ["user": "\(user)", "error": "\(error)"])
         }
     }
 
@@ -161,8 +218,8 @@ public final class UsageWriter: ReviewEffectsSink, Service {
                 let current = try JSONDecoder().decode(ClusterAuthToken.self, from: try await client.get(.clusterAuthTokens, namespace: namespace, name: name))
                 guard !current.legacyHash.isEmpty else { return }  // another replica finished it
                 try await writeHashSecret(name: name, hash: current.legacyHash)
-                let patch = #"{"metadata":{"resourceVersion":"\#(current.metadata.resourceVersion ?? "")"},"hash":""}"#
-                _ = try await client.mergePatch(.clusterAuthTokens, namespace: namespace, name: name, patch: Data(patch.utf8))
+                let patch = try Self.encode(ClearHashPatch(metadata: Precondition(resourceVersion: current.metadata.resourceVersion ?? "")))
+                _ = try await client.mergePatch(.clusterAuthTokens, namespace: namespace, name: name, patch: patch)
                 logger.info("migrated legacy token hash into its Secret", metadata: ["token": "\(name)"])
                 metrics?.write(.hashMigration, .ok)
                 return
@@ -187,10 +244,10 @@ public final class UsageWriter: ReviewEffectsSink, Service {
 
     private func writeHashSecret(name: String, hash: String) async throws {
         let data = Data(hash.utf8).base64EncodedString()
-        let secret = #"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"\#(name)","namespace":"\#(namespace)"},"type":"Opaque","data":{"hash":"\#(data)"}}"#
+        let secret = try Self.encode(SecretObject(metadata: .init(name: name, namespace: namespace), data: ["hash": data]))
         let created: Bool
         do {
-            _ = try await client.create(.secrets, namespace: namespace, body: Data(secret.utf8))
+            _ = try await client.create(.secrets, namespace: namespace, body: secret)
             created = true
         } catch {
             guard error.isAlreadyExists else { throw error }
