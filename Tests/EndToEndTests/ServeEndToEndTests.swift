@@ -342,6 +342,20 @@ struct CLIEndToEndTests {
         #expect(try Binary.run(["verify", "--hash", hash], input: "hello world\n\n").status == 1)
     }
 
+    @Test("token create --records-dir writes files readable by their owner only, and no temporary file stays")
+    func tokenCreateFileMode() throws {
+        let scratch = try ScratchDirectory()
+        let result = try Binary.run(["token", "create", "--user", "u-mode", "--records-dir", scratch.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: scratch.path)
+        #expect(files.count == 2 && files.allSatisfy { $0.hasSuffix(".yaml") }, "\(files)")
+        for file in files {
+            let attributes = try FileManager.default.attributesOfItem(atPath: scratch.path + "/" + file)
+            #expect((attributes[.posixPermissions] as? Int) == 0o600, "\(file)")
+        }
+        if let bearer = result.stdout.split(separator: "\n").last { Credentials.register(secret: String(bearer.drop { $0 != ":" }.dropFirst())) }
+    }
+
     @Test("The Go service's CLI forms: -v, h, and single-dash long flags")
     func goCLIForms() throws {
         let version = try Binary.run(["-v"])

@@ -86,8 +86,7 @@ public enum SnapshotFile {
         return try decode(data, namespace: namespace)
     }
 
-    /// Writes atomically: a temporary file in the same directory (mode 0600), fsync, rename over
-    /// the target, fsync of the directory. A crash leaves the old file or the new one, never half.
+    /// Writes atomically with mode 0600 (``AtomicFile``).
     public static func write(_ contents: Contents, to path: String) throws(SnapshotError) {
         let data: Data
         do {
@@ -95,34 +94,10 @@ public enum SnapshotFile {
         } catch {
             throw SnapshotError(description: "cannot be encoded")
         }
-        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-        let temporary = (directory as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).\(getpid()).tmp")
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw SnapshotError(description: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        var failure: String?
-        data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = "write failed: \(String(cString: strerror(errno)))"
-                    return
-                }
-                offset += written
-            }
-        }
-        if failure == nil, fsync(descriptor) != 0 { failure = "fsync failed: \(String(cString: strerror(errno)))" }
-        close(descriptor)
-        if failure == nil, rename(temporary, path) != 0 { failure = "rename failed: \(String(cString: strerror(errno)))" }
-        if let failure {
-            unlink(temporary)
-            throw SnapshotError(description: "\(path): \(failure)")
-        }
-        let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryDescriptor >= 0 {
-            fsync(directoryDescriptor)
-            close(directoryDescriptor)
+        do {
+            try AtomicFile.write(data, to: path)
+        } catch {
+            throw SnapshotError(description: error.description)
         }
     }
 }

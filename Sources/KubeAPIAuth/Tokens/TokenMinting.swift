@@ -160,17 +160,9 @@ public enum RecordManifests {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Writes `contents` to `path` via a hidden temporary file and a rename, so a watcher never
-    /// reads a half-written file.
-    public static func writeAtomically(_ contents: String, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
-        try Data(contents.utf8).write(to: temporary)
-        // rename(2) replaces the target atomically.
-        guard rename(temporary.path, path) == 0 else {
-            let code = errno
-            try? FileManager.default.removeItem(at: temporary)
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSUnderlyingErrorKey: POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)])
-        }
+    /// Writes `contents` to `path` with ``AtomicFile``: mode 0600 (the file holds a hash), synced,
+    /// and renamed into place, so a watcher never reads a half-written file.
+    public static func writeAtomically(_ contents: String, to path: String) throws(AtomicFile.WriteError) {
+        try AtomicFile.write(Data(contents.utf8), to: path)
     }
 }
