@@ -12,8 +12,8 @@ import Glibc
 #endif
 
 /// The HTTP listeners as a `Service`: binds every configured address, serves until graceful
-/// shutdown, then stops accepting, lets in-flight requests finish (up to the drain timeout) and
-/// closes idle keep-alive connections.
+/// shutdown, then stops accepting, closes idle keep-alive connections, lets in-flight requests
+/// finish, and when the drain timeout is reached closes the connections that are still open.
 public final class HTTPServer: Service {
     public struct BindError: Error, CustomStringConvertible {
         public let description: String
@@ -27,6 +27,9 @@ public final class HTTPServer: Service {
     /// What the listener is for, in its log lines (`reviews` or `metrics`).
     let purpose: String
     private let openConnections = Atomic<Int>(0)
+    /// Every accepted connection until it closes, so that the drain timeout can end them. Touched
+    /// once when a connection opens and once when it closes, never per request.
+    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
 
     public init(
         configuration: ServerConfiguration, endpoints: Endpoints, group: any EventLoopGroup, logger: Logger,
@@ -66,7 +69,9 @@ public final class HTTPServer: Service {
         if drained {
             logger.info("drained")
         } else {
-            logger.warning("drain timeout reached; closing remaining connections")
+            let remaining = connections.withLock { Array($0.values) }
+            logger.warning("drain timeout reached; closing remaining connections", metadata: ["connections": "\(remaining.count)"])
+            for channel in remaining { try? await channel.close() }
         }
     }
 
@@ -86,10 +91,15 @@ public final class HTTPServer: Service {
             .childChannelInitializer { channel in
                 // Over the connection limit: close at once, before any byte is read.
                 let open = self.openConnections.add(1, ordering: .relaxed).newValue
-                channel.closeFuture.whenComplete { _ in self.openConnections.subtract(1, ordering: .relaxed) }
+                let identifier = ObjectIdentifier(channel)
+                channel.closeFuture.whenComplete { _ in
+                    self.openConnections.subtract(1, ordering: .relaxed)
+                    self.connections.withLock { _ = $0.removeValue(forKey: identifier) }
+                }
                 guard open <= configuration.maxConnections else {
                     return channel.close()
                 }
+                self.connections.withLock { $0[identifier] = channel }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls = configuration.tls {
@@ -121,30 +131,45 @@ public final class HTTPServer: Service {
         code == EAFNOSUPPORT || code == EADDRNOTAVAIL || code == EPROTONOSUPPORT
     }
 
+    /// Stops accepting and waits for the open connections to finish: `true` when they did, `false`
+    /// when the drain timeout came first. (A task group racing a sleep against the futures would
+    /// not do: it waits for all its children, and awaiting a future ignores cancellation.)
     private func drain(_ listeners: [(channel: any Channel, quiesce: ServerQuiescingHelper)]) async -> Bool {
+        let eventLoop = listeners[0].channel.eventLoop
         let futures = listeners.map { listener in
             let promise = listener.channel.eventLoop.makePromise(of: Void.self)
             listener.quiesce.initiateShutdown(promise: promise)
             return promise.futureResult
         }
-        let timeout = configuration.drainTimeout
-        return await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for future in futures { try? await future.get() }
-                return true
+        let timeout = TimeAmount(configuration.drainTimeout)
+        return await withCheckedContinuation { continuation in
+            let outcome = FirstOutcome(continuation)
+            let timer = eventLoop.scheduleTask(in: timeout) { outcome.resume(false) }
+            EventLoopFuture.andAllComplete(futures, on: eventLoop).whenComplete { _ in
+                timer.cancel()
+                outcome.resume(true)
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
         }
     }
 
     static func describe(_ address: SocketAddress) -> String {
         guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+}
+
+/// Resumes a continuation with whichever outcome comes first; later ones are ignored.
+private final class FirstOutcome: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Bool, Never>?>
+
+    init(_ continuation: CheckedContinuation<Bool, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(_ value: Bool) {
+        continuation.withLock { continuation in
+            continuation?.resume(returning: value)
+            continuation = nil
+        }
     }
 }
