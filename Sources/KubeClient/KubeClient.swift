@@ -19,11 +19,6 @@ public struct APIResource: Sendable, Hashable, CustomStringConvertible {
         self.plural = plural
     }
 
-    public static let clusterAuthTokens = APIResource(group: "cluster.cattle.io", version: "v3", plural: "clusterauthtokens")
-    public static let clusterUserAttributes = APIResource(group: "cluster.cattle.io", version: "v3", plural: "clusteruserattributes")
-    public static let secrets = APIResource(group: "", version: "v1", plural: "secrets")
-    public static let configMaps = APIResource(group: "", version: "v1", plural: "configmaps")
-
     func path(namespace: String, name: String? = nil) -> String {
         let prefix = group.isEmpty ? "/api/\(version)" : "/apis/\(group)/\(version)"
         let collection = "\(prefix)/namespaces/\(namespace)/\(plural)"

@@ -1,4 +1,5 @@
 @testable import KubeAPIAuth
+import KubeClient
 import RancherAuth
 import Testing
 
@@ -21,16 +22,16 @@ struct KubernetesRecordCacheTests {
     func migrationOrdering() {
         let cache = KubernetesRecordCache(store: RecordStore(source: "test"), clock: FixedClock(instant: Timestamp(seconds: 0)))
         for kind in RecordKind.allCases { cache.updateStatus(kind) { $0.synced = true } }
-        cache.apply(.replaceAll([ClusterUserAttribute(metadata: ObjectMeta(name: "u-abc12", resourceVersion: "1"), groups: [], enabled: true)]))
-        cache.apply(.replaceAll([token(legacyHash: hash, version: "2")]))
-        cache.apply(.replaceAll([HashSecret]()))
+        cache.apply(.replaced([ClusterUserAttribute(metadata: ObjectMeta(name: "u-abc12", resourceVersion: "1"), groups: [], enabled: true)]))
+        cache.apply(.replaced([token(legacyHash: hash, version: "2")]))
+        cache.apply(.replaced([HashSecret]()))
         #expect(review(cache).isAuthenticated)
 
         // Another replica migrated: the cleared token arrives first.
-        cache.apply(.upsert(token(legacyHash: "", version: "4")))
+        cache.apply(.upserted(token(legacyHash: "", version: "4")))
         #expect(review(cache).isAuthenticated)
         // Then the Secret: the token now verifies against it.
-        cache.apply(.upsert(HashSecret(metadata: ObjectMeta(name: "kubeconfig-u-abc12x7k2q", resourceVersion: "3"), hash: hash)))
+        cache.apply(.upserted(HashSecret(metadata: ObjectMeta(name: "kubeconfig-u-abc12x7k2q", resourceVersion: "3"), hash: hash)))
         let decision = review(cache)
         #expect(decision.isAuthenticated)
         #expect(!decision.effects.migrateLegacyHash)
@@ -38,16 +39,25 @@ struct KubernetesRecordCacheTests {
 
     @Test("Without a Secret ever arriving, a cleared hash stops working once the carry limit passes")
     func carryIsBounded() async throws {
-        let cache = KubernetesRecordCache(store: RecordStore(source: "test"), clock: FixedClock(instant: Timestamp(seconds: 0)))
+        let clock = MutableClock(Timestamp(seconds: 1_000))
+        let cache = KubernetesRecordCache(store: RecordStore(source: "test"), clock: clock)
         for kind in RecordKind.allCases { cache.updateStatus(kind) { $0.synced = true } }
-        cache.apply(.replaceAll([ClusterUserAttribute(metadata: ObjectMeta(name: "u-abc12", resourceVersion: "1"), groups: [], enabled: true)]))
-        cache.apply(.replaceAll([token(legacyHash: hash, version: "2")]))
-        cache.apply(.upsert(token(legacyHash: "", version: "3")))
+        cache.apply(.replaced([ClusterUserAttribute(metadata: ObjectMeta(name: "u-abc12", resourceVersion: "1"), groups: [], enabled: true)]))
+        cache.apply(.replaced([token(legacyHash: hash, version: "2")]))
+        cache.apply(.upserted(token(legacyHash: "", version: "3")))
         #expect(review(cache).isAuthenticated)
-        #expect(KubernetesRecordCache.legacyHashCarryLimit == .seconds(30))
+        // Just before the limit the hash is still carried, also across another event for the token.
+        clock.advance(seconds: 29)
+        cache.expireCarriedLegacyHashes()
+        cache.apply(.upserted(token(legacyHash: "", version: "4")))
+        #expect(review(cache).isAuthenticated)
+        // Once the limit has passed on the injected clock, the token is what the API says: no hash.
+        clock.advance(seconds: 2)
+        cache.expireCarriedLegacyHashes()
+        #expect(review(cache).refusalReason == .hashMissing)
         // A token that was never given a legacy hash is not carried.
-        cache.apply(KubernetesRecordCache.Change<ClusterAuthToken>.remove(name: "kubeconfig-u-abc12x7k2q"))
-        cache.apply(.upsert(token(legacyHash: "", version: "5")))
+        cache.apply(ReflectorEvent<ClusterAuthToken>.removed(name: "kubeconfig-u-abc12x7k2q"))
+        cache.apply(.upserted(token(legacyHash: "", version: "5")))
         #expect(review(cache).refusalReason == .hashMissing)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import KubeAPIAuth
 import Logging
 import RancherAuth
+import Synchronization
 
 /// A temporary records directory, removed when the test ends.
 final class TemporaryDirectory {
@@ -22,6 +23,17 @@ final class TemporaryDirectory {
 struct FixedClock: WallClock {
     var instant: Timestamp
     func now() -> Timestamp { instant }
+}
+
+/// A clock the test moves forward.
+final class MutableClock: WallClock {
+    private let instant: Mutex<Timestamp>
+
+    init(_ start: Timestamp) { instant = Mutex(start) }
+
+    func now() -> Timestamp { instant.withLock { $0 } }
+
+    func advance(seconds: Int64) { instant.withLock { $0 = $0.adding(nanoseconds: seconds * 1_000_000_000) } }
 }
 
 let v1Hash = "$3:1:AAECAwQFBgc:JQzhvjFUqw7sLtERcKcxyLbQKyb2c4Tb2YchCRAogAvF+cJqR8FJEikdmT1yMUTko9By+2Vlo3pMJCFNGRiV1w"

@@ -118,7 +118,7 @@ struct KubeConfigTests {
 
 @Suite("KubeClient against the test API server")
 struct KubeClientTests {
-    let tokens = APIResource.clusterAuthTokens
+    let tokens = APIResource(group: "cluster.cattle.io", version: "v3", plural: "clusterauthtokens")
 
     /// Runs `body` with a server and a client, shutting the client down however `body` ends
     /// (AsyncHTTPClient traps on a client that is deinitialised while running).

@@ -31,7 +31,9 @@ public struct ServiceAssembly {
         self.logger = logger
         let metrics = ServiceMetrics()
         self.metrics = metrics
-        var background: [any Service] = []
+        // Log lines are written by the queue's thread while the group runs; it stops last.
+        var background: [any Service] = [LogDrain(queue: .standardError)]
+        metrics.onScrape { $0.exportDroppedLogLines(of: .standardError) }
         let store: RecordStore
         let effects: any ReviewEffectsSink
         switch configuration.records {

@@ -68,7 +68,6 @@ public struct Endpoints: Sendable {
                 return
             }
             switch path {
-            case "/v1/authenticate": self = .authenticate
             case "/healthcheck": self = .healthcheck
             case "/livez": self = .livez
             case "/readyz": self = .readyz
@@ -125,14 +124,15 @@ public struct Endpoints: Sendable {
     /// `?verbose` adds one line per record kind: sync and watch state, and how current the data is.
     func readiness(verbose: Bool) -> HTTPAnswer {
         let status = store.status
-        let details = verbose ? store.details.map { "  \($0)\n" }.joined() : ""
+        let source = store.sourceDetails
+        let details = verbose ? source.lines.map { "  \($0)\n" }.joined() : ""
         guard status.snapshot != nil else {
             return .text("not ready: records from \(status.source) are not loaded yet\n" + details, status: .serviceUnavailable)
         }
         var text = "ok: serving records from \(status.source), generation \(status.generation)"
         if let loadedAt = status.loadedAt { text += ", loaded at \(RFC3339.format(loadedAt))" }
         if status.problemCount > 0 { text += ", \(status.problemCount) problem(s) in the last load (see logs)" }
-        if !verbose, store.details.contains(where: { $0.hasPrefix("serving from the snapshot file") }) {
+        if !verbose, source.servingFromSnapshotFile {
             text += ", serving from the snapshot file"
         }
         return .text(text + "\n" + details)

@@ -20,6 +20,14 @@ public enum RecordKind: String, Sendable, CaseIterable {
     }
 }
 
+/// Where Rancher's records live in the API (the CRDs of `manifests/crds.yaml`, and core/v1).
+extension APIResource {
+    static let clusterAuthTokens = APIResource(group: "cluster.cattle.io", version: "v3", plural: "clusterauthtokens")
+    static let clusterUserAttributes = APIResource(group: "cluster.cattle.io", version: "v3", plural: "clusteruserattributes")
+    static let secrets = APIResource(group: "", version: "v1", plural: "secrets")
+    static let configMaps = APIResource(group: "", version: "v1", plural: "configmaps")
+}
+
 /// How one kind's list+watch is doing, for `/readyz` and logs.
 public struct ReflectorStatus: Sendable {
     public var synced = false
@@ -35,11 +43,8 @@ public struct ReflectorStatus: Sendable {
 /// The mutable per-kind maps fed by the reflectors. Changes are folded into a new immutable
 /// ``RecordSnapshot`` by a single publisher, so a burst of events costs one rebuild, not one each.
 public final class KubernetesRecordCache: Sendable {
-    public enum Change<T: Sendable>: Sendable {
-        case replaceAll([T])
-        case upsert(T)
-        case remove(name: String)
-    }
+    /// The cache consumes the reflectors' events as they are.
+    public typealias Change<T: Sendable> = ReflectorEvent<T>
 
     private struct State {
         var tokens: [String: ClusterAuthToken] = [:]
@@ -51,8 +56,9 @@ public final class KubernetesRecordCache: Sendable {
         /// Whether "records synced" was logged (once, at the first publication from the API).
         var announcedLive = false
         var snapshotWrittenAt: Timestamp?
-        /// Tokens whose legacy hash was cleared before their hash Secret arrived (see `apply`).
-        var carriedLegacyHashes: Set<String> = []
+        /// Tokens whose legacy hash was cleared before their hash Secret arrived (see `apply`), and
+        /// until when (the injected clock) the previous hash is carried.
+        var carriedLegacyHashes: [String: Timestamp] = [:]
     }
 
     /// How long a cleared legacy hash is kept while its Secret has not arrived.
@@ -100,43 +106,54 @@ public final class KubernetesRecordCache: Sendable {
     /// the token keeps the hash it had (at most ``legacyHashCarryLimit``), so that a migration by
     /// another replica never refuses a valid token in between.
     func apply(_ change: Change<ClusterAuthToken>) {
-        var carried: [String] = []
+        let now = clock.now()
         mutate { state in
             func carry(_ token: ClusterAuthToken, previous: ClusterAuthToken?) -> ClusterAuthToken {
                 guard token.legacyHash.isEmpty, state.secrets[token.name] == nil, let previous, !previous.legacyHash.isEmpty else {
-                    state.carriedLegacyHashes.remove(token.name)
+                    state.carriedLegacyHashes.removeValue(forKey: token.name)
                     return token
                 }
-                state.carriedLegacyHashes.insert(token.name)
-                carried.append(token.name)
+                // The first carry sets the deadline; a later event for the same token does not extend it.
+                if state.carriedLegacyHashes[token.name] == nil {
+                    state.carriedLegacyHashes[token.name] = now.adding(nanoseconds: Self.legacyHashCarryLimit.nanoseconds)
+                }
+                if let deadline = state.carriedLegacyHashes[token.name], deadline <= now {
+                    state.carriedLegacyHashes.removeValue(forKey: token.name)
+                    return token
+                }
                 return token.withLegacyHash(previous.legacyHash)
             }
             switch change {
-            case .replaceAll(let all):
+            case .replaced(let all):
                 let previous = state.tokens
                 var fresh = [String: ClusterAuthToken](minimumCapacity: all.count)
                 for token in all { fresh[token.name] = carry(token, previous: previous[token.name]) }
                 state.tokens = fresh
-            case .upsert(let token):
+            case .upserted(let token):
                 state.tokens[token.name] = carry(token, previous: state.tokens[token.name])
-            case .remove(let name):
+            case .removed(let name):
                 state.tokens[name] = nil
-                state.carriedLegacyHashes.remove(name)
-            }
-        }
-        for name in carried {
-            Task {
-                try? await Task.sleep(for: Self.legacyHashCarryLimit)
-                self.dropCarriedLegacyHash(name)
+                state.carriedLegacyHashes.removeValue(forKey: name)
             }
         }
     }
 
-    /// The Secret arrived (or the limit passed): the token goes back to what the API says.
-    private func dropCarriedLegacyHash(_ name: String) {
+    /// Drops every carried hash whose deadline has passed on the injected clock. Called on every
+    /// publication and by the source's periodic check, so the limit holds without any event.
+    func expireCarriedLegacyHashes() {
+        let now = clock.now()
+        let expired = state.withLock { state in state.carriedLegacyHashes.filter { $0.value <= now }.map(\.key) }
+        dropCarriedLegacyHashes(expired)
+    }
+
+    /// The Secret arrived (or the limit passed): the tokens go back to what the API says.
+    private func dropCarriedLegacyHashes(_ names: [String]) {
+        guard !names.isEmpty else { return }
         mutate { state in
-            guard state.carriedLegacyHashes.remove(name) != nil, let token = state.tokens[name] else { return }
-            state.tokens[name] = token.withLegacyHash("")
+            for name in names {
+                guard state.carriedLegacyHashes.removeValue(forKey: name) != nil, let token = state.tokens[name] else { continue }
+                state.tokens[name] = token.withLegacyHash("")
+            }
         }
     }
 
@@ -146,16 +163,16 @@ public final class KubernetesRecordCache: Sendable {
 
     func apply(_ change: Change<HashSecret>) {
         mutate { state in Self.apply(change, to: &state.secrets, key: \.name, transform: { $0 }) }
-        let arrived = state.withLock { state in state.carriedLegacyHashes.filter { state.secrets[$0] != nil } }
-        for name in arrived { dropCarriedLegacyHash(name) }
+        let arrived = state.withLock { state in state.carriedLegacyHashes.keys.filter { state.secrets[$0] != nil } }
+        dropCarriedLegacyHashes(arrived)
     }
 
     func apply(_ change: Change<RefreshConfigMap>) {
         mutate { state in
             switch change {
-            case .replaceAll(let all): state.refresh = all.first { $0.metadata.name == RefreshPeriod.configMapName }
-            case .upsert(let one) where one.metadata.name == RefreshPeriod.configMapName: state.refresh = one
-            case .remove(let name) where name == RefreshPeriod.configMapName: state.refresh = nil
+            case .replaced(let all): state.refresh = all.first { $0.metadata.name == RefreshPeriod.configMapName }
+            case .upserted(let one) where one.metadata.name == RefreshPeriod.configMapName: state.refresh = one
+            case .removed(let name) where name == RefreshPeriod.configMapName: state.refresh = nil
             default: break
             }
         }
@@ -165,14 +182,14 @@ public final class KubernetesRecordCache: Sendable {
         _ change: Change<T>, to map: inout [String: Stored], key: KeyPath<T, String>, transform: (T) -> Stored
     ) {
         switch change {
-        case .replaceAll(let all):
+        case .replaced(let all):
             // Built in place (the last of two same-named objects wins), without an array of pairs.
             var fresh = [String: Stored](minimumCapacity: all.count)
             for item in all { fresh[item[keyPath: key]] = transform(item) }
             map = fresh
-        case .upsert(let one):
+        case .upserted(let one):
             map[one[keyPath: key]] = transform(one)
-        case .remove(let name):
+        case .removed(let name):
             map[name] = nil
         }
     }
@@ -195,7 +212,15 @@ public final class KubernetesRecordCache: Sendable {
     /// Publishes snapshots as changes arrive (coalescing bursts), once every kind has synced.
     func runPublisher() async {
         for await _ in wakeups {
+            expireCarriedLegacyHashes()
             publishIfReady()
+        }
+    }
+
+    /// Checks the carried hashes' deadlines every `interval` until cancelled (owned by the source).
+    func runCarryExpiry(every interval: Duration = .seconds(1)) async {
+        while (try? await Task.sleep(for: interval)) != nil {
+            expireCarriedLegacyHashes()
         }
     }
 
@@ -241,17 +266,18 @@ public final class KubernetesRecordCache: Sendable {
     }
 
     /// Per-kind lines for `/readyz`, computed when asked so that ages are current.
-    public func describe() -> [String] {
+    public func describe() -> RecordStore.SourceDetails {
         let (statuses, writtenAt) = state.withLock { ($0.status, $0.snapshotWrittenAt) }
         var lines = Self.describe(statuses)
-        if statuses.values.contains(where: \.fromSnapshot) {
+        let fromSnapshot = statuses.values.contains(where: \.fromSnapshot)
+        if fromSnapshot {
             var line = "serving from the snapshot file"
             if let writtenAt {
                 line += " written at \(RFC3339.format(writtenAt)) (age \(max(0, clock.now().seconds - writtenAt.seconds))s)"
             }
             lines.insert(line + " until the API server answers", at: 0)
         }
-        return lines
+        return RecordStore.SourceDetails(lines: lines, servingFromSnapshotFile: fromSnapshot)
     }
 
     static func describe(_ statuses: [RecordKind: ReflectorStatus]) -> [String] {

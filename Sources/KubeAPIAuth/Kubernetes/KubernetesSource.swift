@@ -48,6 +48,7 @@ public final class KubernetesSource: Service {
         loadSnapshot()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.cache.runPublisher() }
+            group.addTask { await self.cache.runCarryExpiry() }
             if let path = snapshotFile {
                 group.addTask { await self.writeSnapshots(to: path) }
             }
@@ -61,11 +62,31 @@ public final class KubernetesSource: Service {
         }
     }
 
+    /// A reflector for one kind, feeding the cache and reporting to `/readyz` and the metrics.
     private func reflector<Record: Decodable & Sendable>(
-        _ kind: RecordKind, _ type: Record.Type, apply: @escaping @Sendable (KubernetesRecordCache.Change<Record>) -> Void
+        _ kind: RecordKind, _ type: Record.Type, apply: @escaping @Sendable (ReflectorEvent<Record>) -> Void
     ) -> Reflector<Record> {
-        var reflector = Reflector(kind: kind, namespace: namespace, client: client, cache: cache, apply: apply, logger: logger)
-        reflector.onListFailure = { self.useSnapshot() }
+        let cache = self.cache
+        var reflector = Reflector(resource: kind.resource, namespace: namespace, client: client, logger: logger, handle: apply)
+        reflector.observer.listed = { _, _ in
+            cache.updateStatus(kind) {
+                $0.synced = true
+                $0.fromSnapshot = false
+                $0.confirmedAt = .now
+                $0.lastError = nil
+            }
+        }
+        reflector.observer.listFailed = { self.useSnapshot() }
+        reflector.observer.watching = { watching in cache.updateStatus(kind) { $0.watching = watching } }
+        reflector.observer.confirmed = {
+            cache.updateStatus(kind) {
+                $0.confirmedAt = .now
+                $0.lastError = nil
+            }
+        }
+        reflector.observer.failed = { error in cache.updateStatus(kind) { $0.lastError = error } }
+        reflector.observer.watchRestarted = { cache.metrics?.watchRestarted(kind) }
+        reflector.observer.relisting = { cache.metrics?.relisted(kind) }
         return reflector
     }
 

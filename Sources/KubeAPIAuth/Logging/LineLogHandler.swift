@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import RancherAuth
-import Synchronization
 
 /// One line per event, to standard error: logfmt for people (`time=… level=… msg="…" key=value`,
 /// close to the Go service's logrus text format) or JSON for collectors.
@@ -26,12 +25,10 @@ public struct LineLogHandler: LogHandler {
         self.output = output
     }
 
-    private static let writeLock = Mutex(())
-
+    /// Standard error through ``LogQueue/standardError``: written by the queue's thread while the
+    /// service runs, so no review waits for a log write.
     public static let standardError: @Sendable (String) -> Void = { line in
-        writeLock.withLock { _ in
-            _ = DescriptorWriter.standardError.write(line)
-        }
+        LogQueue.standardError.write(line)
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {

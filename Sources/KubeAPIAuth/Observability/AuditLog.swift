@@ -12,7 +12,13 @@ public final class AuditLog: Sendable {
     let logger: Logger
     let enabled: Bool
     let window: Duration
-    private let recent = Mutex<[String: (last: ContinuousClock.Instant, suppressed: Int)]>([:])
+    /// The folding state, split into shards by line key so that reviews on different event loops
+    /// do not wait for one lock.
+    private final class Shard: Sendable {
+        let recent = Mutex<[String: (last: ContinuousClock.Instant, suppressed: Int)]>([:])
+    }
+
+    private let shards: [Shard] = (0..<16).map { _ in Shard() }
 
     public init(logger: Logger, enabled: Bool = true, window: Duration = .seconds(10)) {
         self.logger = logger
@@ -28,12 +34,13 @@ public final class AuditLog: Sendable {
         let token = decision.tokenName ?? "-"
         let key = "\(token)|\(result)|\(reason)|\(host)"
         let now = ContinuousClock.now
-        let repeated: Int? = recent.withLock { recent in
+        let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
+        let repeated: Int? = shard.recent.withLock { recent in
             if let entry = recent[key], entry.last.duration(to: now) < window {
                 recent[key] = (entry.last, entry.suppressed + 1)
                 return nil
             }
-            if recent.count > 10_000 { recent.removeAll() }
+            if recent.count > 1_000 { recent.removeAll() }
             let suppressed = recent[key]?.suppressed ?? 0
             recent[key] = (now, 0)
             return suppressed

@@ -50,6 +50,9 @@ public final class ServiceMetrics: Sendable {
     private let verifiedCacheEntries: CoreMetrics.Meter
     private let snapshotAge: CoreMetrics.Meter
     private let snapshotWriteFailures: CoreMetrics.Counter
+    private let logLinesDropped: CoreMetrics.Counter
+    /// The log queue's drop count at the last scrape, to export the difference.
+    private let logLinesDroppedSeen = Mutex(0)
     private let scrapeHooks = Mutex<[@Sendable (ServiceMetrics) -> Void]>([])
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -103,6 +106,7 @@ public final class ServiceMetrics: Sendable {
         verifiedCacheEntries = CoreMetrics.Meter(label: prefix + "verified_cache_entries", dimensions: [], factory: factory)
         snapshotAge = CoreMetrics.Meter(label: prefix + "snapshot_age_seconds", dimensions: [], factory: factory)
         snapshotWriteFailures = CoreMetrics.Counter(label: prefix + "snapshot_write_failures_total", dimensions: [], factory: factory)
+        logLinesDropped = CoreMetrics.Counter(label: prefix + "log_lines_dropped_total", dimensions: [], factory: factory)
     }
 
     // MARK: Recording
@@ -137,6 +141,16 @@ public final class ServiceMetrics: Sendable {
     func relisted(_ kind: RecordKind) { relists[kind]?.increment() }
     func write(_ kind: WriteKind, _ outcome: WriteOutcome) { writes["\(kind.rawValue)/\(outcome.rawValue)"]?.increment() }
     func snapshotWriteFailed() { snapshotWriteFailures.increment() }
+
+    /// Exports `queue`'s dropped lines (log lines lost because the log reader fell behind).
+    func exportDroppedLogLines(of queue: LogQueue) {
+        let total = queue.droppedLines
+        let delta = logLinesDroppedSeen.withLock { seen in
+            defer { seen = max(seen, total) }
+            return total - seen
+        }
+        if delta > 0 { logLinesDropped.increment(by: delta) }
+    }
 
     // Values read when scraped.
     func setRecords(_ kind: RecordKind, count: Int) { records[kind]?.set(count) }

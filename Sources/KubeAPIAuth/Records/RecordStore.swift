@@ -17,12 +17,24 @@ public final class RecordStore: Sendable {
         public var problemCount: Int = 0
     }
 
-    private let detailsProvider = Mutex<(@Sendable () -> [String])?>(nil)
+    /// What a source says about itself for `/readyz`, computed when asked so that ages are current.
+    public struct SourceDetails: Sendable {
+        /// Per-kind sync and watch state, one line each.
+        public var lines: [String] = []
+        /// Some records come from the snapshot file because the API could not be listed yet.
+        public var servingFromSnapshotFile = false
 
-    /// Source-specific lines for `/readyz` (per-kind sync and watch state), computed when asked.
-    public var details: [String] { detailsProvider.withLock { $0 }?() ?? [] }
+        public init(lines: [String] = [], servingFromSnapshotFile: Bool = false) {
+            self.lines = lines
+            self.servingFromSnapshotFile = servingFromSnapshotFile
+        }
+    }
 
-    public func setDetailsProvider(_ provider: @escaping @Sendable () -> [String]) {
+    private let detailsProvider = Mutex<(@Sendable () -> SourceDetails)?>(nil)
+
+    public var sourceDetails: SourceDetails { detailsProvider.withLock { $0 }?() ?? SourceDetails() }
+
+    public func setDetailsProvider(_ provider: @escaping @Sendable () -> SourceDetails) {
         detailsProvider.withLock { $0 = provider }
     }
 

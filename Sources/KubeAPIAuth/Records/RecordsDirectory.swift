@@ -187,7 +187,7 @@ public struct RecordsDirectory: Sendable {
         }
         let objectName = header.metadata?.name ?? ""
         let what = "\(header.kind) \(objectName.isEmpty ? "(unnamed)" : objectName)"
-        guard let kind = RecordKind(apiVersion: header.apiVersion, kind: header.kind) else { return }
+        guard let kind = ManifestKind(apiVersion: header.apiVersion, kind: header.kind) else { return }
         if let objectNamespace = header.metadata?.namespace, !objectNamespace.isEmpty, objectNamespace != namespace {
             return
         }
@@ -209,7 +209,8 @@ public struct RecordsDirectory: Sendable {
         }
     }
 
-    enum RecordKind {
+    /// The kinds of manifest a records directory may hold (not ``KubeAPIAuth/RecordKind``, the API's collections).
+    enum ManifestKind {
         case clusterAuthToken, clusterUserAttribute, secret, configMap
 
         init?(apiVersion: String, kind: String) {
