@@ -131,6 +131,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Helpers shared by the test targets (not shipped).
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strictSettings),
         .testTarget(
             name: "RancherAuthTests",
             dependencies: [
@@ -143,6 +145,7 @@ let package = Package(
             name: "KubeAPIAuthTests",
             dependencies: [
                 "KubeAPIAuth",
+                "TestSupport",
                 "RancherAuth",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -178,6 +181,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "KubeAPITestServer",
+                "TestSupport",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

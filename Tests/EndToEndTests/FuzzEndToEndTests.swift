@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Testing
+import TestSupport
 
 /// SplitMix64: small, fast, and reproducible from a seed (printed on failure).
 struct SeededGenerator: RandomNumberGenerator {
@@ -141,7 +142,7 @@ struct FuzzEndToEndTests {
     func hostileReviews() async throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 0x5EED_CAFE
         var generator = SeededGenerator(state: seed)
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let secret = "fuzzsecretbcdfghjklmnpqrstvwxz2456789bcdfghjklmnpqrstv"
         Credentials.register(secret: secret)
         let validToken = "valid:" + secret
@@ -164,7 +165,7 @@ struct FuzzEndToEndTests {
                         var request = HTTPClientRequest(url: url)
                         request.method = .POST
                         request.body = .bytes(ByteBuffer(string: body))
-                        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                        let response = try await endToEndClient.execute(request, timeout: .seconds(30))
                         let answer = String(buffer: try await response.body.collect(upTo: 1 << 20))
                         results.append((response.status.code, body, answer))
                     }

@@ -3,6 +3,7 @@ import KubeAPITestServer
 import NIOCore
 import NIOHTTP1
 import Testing
+import TestSupport
 
 /// The real binary against the in-repo API server, with a Rancher stand-in writing records.
 @Suite("kube-api-auth serve from a Kubernetes API, end to end", .serialized)
@@ -10,7 +11,7 @@ struct KubernetesEndToEndTests {
     struct Environment {
         let server: KubeAPITestServer
         let rancher: RancherStandIn
-        let scratch: ScratchDirectory
+        let scratch: TemporaryDirectory
         let kubeconfig: String
 
         init(tls: Bool = true) async throws {
@@ -18,7 +19,7 @@ struct KubernetesEndToEndTests {
             try await server.start()
             rancher = RancherStandIn(server: server)
             try await rancher.installCRDs()
-            scratch = try ScratchDirectory()
+            scratch = try TemporaryDirectory()
             kubeconfig = try writeKubeconfig(for: server, in: scratch)
         }
 
@@ -33,7 +34,7 @@ struct KubernetesEndToEndTests {
         }
     }
 
-    @Test("Tokens created, disabled, deleted, expired, user disabled, groups changed downstream: reflected within 1 s")
+    @Test("Tokens created, disabled, deleted, expired, user disabled, groups changed downstream: reflected in the answers")
     func changesPropagate() async throws {
         let environment = try await Environment()
         let rancher = environment.rancher
@@ -166,7 +167,7 @@ struct KubernetesEndToEndTests {
         "kube-api-test-server as a process: --load, --kubeconfig-out, kubectl get/apply, kube-api-auth serving from it",
         .enabled(if: kubectlPath != nil, "needs kubectl"))
     func testServerExecutable() async throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let kubeconfig = (scratch.path as NSString).appendingPathComponent("kubeconfig")
         let loadDirectory = (scratch.path as NSString).appendingPathComponent("load")
         try FileManager.default.createDirectory(atPath: loadDirectory, withIntermediateDirectories: true)
@@ -225,8 +226,8 @@ struct KubernetesEndToEndTests {
         #expect(authenticated(try await reviewUntil(service, bearer, authenticated)))
 
         let rotated = try await rancher.rotateSecret(bearer)
-        #expect(try await reviewUntil(service, bearer, within: .seconds(3)) { $0.contains("does not match") }.contains("token secret does not match"))
-        #expect(authenticated(try await reviewUntil(service, rotated, within: .seconds(3), authenticated)))
+        #expect(try await reviewUntil(service, bearer, within: .seconds(15)) { $0.contains("does not match") }.contains("token secret does not match"))
+        #expect(authenticated(try await reviewUntil(service, rotated, within: .seconds(15), authenticated)))
 
         try await rancher.patch(rancher.tokens + "/\(name)", #"{"enabled":false}"#)
         #expect(try await reviewUntil(service, rotated) { $0.contains("disabled") }.contains("token is disabled"))
@@ -240,7 +241,7 @@ struct KubernetesEndToEndTests {
         let name = String(bearer.prefix { $0 != ":" })
         let service = try environment.startService(["--max-failures", "3", "--failure-window", "60"])
         try environment.waitUntilReady(service)
-        #expect(authenticated(try await reviewUntil(service, bearer, within: .seconds(3), authenticated)))
+        #expect(authenticated(try await reviewUntil(service, bearer, within: .seconds(15), authenticated)))
         var answers: [String] = []
         for attempt in 0..<6 { answers.append(try await post(service.baseURL + "/v1/authenticate", review("\(name):guess-\(attempt)")).2) }
         #expect(answers.prefix(3).allSatisfy { $0.contains("token secret does not match") })

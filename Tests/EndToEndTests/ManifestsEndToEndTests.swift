@@ -1,6 +1,7 @@
 import Foundation
 import KubeAPITestServer
 import Testing
+import TestSupport
 
 @Suite("Manifests")
 struct ManifestsEndToEndTests {
@@ -37,7 +38,7 @@ struct ManifestsEndToEndTests {
     func kubectlApply() async throws {
         let server = try KubeAPITestServer(configuration: .init(tls: SelfSignedIdentity()))
         try await server.start()
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let kubeconfig = try writeKubeconfig(for: server, in: scratch)
         let crds = try kubectl(["--kubeconfig", kubeconfig, "apply", "-f", manifests.appendingPathComponent("crds.yaml").path])
         #expect(crds.status == 0, "\(crds.stderr)")

@@ -1,6 +1,7 @@
 import Foundation
 import KubeAPITestServer
 import Testing
+import TestSupport
 
 @Suite("Operations: metrics, probes, logs", .serialized)
 struct OperationsEndToEndTests {
@@ -37,7 +38,7 @@ struct OperationsEndToEndTests {
 
     @Test("--metrics-listen moves /metrics to its own address, which serves no reviews")
     func separateMetricsListener() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         _ = scratch
         let service = try ServiceProcess(global: [], serve: ["--records-dir", examplesDirectory, "--metrics-listen", "127.0.0.1:0"])
         try service.waitForLog { $0.components(separatedBy: "msg=listening").count == 3 ? true : nil }
@@ -125,7 +126,7 @@ struct OperationsEndToEndTests {
         try await server.start()
         let rancher = RancherStandIn(server: server)
         try await rancher.installCRDs()
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let kubeconfig = try writeKubeconfig(for: server, in: scratch)
         try await server.stop()
         let service = try ServiceProcess(global: ["--kubeconfig", kubeconfig], serve: [])

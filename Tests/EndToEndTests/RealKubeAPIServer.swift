@@ -3,6 +3,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// The envtest assets: a directory holding `kube-apiserver`, `etcd` and `kubectl`

@@ -4,6 +4,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import Testing
+import TestSupport
 
 let examplesDirectory = Binary.repositoryRoot.appendingPathComponent("examples/records").path
 let demoToken = "kubeconfig-u-demo15wfb6:lxzqzf799fx8s9jkztkschr7tg9rwkzrtmqb7w7mt99jnd7hc552pc"
@@ -121,7 +122,7 @@ struct ServeEndToEndTests {
 
     @Test("Records changes apply live; a botched edit fails closed and is reported by file and line")
     func liveReload() async throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let directory = scratch.path
         let service = try ServiceProcess(serve: ["--records-dir", directory, "--records-poll-interval", "0.1"])
         let url = service.baseURL + "/v1/authenticate"
@@ -162,7 +163,7 @@ struct ServeEndToEndTests {
 
     @Test("scrypt and SHA-256 tokens verify over HTTP (scrypt off the event loop)")
     func legacyHashes() async throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let directory = scratch.path
         var bearers: [String] = []
         for (user, algorithm) in [("u-scrypt", "scrypt"), ("u-sha256", "sha256")] {
@@ -203,7 +204,7 @@ struct ServeEndToEndTests {
 
     @Test("A scrypt flood beyond the queue is answered with a bare 503, never Retry-After")
     func scryptOverflow() async throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let directory = scratch.path
         let minted = try Binary.run(["token", "create", "--user", "u-scrypt", "--algorithm", "scrypt", "--records-dir", directory])
         let bearer = try #require(minted.stdout.split(separator: "\n").last.map(String.init))
@@ -344,7 +345,7 @@ struct CLIEndToEndTests {
 
     @Test("token create --records-dir writes files readable by their owner only, and no temporary file stays")
     func tokenCreateFileMode() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let result = try Binary.run(["token", "create", "--user", "u-mode", "--records-dir", scratch.path])
         #expect(result.status == 0, "\(result.stderr)")
         let files = try FileManager.default.contentsOfDirectory(atPath: scratch.path)

@@ -262,18 +262,6 @@ func curlUntil(_ arguments: [String], within: Duration = .seconds(10), _ accept:
     try await repeatUntil(within: within, { try curl(arguments) }, accept)
 }
 
-/// A temporary directory, removed with the value.
-final class ScratchDirectory {
-    let path: String
-
-    init() throws {
-        path = NSTemporaryDirectory() + "kube-api-auth-e2e-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// The value of one sample (exact name and labels) in a Prometheus text exposition.
 func metric(_ exposition: String, _ sample: String) -> Double? {
     for line in exposition.split(separator: "\n") where line.hasPrefix(sample + " ") {

@@ -4,15 +4,16 @@ import Foundation
 import Glibc
 #endif
 import Testing
+import TestSupport
 
 /// A throwaway CA, server certificate (for 127.0.0.1) and client certificate made with openssl.
 final class TestCertificates {
-    private let scratch: ScratchDirectory
+    private let scratch: TemporaryDirectory
     private let authority: CertificateAuthority
     var directory: String { scratch.path }
 
     init() throws {
-        scratch = try ScratchDirectory()
+        scratch = try TemporaryDirectory()
         authority = try CertificateAuthority(in: scratch.path)
         try authority.issue("server", subject: "/CN=server", extensions: "subjectAltName=IP:127.0.0.1")
         try authority.issue("client", subject: "/CN=client", extensions: "extendedKeyUsage=clientAuth")
@@ -83,7 +84,7 @@ struct TLSEndToEndTests {
     func certificateReload() throws {
         let first = try TestCertificates()
         let second = try TestCertificates()
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let certificate = (scratch.path as NSString).appendingPathComponent("tls.crt")
         let key = (scratch.path as NSString).appendingPathComponent("tls.key")
         func install(_ source: TestCertificates) throws {

@@ -6,6 +6,7 @@ import NIOEmbedded
 import NIOHTTP1
 import RancherAuth
 import Testing
+import TestSupport
 
 /// The server's per-connection pipeline on an `EmbeddedChannel`: raw bytes in, raw bytes out,
 /// virtual time for timeouts.
@@ -281,5 +282,54 @@ struct SmallPartsTests {
         let line = capture.text
         #expect(line.hasPrefix("time="))
         #expect(line.hasSuffix(#" level=info msg="records loaded" a=plain b="two words" c="q\"uote\nnl""# + "\n"))
+    }
+}
+
+@Suite("HTTP pipeline with a pending scrypt answer")
+struct PipelinedScryptTests {
+    @Test("Requests pipelined behind a scrypt review are answered after it, in order")
+    func pipelinedBehindScrypt() async throws {
+        // Spec vector Q-style scrypt hash of "test-secret-key" (N=2^15, r=8, p=1) beside the SHA3 fixture.
+        let scryptHash = "$1:0001020304050607:15:8:1:X6GLi3D7VUKdL6s/6hl89ogxnrcJ2wTz3L2VqaVRJipJZel+uiaF+dUKsXyk+2IHQ3xD6NqMgaWhEXBFkB2B2Q"
+        let fixture = try loadedStore().snapshot!
+        let scryptToken = ClusterAuthToken(metadata: ObjectMeta(name: "kubeconfig-u-scrypt", resourceVersion: "1"), userName: "u-scrypt", enabled: true)
+        let scryptUser = ClusterUserAttribute(metadata: ObjectMeta(name: "u-scrypt", resourceVersion: "1"), groups: [], enabled: true)
+        let snapshot = RecordSnapshot(
+            tokens: Array(fixture.tokens.values) + [scryptToken], users: fixture.users.values.map(\.attribute) + [scryptUser],
+            hashSecrets: Array(fixture.hashSecrets.values) + [HashSecret(metadata: ObjectMeta(name: "kubeconfig-u-scrypt", resourceVersion: "1"), hash: scryptHash)])
+        let store = RecordStore(source: "test")
+        store.publish(snapshot, problemCount: 0, at: Timestamp(seconds: 1_800_000_000))
+        let core = AuthenticationCore(
+            store: store, clock: FixedClock(instant: Timestamp(seconds: 1_800_000_000)),
+            workers: ExpensiveHashWorkers(threads: 1, maxQueued: 4), effects: ReadOnlySourceEffects(), logger: LogCapture().logger())
+        // NIOAsyncTestingChannel: the scrypt answer completes from the worker thread, which an
+        // EmbeddedChannel's loop must not be touched from.
+        let channel = NIOAsyncTestingChannel()
+        try await channel.testingEventLoop.executeInContext {
+            try channel.pipeline.syncOperations.addServiceHTTPHandlers(
+                endpoints: Endpoints(webhook: WebhookDoor(core: core), store: store), maxBodyBytes: 4096, maxHeaderBytes: 8192,
+                headerTimeout: .seconds(10), requestReadTimeout: .seconds(30), idleTimeout: .seconds(120))
+        }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
+        func post(_ token: String) -> String {
+            let body = #"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"\#(token)"}}"#
+            return "POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        try await channel.writeInbound(
+            ByteBuffer(string: post("kubeconfig-u-scrypt:test-secret-key") + post(validToken) + "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"))
+        var output = ""
+        while output.components(separatedBy: "HTTP/1.1 200 OK").count - 1 < 3 {
+            var buffer = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+            output += buffer.readString(length: buffer.readableBytes) ?? ""
+        }
+        let answers = output.components(separatedBy: "HTTP/1.1 200 OK").dropFirst()
+        #expect(answers.count == 3)
+        // In request order: nothing overtook the scrypt answer (the SHA3 one was ready ~100 ms earlier).
+        #expect(answers.first?.contains(#""username":"u-scrypt""#) == true)
+        #expect(answers.dropFirst().first?.contains(#""username":"u-abc12""#) == true)
+        #expect(answers.last?.hasSuffix("ok\n") == true)
+        let exposition = String(decoding: core.metrics.render(), as: UTF8.self)
+        #expect(exposition.contains(#"kube_api_auth_hash_verify_duration_seconds_count{algorithm="scrypt"} 1"#))
+        _ = try await channel.finish(acceptAlreadyClosed: true)
     }
 }

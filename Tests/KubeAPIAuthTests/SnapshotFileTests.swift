@@ -2,6 +2,7 @@ import Foundation
 import KubeAPIAuth
 import RancherAuth
 import Testing
+import TestSupport
 
 @Suite("Snapshot file")
 struct SnapshotFileTests {

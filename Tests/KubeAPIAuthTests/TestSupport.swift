@@ -4,22 +4,6 @@ import Logging
 import RancherAuth
 import Synchronization
 
-/// A temporary records directory, removed when the test ends.
-final class TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        path = NSTemporaryDirectory() + "kube-api-auth-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func write(_ name: String, _ contents: String) throws {
-        try contents.write(toFile: (path as NSString).appendingPathComponent(name), atomically: true, encoding: .utf8)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
 struct FixedClock: WallClock {
     var instant: Timestamp
     func now() -> Timestamp { instant }
