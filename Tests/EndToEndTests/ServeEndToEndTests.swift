@@ -253,6 +253,32 @@ struct ServeEndToEndTests {
         #expect(try capped.stop() == 0)
     }
 
+    @Test("At --max-connections a new connection replaces the oldest one that never completed a request head")
+    func connectionCapEvictsSlowHeads() throws {
+        let capped = try ServiceProcess(serve: ["--records-dir", examplesDirectory, "--max-connections", "2"])
+        let port = try #require(UInt16(capped.address.split(separator: ":").last ?? ""))
+        // A slow client: its request head never completes (it would hold the slot for the header timeout).
+        let slow = try RawSocket(port: port, receiveTimeoutSeconds: 10)
+        try slow.send("POST /v1/authenticate HTTP/1.1\r\nHost: x\r\n")
+        // A client that has been served and stays connected (keep-alive).
+        let served = try RawSocket(port: port)
+        try served.send("GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(served.read(until: "ok\n").hasPrefix("HTTP/1.1 200"))
+        // kube-apiserver arrives at the cap: the slow connection makes room, the served one is kept.
+        let body = review(demoToken)
+        let newcomer = try RawSocket(port: port)
+        try newcomer.send("POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        #expect(newcomer.read(until: "}}").contains(#""authenticated":true"#))
+        #expect(slow.readToEnd() == "")
+        try served.send("GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(served.read(until: "ok\n").hasPrefix("HTTP/1.1 200"))
+        // Every open connection has completed a head now: a further one is refused.
+        let refused = try RawSocket(port: port, receiveTimeoutSeconds: 5)
+        try? refused.send("GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(refused.readToEnd() == "")
+        #expect(try capped.stop() == 0)
+    }
+
     @Test("IPv6 loopback is served alongside IPv4 when the host has it")
     func ipv6() throws {
         let service = try ServiceProcess(serve: ["--records-dir", examplesDirectory], listen: ["127.0.0.1:0", "[::1]:0"])

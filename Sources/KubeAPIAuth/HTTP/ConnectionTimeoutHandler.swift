@@ -36,8 +36,14 @@ public final class ConnectionTimeoutHandler: ChannelInboundHandler, RemovableCha
     private var deadline = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
     private var check: Scheduled<Void>?
+    /// Told once, when the connection's first request head is complete (the connection cap keeps
+    /// such connections and makes room by closing ones that never got that far).
+    private var onFirstHead: (@Sendable () -> Void)?
 
-    public init(headerTimeout: TimeAmount, requestReadTimeout: TimeAmount, idleTimeout: TimeAmount) {
+    public init(
+        headerTimeout: TimeAmount, requestReadTimeout: TimeAmount, idleTimeout: TimeAmount, onFirstHead: (@Sendable () -> Void)? = nil
+    ) {
+        self.onFirstHead = onFirstHead
         self.headerTimeout = headerTimeout
         self.requestReadTimeout = requestReadTimeout
         self.idleTimeout = idleTimeout
@@ -79,6 +85,10 @@ public final class ConnectionTimeoutHandler: ChannelInboundHandler, RemovableCha
     /// The request head is complete: the header timeout no longer applies.
     public func requestHeadReceived() {
         headDeadline = .distantFuture
+        if let onFirstHead {
+            self.onFirstHead = nil
+            onFirstHead()
+        }
     }
 
     /// The request is complete: no read deadline while it is answered (a scrypt check may queue).

@@ -255,10 +255,11 @@ extension ChannelPipeline.SynchronousOperations {
     /// limits, and ``HTTPRequestHandler``.
     public func addServiceHTTPHandlers(
         endpoints: Endpoints, maxBodyBytes: Int, maxHeaderBytes: Int,
-        headerTimeout: TimeAmount, requestReadTimeout: TimeAmount, idleTimeout: TimeAmount
+        headerTimeout: TimeAmount, requestReadTimeout: TimeAmount, idleTimeout: TimeAmount,
+        onFirstHead: (@Sendable () -> Void)? = nil
     ) throws {
         let timeouts = ConnectionTimeoutHandler(
-            headerTimeout: headerTimeout, requestReadTimeout: requestReadTimeout, idleTimeout: idleTimeout)
+            headerTimeout: headerTimeout, requestReadTimeout: requestReadTimeout, idleTimeout: idleTimeout, onFirstHead: onFirstHead)
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = maxHeaderBytes
         limits.maxHeaderListSize = maxHeaderBytes

@@ -26,16 +26,15 @@ public final class HTTPServer: Service {
     let onListening: @Sendable ([SocketAddress]) -> Void
     /// What the listener is for, in its log lines (`reviews` or `metrics`).
     let purpose: String
-    private let openConnections = Atomic<Int>(0)
-    /// Every accepted connection until it closes, so that the drain timeout can end them. Touched
-    /// once when a connection opens and once when it closes, never per request.
-    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
+    /// Every accepted connection until it closes: the cap, and what the drain timeout ends.
+    private let connections: ConnectionSlots
 
     public init(
         configuration: ServerConfiguration, endpoints: Endpoints, group: any EventLoopGroup, logger: Logger,
         purpose: String = "reviews", onListening: @escaping @Sendable ([SocketAddress]) -> Void = { _ in }
     ) {
         self.purpose = purpose
+        self.connections = ConnectionSlots(capacity: configuration.maxConnections)
         self.configuration = configuration
         self.endpoints = endpoints
         self.group = group
@@ -69,7 +68,7 @@ public final class HTTPServer: Service {
         if drained {
             logger.info("drained")
         } else {
-            let remaining = connections.withLock { Array($0.values) }
+            let remaining = connections.open
             logger.warning("drain timeout reached; closing remaining connections", metadata: ["connections": "\(remaining.count)"])
             for channel in remaining { try? await channel.close() }
         }
@@ -89,17 +88,17 @@ public final class HTTPServer: Service {
                 }
             }
             .childChannelInitializer { channel in
-                // Over the connection limit: close at once, before any byte is read.
-                let open = self.openConnections.add(1, ordering: .relaxed).newValue
-                let identifier = ObjectIdentifier(channel)
-                channel.closeFuture.whenComplete { _ in
-                    self.openConnections.subtract(1, ordering: .relaxed)
-                    self.connections.withLock { _ = $0.removeValue(forKey: identifier) }
-                }
-                guard open <= configuration.maxConnections else {
+                // At the connection limit the oldest connection that has not sent a whole request
+                // head makes room; when there is none, the new one is closed before any byte is read.
+                let slot: ConnectionSlots.Slot
+                switch self.connections.admit(channel) {
+                case .refused:
                     return channel.close()
+                case .admitted(let admitted, let evicted):
+                    slot = admitted
+                    evicted?.close(promise: nil)
                 }
-                self.connections.withLock { $0[identifier] = channel }
+                channel.closeFuture.whenComplete { _ in self.connections.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls = configuration.tls {
@@ -109,7 +108,8 @@ public final class HTTPServer: Service {
                     try pipeline.addServiceHTTPHandlers(
                         endpoints: endpoints, maxBodyBytes: configuration.maxBodyBytes,
                         maxHeaderBytes: configuration.maxHeaderBytes, headerTimeout: configuration.headerTimeout,
-                        requestReadTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout)
+                        requestReadTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout,
+                        onFirstHead: slot.markHeadSeen)
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
