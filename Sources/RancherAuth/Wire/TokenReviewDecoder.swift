@@ -6,7 +6,7 @@
 /// the wrong type is an error. Invalid UTF-8 inside strings becomes U+FFFD, as in Go.
 ///
 /// One pass, no intermediate tree: Foundation's `JSONDecoder` costs several times the rest of the
-/// review path together (DESIGN.md performance notes).
+/// review path together (docs/benchmarks.md).
 public enum TokenReviewDecoder {
     /// Deeper nesting than any TokenReview has is refused rather than recursed into.
     public static let maxDepth = 64
