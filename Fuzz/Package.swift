@@ -10,5 +10,6 @@ let package = Package(
         .target(name: "FuzzMain"),
         .executableTarget(name: "FuzzReviewDecoder", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
         .executableTarget(name: "FuzzHashParser", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
+        .executableTarget(name: "FuzzEmergencyToken", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
     ]
 )

@@ -206,10 +206,12 @@ public final class KubeClient: Sendable {
 
     /// All objects of `resource` in `namespace`, each decoded on its own, and the list's resourceVersion.
     public func list<T: Decodable & Sendable>(
-        _ resource: APIResource, namespace: String, as type: T.Type, pageSize: Int = 500
+        _ resource: APIResource, namespace: String, as type: T.Type, pageSize: Int = 500, fieldSelector: String? = nil
     ) async throws(KubeError) -> (items: [LenientObject<T>], resourceVersion: String) {
         var items: [LenientObject<T>] = []
-        let resourceVersion = try await list(resource, namespace: namespace, as: type, pageSize: pageSize) { items.append($0) }
+        let resourceVersion = try await list(resource, namespace: namespace, as: type, pageSize: pageSize, fieldSelector: fieldSelector) {
+            items.append($0)
+        }
         return (items, resourceVersion)
     }
 
@@ -222,13 +224,14 @@ public final class KubeClient: Sendable {
     /// caller lists again from the start. When a page fails, the objects already handed over are
     /// part of an incomplete list: use them only once this returns.
     public func list<T: Decodable & Sendable>(
-        _ resource: APIResource, namespace: String, as type: T.Type, pageSize: Int = 500,
+        _ resource: APIResource, namespace: String, as type: T.Type, pageSize: Int = 500, fieldSelector: String? = nil,
         each body: (LenientObject<T>) -> Void
     ) async throws(KubeError) -> String {
         var resourceVersion = ""
         var continueToken: String?
         repeat {
             var query = "?limit=\(pageSize)"
+            if let fieldSelector { query += "&fieldSelector=" + Self.queryEscaped(fieldSelector) }
             if let continueToken { query += "&continue=" + Self.queryEscaped(continueToken) }
             let data = try await send(try request(.GET, resource.path(namespace: namespace) + query), timeout: .seconds(120))
             let page = try decode(ListBody<T>.self, data)
@@ -285,9 +288,11 @@ public final class KubeClient: Sendable {
     /// Watches `resource` from `resourceVersion` with bookmarks; the stream ends when the server
     /// ends it (timeout, restart) and throws when the connection breaks.
     public func watch<T: Decodable & Sendable>(
-        _ resource: APIResource, namespace: String, resourceVersion: String, timeoutSeconds: Int, as type: T.Type
+        _ resource: APIResource, namespace: String, resourceVersion: String, timeoutSeconds: Int, as type: T.Type,
+        fieldSelector: String? = nil
     ) async throws(KubeError) -> AsyncThrowingStream<WatchEvent<T>, any Error> {
-        let query = "?watch=1&allowWatchBookmarks=true&resourceVersion=\(resourceVersion)&timeoutSeconds=\(timeoutSeconds)"
+        var query = "?watch=1&allowWatchBookmarks=true&resourceVersion=\(resourceVersion)&timeoutSeconds=\(timeoutSeconds)"
+        if let fieldSelector { query += "&fieldSelector=" + Self.queryEscaped(fieldSelector) }
         let request = try request(.GET, resource.path(namespace: namespace) + query)
         let response: HTTPClientResponse
         do {

@@ -41,6 +41,8 @@ public struct Reflector<Object: Decodable & Sendable>: Sendable {
     let handle: @Sendable (ReflectorEvent<Object>) -> Void
     let logger: Logger
     public var observer = ReflectorObserver()
+    /// Only the objects this selects (`metadata.name=…`), when set.
+    public var fieldSelector: String?
     public var initialBackoff: Duration = .milliseconds(200)
     public var maxBackoff: Duration = .seconds(10)
 
@@ -70,7 +72,7 @@ public struct Reflector<Object: Decodable & Sendable>: Sendable {
                 }
                 let events = try await client.watch(
                     resource, namespace: namespace, resourceVersion: resourceVersion ?? "",
-                    timeoutSeconds: Int.random(in: 300...600), as: Object.self)
+                    timeoutSeconds: Int.random(in: 300...600), as: Object.self, fieldSelector: fieldSelector)
                 // Only once the API has answered: a reconnect to an unreachable API in flight is
                 // not "watching".
                 observer.watching(true)
@@ -108,7 +110,7 @@ public struct Reflector<Object: Decodable & Sendable>: Sendable {
 
     private func list() async throws(KubeError) -> String {
         var objects: [Object] = []
-        let resourceVersion = try await client.list(resource, namespace: namespace, as: Object.self) { item in
+        let resourceVersion = try await client.list(resource, namespace: namespace, as: Object.self, fieldSelector: fieldSelector) { item in
             switch item.result {
             case .success(let object): objects.append(object)
             case .failure(let error): reportMalformed(item.name, error)

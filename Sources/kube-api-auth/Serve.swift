@@ -1,6 +1,7 @@
 import ArgumentParser
 import KubeAPIAuth
 import Logging
+import RancherAuth
 
 #if canImport(Glibc)
 import Glibc
@@ -113,6 +114,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds over which --max-failures counts.", valueName: "seconds"))
     var failureWindow = 60
 
+    @Option(
+        help: ArgumentHelp(
+            "Secret (in --namespace, or a manifest in --records-dir) with the emergency-access keys; without it emergency tokens are refused.",
+            valueName: "name"))
+    var emergencySecret = EmergencyAccess.defaultSecretName
+
     @Option(help: ArgumentHelp("Verified tokens remembered (keyed by a SHA-256 of the token; reused only while its records are unchanged).", valueName: "count"))
     var verifiedCacheSize = 10_000
 
@@ -189,6 +196,7 @@ struct Serve: AsyncParsableCommand {
             configuration = ServiceConfiguration(records: .kubernetes(kubeconfig: global.effectiveKubeconfig))
         }
         configuration.namespace = global.namespace
+        configuration.emergencySecretName = emergencySecret
         if !listen.isEmpty { configuration.listen = try listen.map { try ListenAddress(parsing: $0) } }
         configuration.maxBodyBytes = maxBodyBytes
         configuration.maxHeaderBytes = maxHeaderBytes

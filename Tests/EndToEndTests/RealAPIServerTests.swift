@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// A real control plane with the records bootstrapped as Rancher's cluster agent leaves them (CRDs,
 /// `cattle-system`, the shipped `manifests/rbac.yaml`) and the real `kube-api-auth` binary as its
@@ -386,6 +387,26 @@ struct RealAPIServerTests {
                 "/usr/bin/curl",
                 ["-s", "-m", "10", "--cacert", pki + "ca.pem", "-d", review(bearer), "https://127.0.0.1:\(cluster.webhookPort)/v1/authenticate"])
             #expect(!withoutCertificate.stdout.contains("authenticated"))
+        }
+    }
+
+    @Test("An emergency token through kube-apiserver: whoami shows the user and its ClusterUserAttribute's groups; revoke --apply ends it")
+    func emergencyToken() async throws {
+        try await WebhookCluster.run { cluster in
+            let plane = cluster.plane
+            let keys = try TemporaryDirectory()
+            _ = try cluster.mint(user: "u-zoe", groups: ["g://oncall"])
+            let manifest = try EmergencyEndToEndTests.keygen(keys, name: "key.pem", audience: "kube-api-auth:envtest")
+            try plane.adminOK(["apply", "-f", "-"], input: manifest)
+            let (token, jti) = try EmergencyEndToEndTests.issue(keys, key: "key.pem", user: "u-zoe", global: ["--kubeconfig", plane.adminKubeconfig])
+            let identity = try await cluster.whoamiUntil(token, within: .seconds(20)) { $0.identity != nil }
+            #expect(try identity.get() == .init(username: "u-zoe", groups: ["g://oncall", "system:authenticated"]))
+            #expect(cluster.serviceLog.contains("jti=\(jti)"))
+
+            let revoke = try Binary.run(["--kubeconfig", plane.adminKubeconfig, "emergency", "revoke", jti, "--apply", "--reason", "done"])
+            #expect(revoke.status == 0, "\(revoke.stderr)")
+            // kube-apiserver holds a success for about 10 s; then the revocation shows.
+            #expect(try await cluster.whoamiUntil(token, within: .seconds(60)) { $0.unauthorized }.unauthorized)
         }
     }
 

@@ -38,7 +38,8 @@ public struct ServiceAssembly {
         let effects: any ReviewEffectsSink
         switch configuration.records {
         case .directory(let path, let pollInterval):
-            let directory = RecordsDirectory(path: path, namespace: configuration.namespace)
+            let directory = RecordsDirectory(
+                path: path, namespace: configuration.namespace, emergencySecretName: configuration.emergencySecretName)
             store = RecordStore(source: "records directory \(directory.path)")
             let source = RecordsDirectorySource(directory: directory, store: store, clock: clock, pollInterval: pollInterval, logger: logger)
             do {
@@ -61,8 +62,8 @@ public struct ServiceAssembly {
             background.append(
                 KubernetesSource(
                     client: client, namespace: configuration.namespace, store: store, clock: clock,
-                    snapshotFile: configuration.snapshotFile, snapshotInterval: configuration.snapshotInterval, metrics: metrics,
-                    logger: logger))
+                    snapshotFile: configuration.snapshotFile, snapshotInterval: configuration.snapshotInterval,
+                    emergencySecretName: configuration.emergencySecretName, metrics: metrics, logger: logger))
             background.append(writer)
         }
         let workers = ExpensiveHashWorkers(threads: configuration.scryptWorkers, maxQueued: configuration.scryptQueue)

@@ -1,3 +1,5 @@
+import RancherAuth
+
 /// Everything a running kube-api-auth is made from, as one value: the executable maps its flags to
 /// it, and ``ServiceAssembly`` turns it into running services. Defaults are the Go service's (and
 /// the documented ones of the flags).
@@ -14,6 +16,8 @@ public struct ServiceConfiguration: Sendable {
 
     public var records: Records
     public var namespace = "cattle-system"
+    /// The Secret that turns emergency access on (``EmergencyAccess``).
+    public var emergencySecretName = EmergencyAccess.defaultSecretName
 
     // Listeners and their limits.
     public var listen: [ListenAddress] = ServerConfiguration.defaultListen

@@ -125,7 +125,15 @@ public struct Endpoints: Sendable {
     func readiness(verbose: Bool) -> HTTPAnswer {
         let status = store.status
         let source = store.sourceDetails
-        let details = verbose ? source.lines.map { "  \($0)\n" }.joined() : ""
+        var lines = source.lines
+        if let snapshot = status.snapshot {
+            if let emergency = snapshot.emergency {
+                lines.append("emergency access: on, \(emergency.keys.count) key(s), \(emergency.revoked.count) revoked token id(s)")
+            } else {
+                lines.append("emergency access: off (no usable emergency Secret)")
+            }
+        }
+        let details = verbose ? lines.map { "  \($0)\n" }.joined() : ""
         guard status.snapshot != nil else {
             return .text("not ready: records from \(status.source) are not loaded yet\n" + details, status: .serviceUnavailable)
         }

@@ -9,12 +9,14 @@ public enum RecordKind: String, Sendable, CaseIterable {
     case clusterUserAttributes = "clusteruserattributes"
     case secrets
     case configMaps = "configmaps"
+    /// The emergency-access Secret (one Secret, selected by name).
+    case emergencySecret = "emergency-secret"
 
     var resource: APIResource {
         switch self {
         case .clusterAuthTokens: return .clusterAuthTokens
         case .clusterUserAttributes: return .clusterUserAttributes
-        case .secrets: return .secrets
+        case .secrets, .emergencySecret: return .secrets
         case .configMaps: return .configMaps
         }
     }
@@ -51,6 +53,8 @@ public final class KubernetesRecordCache: Sendable {
         var users: [String: UserRecord] = [:]
         var secrets: [String: HashSecret] = [:]
         var refresh: RefreshConfigMap?
+        /// The emergency Secret's settings, `nil` when it is absent or cannot be used.
+        var emergency: EmergencyAccess?
         var status: [RecordKind: ReflectorStatus] = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, ReflectorStatus()) })
         var dirty = false
         /// Whether "records synced" was logged (once, at the first publication from the API).
@@ -94,6 +98,7 @@ public final class KubernetesRecordCache: Sendable {
                 case .clusterUserAttributes: state.users = snapshot.users
                 case .secrets: state.secrets = snapshot.hashSecrets
                 case .configMaps: state.refresh = snapshot.refreshConfigMap
+                case .emergencySecret: state.emergency = snapshot.emergency
                 }
                 state.status[kind]?.fromSnapshot = true
             }
@@ -178,6 +183,34 @@ public final class KubernetesRecordCache: Sendable {
         }
     }
 
+    /// The emergency Secret (only the one named `name` counts). One that cannot be used turns the
+    /// emergency path off, with a log line that says why.
+    func applyEmergency(_ change: Change<OpaqueSecret>, name: String) {
+        var problem: String?
+        mutate { state in
+            let secret: OpaqueSecret?
+            switch change {
+            case .replaced(let all): secret = all.first { $0.name == name }
+            case .upserted(let one) where one.name == name: secret = one
+            case .removed(let removed) where removed == name: secret = nil
+            default: return
+            }
+            guard let secret else {
+                state.emergency = nil
+                return
+            }
+            do {
+                state.emergency = try EmergencyAccess(secret: secret, fallbackVersion: "")
+            } catch {
+                state.emergency = nil
+                problem = "\(error)"
+            }
+        }
+        if let problem {
+            logger?.error("emergency Secret cannot be used; emergency access is off", metadata: ["secret": "\(name)", "problem": "\(problem)"])
+        }
+    }
+
     private static func apply<T, Stored>(
         _ change: Change<T>, to map: inout [String: Stored], key: KeyPath<T, String>, transform: (T) -> Stored
     ) {
@@ -232,7 +265,10 @@ public final class KubernetesRecordCache: Sendable {
             state.status[.clusterUserAttributes]?.objects = state.users.count
             state.status[.secrets]?.objects = state.secrets.count
             state.status[.configMaps]?.objects = state.refresh == nil ? 0 : 1
-            let snapshot = RecordSnapshot(tokens: state.tokens, users: state.users, hashSecrets: state.secrets, refreshConfigMap: state.refresh)
+            state.status[.emergencySecret]?.objects = state.emergency == nil ? 0 : 1
+            let snapshot = RecordSnapshot(
+                tokens: state.tokens, users: state.users, hashSecrets: state.secrets, refreshConfigMap: state.refresh,
+                emergency: state.emergency)
             let live = state.status.values.allSatisfy { $0.synced && !$0.fromSnapshot }
             let firstLive = live && !state.announcedLive
             if live { state.announcedLive = true }
@@ -252,7 +288,8 @@ public final class KubernetesRecordCache: Sendable {
     func exportMetrics(_ metrics: ServiceMetrics) {
         let (counts, statuses) = state.withLock { state in
             ([RecordKind.clusterAuthTokens: state.tokens.count, .clusterUserAttributes: state.users.count,
-              .secrets: state.secrets.count, .configMaps: state.refresh == nil ? 0 : 1], state.status)
+              .secrets: state.secrets.count, .configMaps: state.refresh == nil ? 0 : 1,
+              .emergencySecret: state.emergency == nil ? 0 : 1], state.status)
         }
         let now = ContinuousClock.now
         let wallNow = clock.now()

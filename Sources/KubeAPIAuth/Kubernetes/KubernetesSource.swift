@@ -15,6 +15,8 @@ public final class KubernetesSource: Service {
     let clock: any WallClock
     let snapshotFile: String?
     let snapshotInterval: Duration
+    /// The emergency-access Secret, watched on its own.
+    let emergencySecretName: String
     let logger: Logger
     private let fallback = Mutex<SnapshotFile.Contents?>(nil)
     private let lastSnapshotWrite = Mutex<Timestamp?>(nil)
@@ -24,8 +26,10 @@ public final class KubernetesSource: Service {
     ///     while the API cannot be listed; rewritten at most every `snapshotInterval` after changes.
     public init(
         client: KubeClient, namespace: String, store: RecordStore, clock: any WallClock, snapshotFile: String? = nil,
-        snapshotInterval: Duration = .seconds(10), metrics: ServiceMetrics? = nil, logger: Logger
+        snapshotInterval: Duration = .seconds(10), emergencySecretName: String = EmergencyAccess.defaultSecretName,
+        metrics: ServiceMetrics? = nil, logger: Logger
     ) {
+        self.emergencySecretName = emergencySecretName
         self.client = client
         self.namespace = namespace
         self.cache = KubernetesRecordCache(store: store, clock: clock, metrics: metrics, logger: logger)
@@ -56,6 +60,12 @@ public final class KubernetesSource: Service {
             group.addTask { await self.reflector(.clusterUserAttributes, ClusterUserAttribute.self) { self.cache.apply($0) }.run() }
             group.addTask { await self.reflector(.secrets, HashSecret.self) { self.cache.apply($0) }.run() }
             group.addTask { await self.reflector(.configMaps, RefreshConfigMap.self) { self.cache.apply($0) }.run() }
+            group.addTask {
+                let name = self.emergencySecretName
+                var reflector = self.reflector(.emergencySecret, OpaqueSecret.self) { self.cache.applyEmergency($0, name: name) }
+                reflector.fieldSelector = "metadata.name=\(name)"
+                await reflector.run()
+            }
             // Runs until graceful shutdown, then stops the reflectors.
             try? await gracefulShutdown()
             group.cancelAll()

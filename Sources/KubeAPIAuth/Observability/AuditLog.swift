@@ -31,7 +31,7 @@ public final class AuditLog: Sendable {
         let host = Self.host(of: source)
         let result = decision.isAuthenticated ? "authenticated" : "refused"
         let reason = decision.refusalReason?.rawValue ?? "none"
-        let token = decision.tokenName ?? "-"
+        let token = decision.tokenName ?? decision.emergency?.jti.map { "emergency:\($0)" } ?? "-"
         let key = "\(token)|\(result)|\(reason)|\(host)"
         let now = ContinuousClock.now
         let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
@@ -54,6 +54,14 @@ public final class AuditLog: Sendable {
         if let algorithm = decision.hashAlgorithm {
             metadata["hash"] = "\(algorithm.rawValue)"
             metadata["verification"] = cached ? "cached" : "hashed"
+        }
+        if let emergency = decision.emergency {
+            // Emergency use is always worth a look: which signed token, which key, and the reason
+            // its issuer gave (never the token or its signature).
+            metadata["emergency"] = "true"
+            if let jti = emergency.jti { metadata["jti"] = "\(jti)" }
+            if let kid = emergency.kid { metadata["kid"] = "\(kid)" }
+            if let reason = emergency.reason { metadata["emergency_reason"] = "\(reason)" }
         }
         if repeated > 0 { metadata["repeated"] = "\(repeated)" }
         logger.info("review", metadata: metadata)

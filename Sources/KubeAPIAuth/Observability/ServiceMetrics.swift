@@ -51,6 +51,8 @@ public final class ServiceMetrics: Sendable {
     private let snapshotAge: CoreMetrics.Meter
     private let snapshotWriteFailures: CoreMetrics.Counter
     private let logLinesDropped: CoreMetrics.Counter
+    /// Emergency-token reviews by outcome: `authenticated` or the refusal reason.
+    private let emergencyReviews: [String: CoreMetrics.Counter]
     /// The log queue's drop count at the last scrape, to export the difference.
     private let logLinesDroppedSeen = Mutex(0)
     private let scrapeHooks = Mutex<[@Sendable (ServiceMetrics) -> Void]>([])
@@ -107,6 +109,10 @@ public final class ServiceMetrics: Sendable {
         snapshotAge = CoreMetrics.Meter(label: prefix + "snapshot_age_seconds", dimensions: [], factory: factory)
         snapshotWriteFailures = CoreMetrics.Counter(label: prefix + "snapshot_write_failures_total", dimensions: [], factory: factory)
         logLinesDropped = CoreMetrics.Counter(label: prefix + "log_lines_dropped_total", dimensions: [], factory: factory)
+        emergencyReviews = Dictionary(
+            uniqueKeysWithValues: (["authenticated"] + RefusalReason.allCases.map(\.rawValue)).map { outcome in
+                (outcome, CoreMetrics.Counter(label: prefix + "emergency_reviews_total", dimensions: [("outcome", outcome)], factory: factory))
+            })
     }
 
     // MARK: Recording
@@ -121,6 +127,9 @@ public final class ServiceMetrics: Sendable {
         switch decision.outcome {
         case .authenticated: authenticatedReviews.increment()
         case .refused(let reason): refusedReviews[reason]?.increment()
+        }
+        if decision.emergency != nil {
+            emergencyReviews[decision.refusalReason?.rawValue ?? "authenticated"]?.increment()
         }
         reviewDuration.recordNanoseconds(duration.nanoseconds)
     }

@@ -27,9 +27,13 @@ public struct RecordsDirectory: Sendable {
 
     public static let fileExtensions: Set<String> = ["yaml", "yml", "json"]
 
-    public init(path: String, namespace: String) {
+    /// The name of the emergency-access Secret (``EmergencyAccess``), read whole when present.
+    public let emergencySecretName: String
+
+    public init(path: String, namespace: String, emergencySecretName: String = EmergencyAccess.defaultSecretName) {
         self.path = path
         self.namespace = namespace
+        self.emergencySecretName = emergencySecretName
     }
 
     public struct Load: Sendable {
@@ -37,6 +41,7 @@ public struct RecordsDirectory: Sendable {
         public var users: [ClusterUserAttribute] = []
         public var hashSecrets: [HashSecret] = []
         public var refreshConfigMap: RefreshConfigMap?
+        public var emergency: EmergencyAccess?
         public var problems: [RecordProblem] = []
         public var files: [String] = []
 
@@ -57,7 +62,8 @@ public struct RecordsDirectory: Sendable {
             for index in users.indices { users[index].metadata = versioned(users[index].metadata) }
             for index in hashSecrets.indices { hashSecrets[index].metadata = versioned(hashSecrets[index].metadata) }
             return RecordSnapshot(
-                tokens: tokens, users: users, hashSecrets: hashSecrets, refreshPeriod: refreshConfigMap?.period ?? .disabled)
+                tokens: tokens, users: users, hashSecrets: hashSecrets, refreshPeriod: refreshConfigMap?.period ?? .disabled,
+                emergency: emergency)
         }
     }
 
@@ -121,6 +127,9 @@ public struct RecordsDirectory: Sendable {
             if let configMap = records.refreshConfigMap, !duplicates.contains("ConfigMap/\(configMap.metadata.name)") {
                 load.refreshConfigMap = configMap
             }
+            if let emergency = records.emergency, !duplicates.contains("Secret/\(emergencySecretName)") {
+                load.emergency = emergency
+            }
         }
         return load
     }
@@ -130,6 +139,7 @@ public struct RecordsDirectory: Sendable {
         public var users: [ClusterUserAttribute] = []
         public var hashSecrets: [HashSecret] = []
         public var refreshConfigMap: RefreshConfigMap?
+        public var emergency: EmergencyAccess?
         var keys: [(String, Int)] = []
         public var problems: [RecordProblem] = []
     }
@@ -200,6 +210,15 @@ public struct RecordsDirectory: Sendable {
             switch kind {
             case .clusterAuthToken: records.tokens.append(try decoder.decode(ClusterAuthToken.self, from: node))
             case .clusterUserAttribute: records.users.append(try decoder.decode(ClusterUserAttribute.self, from: node))
+            case .secret where objectName == emergencySecretName:
+                let secret = try decoder.decode(OpaqueSecret.self, from: node)
+                do {
+                    records.emergency = try EmergencyAccess(secret: secret, fallbackVersion: "records")
+                } catch {
+                    records.problems.append(
+                        RecordProblem(file: file, line: line, message: "emergency Secret \(objectName) cannot be used: \(error.description)"))
+                    return
+                }
             case .secret: records.hashSecrets.append(try decoder.decode(HashSecret.self, from: node))
             case .configMap: records.refreshConfigMap = try decoder.decode(RefreshConfigMap.self, from: node)
             }

@@ -26,28 +26,32 @@ public final class RecordSnapshot: Sendable {
     public let refreshPeriod: RefreshPeriod
     /// The refresh ConfigMap the period came from, when the source has it (for the snapshot file).
     public let refreshConfigMap: RefreshConfigMap?
+    /// Emergency access, when its Secret exists and can be read; `nil` turns the path off.
+    public let emergency: EmergencyAccess?
 
     public init(
         tokens: [ClusterAuthToken], users: [ClusterUserAttribute], hashSecrets: [HashSecret],
-        refreshPeriod: RefreshPeriod = .disabled
+        refreshPeriod: RefreshPeriod = .disabled, emergency: EmergencyAccess? = nil
     ) {
         self.tokens = Dictionary(tokens.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         self.users = Dictionary(users.map { ($0.name, UserRecord($0)) }, uniquingKeysWith: { _, last in last })
         self.hashSecrets = Dictionary(hashSecrets.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         self.refreshPeriod = refreshPeriod
         self.refreshConfigMap = nil
+        self.emergency = emergency
     }
 
     /// From maps kept up to date by a watching source (user answers already rendered).
     public init(
         tokens: [String: ClusterAuthToken], users: [String: UserRecord], hashSecrets: [String: HashSecret],
-        refreshConfigMap: RefreshConfigMap?
+        refreshConfigMap: RefreshConfigMap?, emergency: EmergencyAccess? = nil
     ) {
         self.tokens = tokens
         self.users = users
         self.hashSecrets = hashSecrets
         self.refreshConfigMap = refreshConfigMap
         self.refreshPeriod = refreshConfigMap?.period ?? .disabled
+        self.emergency = emergency
     }
 
     public static let empty = RecordSnapshot(tokens: [], users: [], hashSecrets: [])

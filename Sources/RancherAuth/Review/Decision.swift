@@ -16,6 +16,17 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
     case tooManyFailures = "too_many_failures"
     /// Longer than any token this service issues or accepts (`--max-token-bytes`).
     case tokenTooLong = "token_too_long"
+    // Emergency tokens (signed JWTs; see ``EmergencyAccess``).
+    case emergencyMalformed = "emergency_malformed"
+    /// Signed by no listed key: like any other foreign JWT (an expired service-account token).
+    case emergencyUnknownKey = "emergency_unknown_key"
+    case emergencyAlgorithmMismatch = "emergency_algorithm_mismatch"
+    case emergencySignatureInvalid = "emergency_signature_invalid"
+    case emergencyWrongAudience = "emergency_wrong_audience"
+    case emergencyExpired = "emergency_expired"
+    case emergencyNotYetValid = "emergency_not_yet_valid"
+    case emergencyLifetimeTooLong = "emergency_lifetime_too_long"
+    case emergencyRevoked = "emergency_revoked"
 
     /// The `status.error` text sent to kube-apiserver (it only reaches the apiserver's log).
     ///
@@ -25,7 +36,7 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
     /// apiserver never caches, so a token created or re-enabled a moment later works at once.
     public var statusError: String? {
         switch self {
-        case .notRancherToken, .tokenTooLong: return nil
+        case .notRancherToken, .tokenTooLong, .emergencyUnknownKey: return nil
         case .tokenNotFound: return "token not found"
         case .tokenDisabled: return "token is disabled"
         case .tokenExpired: return "token has expired"
@@ -37,6 +48,14 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
         case .secretMismatch: return "token secret does not match"
         case .userRefreshInvalid: return "user lastRefresh is unreadable"
         case .tooManyFailures: return "too many failed attempts for this token; try again later"
+        case .emergencyMalformed: return "emergency token is malformed"
+        case .emergencyAlgorithmMismatch: return "emergency token algorithm does not match its key"
+        case .emergencySignatureInvalid: return "emergency token signature is invalid"
+        case .emergencyWrongAudience: return "emergency token issuer or audience does not match"
+        case .emergencyExpired: return "emergency token has expired"
+        case .emergencyNotYetValid: return "emergency token is not valid yet"
+        case .emergencyLifetimeTooLong: return "emergency token lifetime exceeds the limit"
+        case .emergencyRevoked: return "emergency token is revoked"
         }
     }
 }
@@ -60,6 +79,20 @@ public struct SideEffects: Sendable, Hashable {
     public var isEmpty: Bool { touchLastUsedAt == nil && !requestUserRefresh && !migrateLegacyHash }
 }
 
+/// What the audit line says about an emergency token (never the token or its signature).
+public struct EmergencyUse: Sendable, Equatable {
+    /// The token id, key id and the issuer's stated reason, once the token could be read.
+    public var jti: String?
+    public var kid: String?
+    public var reason: String?
+
+    public init(jti: String? = nil, kid: String? = nil, reason: String? = nil) {
+        self.jti = jti
+        self.kid = kid
+        self.reason = reason
+    }
+}
+
 /// The answer to one review.
 public struct Decision: Sendable {
     public enum Outcome: Sendable {
@@ -74,6 +107,8 @@ public struct Decision: Sendable {
     public var token: ClusterAuthToken?
     public var hashAlgorithm: HashAlgorithm?
     public var effects: SideEffects
+    /// Set for every decision about an emergency token, for the audit line and metrics.
+    public var emergency: EmergencyUse?
 
     public init(
         outcome: Outcome, tokenName: String?, token: ClusterAuthToken? = nil, hashAlgorithm: HashAlgorithm? = nil,
