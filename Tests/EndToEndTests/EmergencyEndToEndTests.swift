@@ -85,6 +85,25 @@ struct EmergencyEndToEndTests {
         #expect(try service.stop() == 0)
     }
 
+    @Test("ES256 keys on request: keygen --algorithm es256, issue, and the service accepts the token")
+    func es256() async throws {
+        let records = try TemporaryDirectory()
+        let keys = try TemporaryDirectory()
+        try FileManager.default.copyItem(atPath: examplesDirectory + "/user-u-demo1.yaml", toPath: records.file("user-u-demo1.yaml"))
+        let generated = try Binary.run(
+            ["emergency", "keygen", "--algorithm", "es256", "--private-key", keys.file("p256.pem"), "--audience", "kube-api-auth:e2e"])
+        #expect(generated.status == 0, "\(generated.stderr)")
+        #expect(generated.stdout.contains(#"\"alg\":\"ES256\""#) && generated.stdout.contains(#"\"crv\":\"P-256\""#))
+        for line in (try String(contentsOfFile: keys.file("p256.pem"), encoding: .utf8)).split(separator: "\n") where !line.hasPrefix("-----") {
+            Credentials.register(secret: String(line))
+        }
+        try records.write("emergency.yaml", generated.stdout)
+        let (token, _) = try Self.issue(keys, key: "p256.pem", user: "u-demo1", extra: ["--secret-file", records.file("emergency.yaml")])
+        let service = try ServiceProcess(serve: ["--records-dir", records.path])
+        #expect(try await post(service.baseURL + "/v1/authenticate", review(token)).2.contains(#""username":"u-demo1""#))
+        #expect(try service.stop() == 0)
+    }
+
     @Test("CLI errors name the flag")
     func cliErrors() throws {
         let keys = try TemporaryDirectory()
