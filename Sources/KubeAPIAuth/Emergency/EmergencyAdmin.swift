@@ -74,7 +74,7 @@ public enum EmergencyAdmin {
         }
 
         /// Signs `claims` with jwt-kit; the header carries this key's `kid` and algorithm.
-        func sign(_ claims: EmergencyClaims) async throws -> String {
+        func sign(_ claims: EmergencyToken.Claims) async throws -> String {
             let keys = JWTKeyCollection()
             let identifier = JWKIdentifier(string: kid)
             if let ed25519 {
@@ -84,21 +84,6 @@ public enum EmergencyAdmin {
             }
             return try await keys.sign(claims, kid: identifier)
         }
-    }
-
-    /// The claims an emergency token carries (see ``EmergencyToken``).
-    struct EmergencyClaims: JWTPayload {
-        var iss: String
-        var aud: String
-        var sub: String
-        var iat: Int64
-        var nbf: Int64
-        var exp: Int64
-        var jti: String
-        var reason: String
-
-        // Verification is the service's (EmergencyVerification); this type only signs.
-        func verify(using algorithm: some JWTAlgorithm) async throws {}
     }
 
     /// The Secret manifest that turns emergency access on (public keys only).
@@ -130,8 +115,8 @@ public enum EmergencyAdmin {
         key: SigningKey, user: String, lifetime: Int64, reason: String, audience: String, now: Timestamp
     ) async throws -> (token: String, jti: String) {
         let jti = UUID().uuidString.lowercased()
-        let claims = EmergencyClaims(
-            iss: EmergencyAccess.issuer, aud: audience, sub: user, iat: now.seconds, nbf: now.seconds, exp: now.seconds + lifetime,
+        let claims = EmergencyToken.Claims(
+            iss: EmergencyAccess.issuer, aud: [audience], sub: user, iat: now.seconds, nbf: now.seconds, exp: now.seconds + lifetime,
             jti: jti, reason: reason)
         return (try await key.sign(claims), jti)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import JWTKit
 
 /// An emergency token: a compact JWS (`header.payload.signature`, base64url without padding)
 /// signed with one of the keys of ``EmergencyAccess``, naming an existing Rancher user.
@@ -15,7 +16,9 @@ public struct EmergencyToken: Sendable, Equatable {
         public var crit: [String]?
     }
 
-    public struct Claims: Sendable, Equatable {
+    /// The claims, as issued (`emergency issue`) and as read. `aud` is one string when issued; a
+    /// token may carry a list, which must then hold exactly the cluster's audience.
+    public struct Claims: Codable, Sendable, Equatable, JWTPayload {
         public var iss: String
         public var aud: [String]
         public var sub: String
@@ -24,6 +27,50 @@ public struct EmergencyToken: Sendable, Equatable {
         public var exp: Int64
         public var jti: String
         public var reason: String?
+
+        public init(iss: String, aud: [String], sub: String, iat: Int64, nbf: Int64, exp: Int64, jti: String, reason: String?) {
+            self.iss = iss
+            self.aud = aud
+            self.sub = sub
+            self.iat = iat
+            self.nbf = nbf
+            self.exp = exp
+            self.jti = jti
+            self.reason = reason
+        }
+
+        private enum CodingKeys: String, CodingKey { case iss, aud, sub, iat, nbf, exp, jti, reason }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            iss = try container.decode(String.self, forKey: .iss)
+            if let one = try? container.decode(String.self, forKey: .aud) {
+                aud = [one]
+            } else {
+                aud = try container.decode([String].self, forKey: .aud)
+            }
+            sub = try container.decode(String.self, forKey: .sub)
+            iat = try container.decode(Int64.self, forKey: .iat)
+            nbf = try container.decode(Int64.self, forKey: .nbf)
+            exp = try container.decode(Int64.self, forKey: .exp)
+            jti = try container.decode(String.self, forKey: .jti)
+            reason = try container.decodeIfPresent(String.self, forKey: .reason)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(iss, forKey: .iss)
+            if aud.count == 1 { try container.encode(aud[0], forKey: .aud) } else { try container.encode(aud, forKey: .aud) }
+            try container.encode(sub, forKey: .sub)
+            try container.encode(iat, forKey: .iat)
+            try container.encode(nbf, forKey: .nbf)
+            try container.encode(exp, forKey: .exp)
+            try container.encode(jti, forKey: .jti)
+            try container.encodeIfPresent(reason, forKey: .reason)
+        }
+
+        /// jwt-kit's hook; the rules are ``EmergencyVerification``'s, with the cluster's settings.
+        public func verify(using algorithm: some JWTAlgorithm) async throws {}
     }
 
     public let header: Header
@@ -81,46 +128,15 @@ public struct EmergencyToken: Sendable, Equatable {
         return EmergencyToken(header: header, claims: claims, signingInput: signingInput, signature: signature)
     }
 
-    private struct RawClaims: Decodable {
-        var iss: String
-        var aud: Audience
-        var sub: String
-        var iat: Int64
-        var nbf: Int64
-        var exp: Int64
-        var jti: String
-        var reason: String?
-
-        enum Audience: Decodable {
-            case one(String)
-            case many([String])
-
-            init(from decoder: any Decoder) throws {
-                let container = try decoder.singleValueContainer()
-                if let one = try? container.decode(String.self) {
-                    self = .one(one)
-                } else {
-                    self = .many(try container.decode([String].self))
-                }
-            }
-        }
-    }
-
     private static func decodeClaims(_ bytes: [UInt8]) throws(ParseError) -> Claims {
-        let raw: RawClaims
+        let claims: Claims
         do {
-            raw = try JSONDecoder().decode(RawClaims.self, from: Data(bytes))
+            claims = try JSONDecoder().decode(Claims.self, from: Data(bytes))
         } catch {
             throw .claimTypes
         }
-        let audience: [String]
-        switch raw.aud {
-        case .one(let one): audience = [one]
-        case .many(let many): audience = many
-        }
-        guard !raw.sub.isEmpty, !raw.jti.isEmpty else { throw .claimTypes }
-        return Claims(
-            iss: raw.iss, aud: audience, sub: raw.sub, iat: raw.iat, nbf: raw.nbf, exp: raw.exp, jti: raw.jti, reason: raw.reason)
+        guard !claims.sub.isEmpty, !claims.jti.isEmpty else { throw .claimTypes }
+        return claims
     }
 
     public static func isBase64URL(_ byte: UInt8) -> Bool {
