@@ -29,6 +29,25 @@ struct SnapshotFileTests {
             .contains(#""groups":["github_org://456","github_team://123"]"#))
     }
 
+    @Test("The emergency Secret's settings survive the snapshot file (emergency access while the API is unreachable)")
+    func emergencyRoundTrip() throws {
+        let jwks = #"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","alg":"EdDSA","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#
+        let access = try EmergencyAccess(
+            secretData: ["jwks": Array(jwks.utf8), "audience": Array("aud".utf8), "max-ttl": Array("4h".utf8), "revoked.j-9": Array("x".utf8)],
+            version: "3")
+        let fixture = try fixtureSnapshot()
+        let snapshot = RecordSnapshot(
+            tokens: fixture.tokens, users: fixture.users, hashSecrets: fixture.hashSecrets, refreshConfigMap: nil, emergency: access)
+        let encoded = try SnapshotFile.encode(SnapshotFile.Contents(namespace: "cattle-system", writtenAt: Timestamp(seconds: 0), snapshot: snapshot))
+        let restored = try SnapshotFile.decode(encoded, namespace: "cattle-system").snapshot().emergency
+        #expect(restored?.keys["k1"]?.algorithm == .eddsa)
+        #expect(restored?.audience == "aud" && restored?.maxLifetime == 4 * 3600 && restored?.revoked == ["j-9"])
+        // A file written without emergency access (or before it existed) restores none.
+        let plain = try SnapshotFile.encode(SnapshotFile.Contents(namespace: "cattle-system", writtenAt: Timestamp(seconds: 0), snapshot: fixture))
+        #expect(!String(decoding: plain, as: UTF8.self).contains("emergency"))
+        #expect(try SnapshotFile.decode(plain, namespace: "cattle-system").snapshot().emergency == nil)
+    }
+
     @Test("Corrupt, truncated, foreign and other-namespace files are rejected whole")
     func rejected() throws {
         let contents = SnapshotFile.Contents(namespace: "cattle-system", writtenAt: Timestamp(seconds: 0), snapshot: try fixtureSnapshot())

@@ -10,8 +10,8 @@ import Glibc
 /// still authenticates.
 ///
 /// Format: a header line `kube-api-auth-snapshot 1`, a line `sha256 <hex>` with the digest of the
-/// body, then the body: JSON with the namespace, the time written and the four kinds of records in
-/// their Kubernetes shape. A file whose header, digest or body does not check out is rejected
+/// body, then the body: JSON with the namespace, the time written, the four kinds of records in
+/// their Kubernetes shape, and the emergency Secret's entries. A file whose header, digest or body does not check out is rejected
 /// whole. It holds token hashes, like the Secrets it mirrors: mode 0600, owned by the service's user.
 public enum SnapshotFile {
     static let header = "kube-api-auth-snapshot 1"
@@ -23,6 +23,9 @@ public enum SnapshotFile {
         public var clusteruserattributes: [ClusterUserAttribute]
         public var secrets: [HashSecret]
         public var configmaps: [RefreshConfigMap]
+        /// The emergency Secret's entries (public keys, audience, limit, revocations), when it was
+        /// usable; absent in files written before emergency access existed.
+        public var emergency: [String: String]?
 
         public init(namespace: String, writtenAt: Timestamp, snapshot: RecordSnapshot) {
             self.namespace = namespace
@@ -31,6 +34,7 @@ public enum SnapshotFile {
             clusteruserattributes = snapshot.users.values.map(\.attribute).sorted { $0.name < $1.name }
             secrets = snapshot.hashSecrets.values.sorted { $0.name < $1.name }
             configmaps = snapshot.refreshConfigMap.map { [$0] } ?? []
+            emergency = snapshot.emergency?.entries.mapValues { String(decoding: $0, as: UTF8.self) }
         }
 
         public var writtenAtTime: Timestamp? { RFC3339.parse(writtenAt) }
@@ -40,7 +44,8 @@ public enum SnapshotFile {
                 tokens: Dictionary(clusterauthtokens.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last }),
                 users: Dictionary(clusteruserattributes.map { ($0.name, UserRecord($0)) }, uniquingKeysWith: { _, last in last }),
                 hashSecrets: Dictionary(secrets.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last }),
-                refreshConfigMap: configmaps.first)
+                refreshConfigMap: configmaps.first,
+                emergency: emergency.flatMap { try? EmergencyAccess(secretData: $0.mapValues { Array($0.utf8) }, version: "snapshot") })
         }
     }
 

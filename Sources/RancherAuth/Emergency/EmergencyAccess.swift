@@ -73,6 +73,8 @@ public struct EmergencyAccess: Sendable {
     public let revoked: Set<String>
     /// The Secret's resourceVersion (or a content digest), for the verified cache.
     public let version: String
+    /// The Secret's entries as read (public keys and settings only), for the snapshot file.
+    public let entries: [String: [UInt8]]
 
     public struct ParseError: Error, CustomStringConvertible, Sendable {
         public let description: String
@@ -107,6 +109,7 @@ public struct EmergencyAccess: Sendable {
         self.maxLifetime = maxLifetime
         self.revoked = Set(data.keys.filter { $0.hasPrefix(Self.revokedKeyPrefix) }.map { String($0.dropFirst(Self.revokedKeyPrefix.count)) })
         self.version = version
+        self.entries = data
     }
 
     /// A listed public key, with the algorithm it declares (never one chosen by a token).
