@@ -149,6 +149,7 @@ let package = Package(
             name: "KubeAPIAuthTests",
             dependencies: [
                 "KubeAPIAuth",
+                "KubeClient",
                 "TestSupport",
                 "RancherAuth",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -186,6 +187,9 @@ let package = Package(
             dependencies: [
                 "KubeAPITestServer",
                 "TestSupport",
+                "KubeClient",
+                "KubeAPIAuth",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -181,7 +181,7 @@ public final class KubeClient: Sendable {
             decoded?.message ?? status.reasonPhrase)
     }
 
-    private func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws(KubeError) -> T {
+    func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws(KubeError) -> T {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch {
@@ -248,6 +248,11 @@ public final class KubeClient: Sendable {
     }
 
     private static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+    /// POSTs `body` to a cluster-level path (a review object such as a SubjectAccessReview).
+    func post(_ path: String, body: Data) async throws(KubeError) -> Data {
+        try await send(try request(.POST, path, body: body))
+    }
 
     public func create(_ resource: APIResource, namespace: String, body: Data) async throws(KubeError) -> Data {
         try await send(try request(.POST, resource.path(namespace: namespace), body: body))

@@ -1,4 +1,7 @@
 import Foundation
+import KubeAPIAuth
+import KubeClient
+import Logging
 import Testing
 import TestSupport
 
@@ -407,6 +410,31 @@ struct RealAPIServerTests {
             #expect(revoke.status == 0, "\(revoke.stderr)")
             // kube-apiserver holds a success for about 10 s; then the revocation shows.
             #expect(try await cluster.whoamiUntil(token, within: .seconds(60)) { $0.unauthorized }.unauthorized)
+        }
+    }
+
+    @Test("The proxy's impersonation checks, as SubjectAccessReviews against the real authorizer: allowed only where RBAC lets the user impersonate")
+    func impersonationReviews() async throws {
+        try await WebhookCluster.run(startService: false) { cluster in
+            let plane = cluster.plane
+            try plane.adminOK(["create", "clusterrole", "impersonate-bob", "--verb=impersonate", "--resource=users,groups", "--resource-name=bob", "--resource-name=devs"])
+            try plane.adminOK(["create", "clusterrolebinding", "impersonators", "--clusterrole=impersonate-bob", "--group=g://imp"])
+            let client = try KubeClient(configuration: try KubeConfig.load(path: plane.adminKubeconfig), logger: Logger(label: "test"))
+            func allowed(_ impersonation: ProxyRequestPolicy.Impersonation, groups: [String]) async throws -> Bool {
+                for check in ProxyRequestPolicy.impersonationChecks(impersonation) {
+                    guard try await client.subjectAccessReview(user: "u-1", groups: groups, attributes: check) else { return false }
+                }
+                return true
+            }
+            // RBAC bindings take a moment to reach the authorizer.
+            let first = try await repeatUntil(within: .seconds(20), {
+                try await allowed(.init(user: "bob", groups: ["devs"]), groups: ["g://imp"]) ? "allowed" : "denied"
+            }) { $0 == "allowed" }
+            #expect(first == "allowed")
+            #expect(try await !allowed(.init(user: "alice"), groups: ["g://imp"]))
+            #expect(try await !allowed(.init(user: "bob", groups: ["system:masters"]), groups: ["g://imp"]))
+            #expect(try await !allowed(.init(user: "bob"), groups: ["g://other"]))
+            try await client.shutdown()
         }
     }
 

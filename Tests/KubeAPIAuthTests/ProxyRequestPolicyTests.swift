@@ -1,0 +1,152 @@
+import KubeAPIAuth
+import KubeClient
+import RancherAuth
+import Testing
+
+@Suite("Proxy request policy")
+struct ProxyRequestPolicyTests {
+    typealias Headers = ProxyRequestPolicy.Headers
+
+    struct FramingCase: CustomTestStringConvertible, Sendable {
+        var name: String
+        var headers: [(String, String)]
+        var refused: Bool
+        var testDescription: String { name }
+    }
+
+    static let framing: [FramingCase] = [
+        FramingCase(name: "Content-Length alone", headers: [("Content-Length", "10")], refused: false),
+        FramingCase(name: "chunked alone", headers: [("Transfer-Encoding", "Chunked")], refused: false),
+        FramingCase(name: "the same length twice (leading zeros)", headers: [("Content-Length", "10"), ("content-length", "010")], refused: false),
+        FramingCase(name: "Content-Length and Transfer-Encoding", headers: [("Content-Length", "10"), ("Transfer-Encoding", "chunked")], refused: true),
+        FramingCase(name: "two different lengths", headers: [("Content-Length", "10"), ("Content-Length", "11")], refused: true),
+        FramingCase(name: "a list of lengths", headers: [("Content-Length", "10, 11")], refused: true),
+        FramingCase(name: "a length that is not a number", headers: [("Content-Length", "+10")], refused: true),
+        FramingCase(name: "an empty length", headers: [("Content-Length", "")], refused: true),
+        FramingCase(name: "a coding before chunked", headers: [("Transfer-Encoding", "gzip, chunked")], refused: true),
+        FramingCase(name: "chunked twice", headers: [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")], refused: true),
+        FramingCase(name: "a line break in a value", headers: [("X-A", "1\r\nContent-Length: 5")], refused: true),
+    ]
+
+    @Test("Request-smuggling shapes are refused, ordinary framing is not", arguments: framing)
+    func framingProblems(_ testCase: FramingCase) {
+        #expect((ProxyRequestPolicy.framingProblem(testCase.headers.map { (name: $0.0, value: $0.1) }) != nil) == testCase.refused)
+    }
+
+    static let bearerEntry = ProxyRequestPolicy.webSocketBearerPrefix + Base64URL.encode(Array("rancher-token:secret".utf8))
+    static let upgrade: Headers = [(name: "Connection", value: "Upgrade"), (name: "Upgrade", value: "websocket")]
+
+    @Test("The credential: Authorization or the WebSocket bearer entry, never both, never two")
+    func credentials() {
+        #expect(ProxyRequestPolicy.credential([]) == .none)
+        #expect(ProxyRequestPolicy.credential([(name: "authorization", value: "bearer  abc:def")]) == .bearer("abc:def", from: .authorization))
+        #expect(ProxyRequestPolicy.credential([(name: "Authorization", value: "Basic dTpw")]) == .otherScheme)
+        if case .invalid = ProxyRequestPolicy.credential([(name: "Authorization", value: "Bearer a"), (name: "Authorization", value: "Bearer b")]) {} else {
+            Issue.record("two Authorization headers must be refused")
+        }
+        let protocols = (name: "Sec-WebSocket-Protocol", value: "v5.channel.k8s.io, \(Self.bearerEntry)")
+        #expect(ProxyRequestPolicy.credential(Self.upgrade + [protocols]) == .bearer("rancher-token:secret", from: .webSocketProtocol))
+        // Outside a WebSocket upgrade the entry means nothing (as in kube-apiserver).
+        #expect(ProxyRequestPolicy.credential([protocols]) == .none)
+        for headers: Headers in [
+            Self.upgrade + [protocols, (name: "Authorization", value: "Bearer other")],
+            Self.upgrade + [(name: "Sec-WebSocket-Protocol", value: "\(Self.bearerEntry), \(Self.bearerEntry)")],
+            Self.upgrade + [(name: "Sec-WebSocket-Protocol", value: ProxyRequestPolicy.webSocketBearerPrefix + "not*base64")],
+        ] {
+            if case .invalid = ProxyRequestPolicy.credential(headers) {} else { Issue.record("must be refused: \(headers)") }
+        }
+    }
+
+    @Test("Impersonation requests are read as kube-apiserver reads them")
+    func impersonationRequests() {
+        #expect(ProxyRequestPolicy.impersonation([(name: "Accept", value: "*/*")]) == .none)
+        #expect(
+            ProxyRequestPolicy.impersonation([
+                (name: "Impersonate-User", value: "bob"), (name: "impersonate-group", value: "devs"), (name: "Impersonate-Group", value: "ops"),
+                (name: "Impersonate-Uid", value: "42"), (name: "Impersonate-Extra-Scopes%2Fx", value: "a"), (name: "Impersonate-Extra-scopes%2Fx", value: "b"),
+            ]) == .requested(.init(user: "bob", groups: ["devs", "ops"], uid: "42", extras: ["scopes/x": ["a", "b"]])))
+        for headers: Headers in [
+            [(name: "Impersonate-Group", value: "system:masters")],
+            [(name: "Impersonate-User", value: "a"), (name: "Impersonate-User", value: "b")],
+            [(name: "Impersonate-User", value: "a"), (name: "Impersonate-Uid", value: "1"), (name: "Impersonate-Uid", value: "2")],
+            [(name: "Impersonate-Foo", value: "x")],
+        ] {
+            if case .invalid = ProxyRequestPolicy.impersonation(headers) {} else { Issue.record("must be refused: \(headers)") }
+        }
+    }
+
+    static let client: Headers = [
+        (name: "Host", value: "proxy"), (name: "Authorization", value: "Bearer kubeconfig-u-1:rancher-secret"),
+        (name: "Impersonate-User", value: "system:admin"), (name: "Impersonate-Group", value: "system:masters"),
+        (name: "Connection", value: "keep-alive, X-Hop"), (name: "X-Hop", value: "1"), (name: "Keep-Alive", value: "timeout=5"),
+        (name: "TE", value: "trailers"), (name: "Proxy-Authorization", value: "Basic x"), (name: "X-Forwarded-For", value: "10.0.0.1"),
+        (name: "Accept", value: "application/json"),
+    ]
+
+    @Test("Impersonating a Rancher user: no Rancher token, no client Impersonate-*, no hop-by-hop; the proxy's credential and the user's identity")
+    func impersonatingHeaders() {
+        let identity = ProxyRequestPolicy.Impersonation(user: "u-1", groups: ["github_org://1", "local://g"])
+        let upstream = ProxyRequestPolicy.upstreamHeaders(
+            Self.client, identity: .impersonating(identity, proxyToken: "proxy-sa-token"), clientAddress: "192.0.2.7")
+        let text = upstream.map { "\($0.name): \($0.value)" }
+        #expect(!text.contains { $0.contains("rancher-secret") || $0.contains("system:admin") || $0.contains("system:masters") })
+        #expect(!upstream.contains { ["connection", "keep-alive", "te", "x-hop", "proxy-authorization"].contains($0.name.lowercased()) })
+        #expect(text.filter { $0.lowercased().hasPrefix("authorization:") } == ["Authorization: Bearer proxy-sa-token"])
+        #expect(text.filter { $0.hasPrefix("Impersonate-") } == [
+            "Impersonate-User: u-1", "Impersonate-Group: github_org://1", "Impersonate-Group: local://g",
+        ])
+        #expect(text.contains("X-Forwarded-For: 10.0.0.1, 192.0.2.7"))
+        #expect(text.contains("Accept: application/json") && text.contains("Host: proxy"))
+    }
+
+    @Test("Pass-through: the client's own credential and impersonation, nothing of the proxy's")
+    func passThroughHeaders() {
+        let upstream = ProxyRequestPolicy.upstreamHeaders(Self.client, identity: .passThrough, clientAddress: "192.0.2.7")
+        let text = upstream.map { "\($0.name): \($0.value)" }
+        #expect(text.contains("Authorization: Bearer kubeconfig-u-1:rancher-secret"))
+        #expect(text.contains("Impersonate-User: system:admin"))
+        #expect(!text.contains { $0.contains("proxy") && $0.lowercased().hasPrefix("authorization") })
+        #expect(!upstream.contains { ["connection", "keep-alive", "te", "x-hop", "proxy-authorization"].contains($0.name.lowercased()) })
+    }
+
+    @Test("Upgrades keep Connection: Upgrade and Upgrade; the WebSocket bearer entry is removed when impersonating")
+    func upgradeHeaders() {
+        let headers: Headers = Self.upgrade + [
+            (name: "Sec-WebSocket-Protocol", value: "v5.channel.k8s.io, \(Self.bearerEntry)"), (name: "Sec-WebSocket-Key", value: "k"),
+        ]
+        let upstream = ProxyRequestPolicy.upstreamHeaders(
+            headers, identity: .impersonating(.init(user: "u-1"), proxyToken: "p"), clientAddress: "192.0.2.7")
+        let text = upstream.map { "\($0.name): \($0.value)" }
+        #expect(text.contains("Connection: Upgrade") && text.contains("Upgrade: websocket") && text.contains("Sec-WebSocket-Key: k"))
+        #expect(text.contains("Sec-WebSocket-Protocol: v5.channel.k8s.io"))
+        #expect(!text.contains { $0.contains(ProxyRequestPolicy.webSocketBearerPrefix) })
+    }
+
+    @Test("An impersonation a SubjectAccessReview allowed is sent from the checked values")
+    func approvedImpersonation() {
+        let approved = ProxyRequestPolicy.Impersonation(user: "bob", groups: ["devs"], uid: "42", extras: ["scopes/x": ["a"]])
+        let upstream = ProxyRequestPolicy.upstreamHeaders(
+            [(name: "Impersonate-User", value: "bob"), (name: "Impersonate-Extra-evil", value: "x")],
+            identity: .impersonating(approved, proxyToken: "p"), clientAddress: "192.0.2.7")
+        #expect(upstream.filter { $0.name.hasPrefix("Impersonate-") }.map { "\($0.name): \($0.value)" } == [
+            "Impersonate-User: bob", "Impersonate-Group: devs", "Impersonate-Uid: 42", "Impersonate-Extra-scopes%2Fx: a",
+        ])
+    }
+
+    @Test("An impersonation becomes the SubjectAccessReviews kube-apiserver would make")
+    func impersonationChecks() {
+        let checks = ProxyRequestPolicy.impersonationChecks(
+            .init(user: "bob", groups: ["devs", "ops"], uid: "42", extras: ["scopes": ["a", "b"]]))
+        #expect(checks == [
+            ResourceAttributes(verb: "impersonate", resource: "users", name: "bob"),
+            ResourceAttributes(verb: "impersonate", resource: "groups", name: "devs"),
+            ResourceAttributes(verb: "impersonate", resource: "groups", name: "ops"),
+            ResourceAttributes(verb: "impersonate", group: "authentication.k8s.io", resource: "uids", name: "42"),
+            ResourceAttributes(verb: "impersonate", group: "authentication.k8s.io", resource: "userextras/scopes", name: "a"),
+            ResourceAttributes(verb: "impersonate", group: "authentication.k8s.io", resource: "userextras/scopes", name: "b"),
+        ])
+        #expect(ProxyRequestPolicy.impersonationChecks(.init(user: "system:serviceaccount:kube-system:deployer")) == [
+            ResourceAttributes(verb: "impersonate", resource: "serviceaccounts", namespace: "kube-system", name: "deployer")
+        ])
+    }
+}
