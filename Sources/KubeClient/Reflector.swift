@@ -118,7 +118,9 @@ public struct Reflector<Object: Decodable & Sendable>: Sendable {
         }
         handle(.replaced(objects))
         observer.listed(objects.count, resourceVersion)
-        logger.info("listed", metadata: ["kind": "\(resource.plural)", "objects": "\(objects.count)", "resourceVersion": "\(resourceVersion)"])
+        var metadata: Logger.Metadata = ["kind": "\(resource.plural)", "objects": "\(objects.count)", "resourceVersion": "\(resourceVersion)"]
+        if let fieldSelector { metadata["selector"] = "\(fieldSelector)" }
+        logger.info("listed", metadata: metadata)
         return resourceVersion
     }
 

@@ -190,6 +190,14 @@ struct RealAPIServerTests {
             let identity = try cluster.whoami(bearer).get()
             #expect(identity == .init(username: "u-alice", groups: ["github_team://viewers", "github_org://acme", "system:authenticated"]))
             #expect(try cluster.whoami("ext/" + bearer).identity == identity)
+            // The kubeconfig a user would be handed for the endpoint (token on standard input).
+            let printed = try Binary.run(
+                ["kubeconfig", "--server", cluster.plane.url, "--certificate-authority", cluster.plane.certificates.path("ca.pem")], input: bearer + "\n")
+            #expect(printed.status == 0, "\(printed.stderr)")
+            let kubeconfig = cluster.plane.directory + "/ace.kubeconfig"
+            try printed.stdout.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+            let viaKubeconfig = try kubectl(["--kubeconfig", kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+            #expect(viaKubeconfig.stdout == "u-alice", "\(viaKubeconfig.stderr)")
 
             // An explicit role: the aggregated "view" role is filled by kube-controller-manager, which envtest does not run.
             try cluster.plane.adminOK(["create", "clusterrole", "configmap-reader", "--verb=get,list,watch", "--resource=configmaps"])

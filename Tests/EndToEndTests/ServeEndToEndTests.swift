@@ -383,6 +383,24 @@ struct CLIEndToEndTests {
         if let bearer = result.stdout.split(separator: "\n").last { Credentials.register(secret: String(bearer.drop { $0 != ":" }.dropFirst())) }
     }
 
+    @Test("kubeconfig: an https server, a PEM CA, a token from standard input; errors name the flag")
+    func kubeconfigCommand() throws {
+        let certificates = try TestCertificates()
+        let printed = try Binary.run(
+            ["kubeconfig", "--server", "https://203.0.113.5:6443", "--certificate-authority", certificates.path("ca.pem"), "--name", "prod"],
+            input: "kubeconfig-u-1:secretvalue\r\n")
+        #expect(printed.status == 0, "\(printed.stderr)")
+        #expect(printed.stdout.contains(#"token: "kubeconfig-u-1:secretvalue""#))
+        #expect(printed.stdout.contains(#"server: "https://203.0.113.5:6443""#) && printed.stdout.contains("certificate-authority-data: "))
+        #expect(printed.stdout.contains(#"current-context: "prod""#))
+        let plain = try Binary.run(["kubeconfig", "--server", "http://x:80"], input: "t")
+        #expect(plain.status != 0 && plain.stderr.contains("--server \"http://x:80\" must be an https:// URL"), "\(plain.stderr)")
+        let noCA = try Binary.run(["kubeconfig", "--server", "https://x", "--certificate-authority", "/nonexistent.pem"], input: "t")
+        #expect(noCA.status != 0 && noCA.stderr.contains("--certificate-authority /nonexistent.pem"), "\(noCA.stderr)")
+        let noToken = try Binary.run(["kubeconfig", "--server", "https://x"], input: "")
+        #expect(noToken.status != 0 && noToken.stderr.contains("no token"), "\(noToken.stderr)")
+    }
+
     @Test("The Go service's CLI forms: -v, h, and single-dash long flags")
     func goCLIForms() throws {
         let version = try Binary.run(["-v"])
