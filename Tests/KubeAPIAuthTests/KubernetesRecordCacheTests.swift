@@ -60,4 +60,27 @@ struct KubernetesRecordCacheTests {
         cache.apply(.upserted(token(legacyHash: "", version: "5")))
         #expect(review(cache).refusalReason == .hashMissing)
     }
+
+    @Test("Records served from the snapshot file become live when the last kind reports its list, even if its data was published first")
+    func liveAfterListReport() {
+        let store = RecordStore(source: "test")
+        let cache = KubernetesRecordCache(store: store, clock: FixedClock(instant: Timestamp(seconds: 0)))
+        cache.seed(from: RecordSnapshot(tokens: [], users: [], hashSecrets: []), writtenAt: nil)
+        cache.publishIfReady()
+        let fromSnapshot = store.status.generation
+        // Every kind hands over its list, and the publisher runs before the kinds report "listed".
+        cache.apply(.replaced([token(legacyHash: hash, version: "2")]))
+        cache.publishIfReady()
+        #expect(store.status.generation == fromSnapshot + 1)
+        for kind in RecordKind.allCases {
+            cache.updateStatus(kind) {
+                $0.synced = true
+                $0.fromSnapshot = false
+            }
+        }
+        // The reports alone must lead to a publication from live data.
+        cache.publishIfReady()
+        #expect(store.status.generation == fromSnapshot + 2)
+        #expect(!cache.describe().servingFromSnapshotFile)
+    }
 }

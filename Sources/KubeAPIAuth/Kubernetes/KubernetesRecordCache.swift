@@ -235,8 +235,17 @@ public final class KubernetesRecordCache: Sendable {
         wake.yield()
     }
 
+    /// A change of a kind's status. One that changes whether the kind is synced or served from the
+    /// snapshot file republishes: a reflector hands over its list before it reports it listed, so
+    /// the publisher may already have published that data while the kind still counted as "from
+    /// the snapshot", and nothing else would then publish the (now live) records or announce them.
     func updateStatus(_ kind: RecordKind, _ body: (inout ReflectorStatus) -> Void) {
-        state.withLock { body(&$0.status[kind, default: ReflectorStatus()]) }
+        state.withLock { state in
+            let before = state.status[kind, default: ReflectorStatus()]
+            body(&state.status[kind, default: ReflectorStatus()])
+            let after = state.status[kind, default: ReflectorStatus()]
+            if before.synced != after.synced || before.fromSnapshot != after.fromSnapshot { state.dirty = true }
+        }
         wake.yield()
     }
 
