@@ -128,7 +128,14 @@ public final class KubeClient: Sendable {
         try await http.shutdown()
     }
 
-    private func bearerToken() throws(KubeError) -> String? {
+    /// For a client that was made but is not going to be used (a configuration error after it).
+    public func syncShutdown() throws {
+        try http.syncShutdown()
+    }
+
+    /// The bearer token of the configuration (a token file is re-read every `tokenRereadInterval`,
+    /// so a rotated projected service-account token is picked up); `nil` for other credentials.
+    public func bearerToken() throws(KubeError) -> String? {
         switch configuration.credentials {
         case .token(let token): return token
         case .tokenFile(let path):
@@ -252,6 +259,26 @@ public final class KubeClient: Sendable {
     /// POSTs `body` to a cluster-level path (a review object such as a SubjectAccessReview).
     func post(_ path: String, body: Data) async throws(KubeError) -> Data {
         try await send(try request(.POST, path, body: body))
+    }
+
+    /// The same POST for callers on an event loop (a channel handler): the answer is delivered on
+    /// `eventLoop`, and no task is left running outside the caller's control.
+    func post(_ path: String, body: Data, on eventLoop: any EventLoop, timeout: TimeAmount = .seconds(10)) -> EventLoopFuture<Data> {
+        let request: HTTPClient.Request
+        do {
+            var headers = HTTPHeaders([("accept", "application/json"), ("user-agent", "kube-api-auth"), ("content-type", "application/json")])
+            if let token = try bearerToken() { headers.add(name: "authorization", value: "Bearer \(token)") }
+            request = try HTTPClient.Request(url: baseURL + path, method: .POST, headers: headers, body: .byteBuffer(ByteBuffer(data: body)))
+        } catch {
+            return eventLoop.makeFailedFuture(KubeError.transport("POST \(baseURL + path)", error))
+        }
+        return http.execute(request: request, eventLoop: .delegate(on: eventLoop), deadline: .now() + timeout)
+            .flatMapErrorThrowing { error in throw KubeError.transport("POST \(request.url)", error) }
+            .flatMapThrowing { response in
+                let data = response.body.map { Data(buffer: $0) } ?? Data()
+                guard (200..<300).contains(response.status.code) else { throw Self.statusError(response.status, data) }
+                return data
+            }
     }
 
     public func create(_ resource: APIResource, namespace: String, body: Data) async throws(KubeError) -> Data {

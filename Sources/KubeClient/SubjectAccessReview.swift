@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 
 /// What is asked of the authorizer: may this user do this to this resource?
 public struct ResourceAttributes: Codable, Sendable, Hashable {
@@ -45,15 +46,42 @@ extension KubeClient {
     public func subjectAccessReview(
         user: String, groups: [String], uid: String? = nil, extra: [String: [String]] = [:], attributes: ResourceAttributes
     ) async throws(KubeError) -> Bool {
+        let body = try Self.reviewBody(user: user, groups: groups, uid: uid, extra: extra, attributes: attributes)
+        return try Self.allowed(try await post(Self.reviewPath, body: body))
+    }
+
+    /// The same question for callers on an event loop; the answer is delivered on `eventLoop`.
+    public func subjectAccessReview(
+        user: String, groups: [String], uid: String? = nil, extra: [String: [String]] = [:], attributes: ResourceAttributes,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Bool> {
+        do {
+            let body = try Self.reviewBody(user: user, groups: groups, uid: uid, extra: extra, attributes: attributes)
+            return post(Self.reviewPath, body: body, on: eventLoop).flatMapThrowing { try Self.allowed($0) }
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    private static let reviewPath = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+
+    private static func reviewBody(
+        user: String, groups: [String], uid: String?, extra: [String: [String]], attributes: ResourceAttributes
+    ) throws(KubeError) -> Data {
         let body = ReviewBody(
             spec: .init(user: user, groups: groups, uid: uid, extra: extra.isEmpty ? nil : extra, resourceAttributes: attributes))
-        let encoded: Data
         do {
-            encoded = try JSONEncoder().encode(body)
+            return try JSONEncoder().encode(body)
         } catch {
             throw KubeError(.decoding, "SubjectAccessReview cannot be encoded")
         }
-        let answer = try await post("/apis/authorization.k8s.io/v1/subjectaccessreviews", body: encoded)
-        return try decode(ReviewAnswer.self, answer).status?.allowed ?? false
+    }
+
+    private static func allowed(_ answer: Data) throws(KubeError) -> Bool {
+        do {
+            return try JSONDecoder().decode(ReviewAnswer.self, from: answer).status?.allowed ?? false
+        } catch {
+            throw KubeError(.decoding, "SubjectAccessReview answer: \(LenientObject<String>.describe(error))")
+        }
     }
 }

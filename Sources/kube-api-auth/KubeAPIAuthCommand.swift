@@ -17,7 +17,7 @@ struct KubeAPIAuthCommand: AsyncParsableCommand {
             kube-api-auth --debug serve --records-dir examples/records
             """,
         version: "0.1.0",
-        subcommands: [Serve.self, HashCommand.self, VerifyCommand.self, TokenCommand.self, EmergencyCommand.self, KubeconfigCommand.self],
+        subcommands: [Serve.self, Proxy.self, HashCommand.self, VerifyCommand.self, TokenCommand.self, EmergencyCommand.self, KubeconfigCommand.self],
         defaultSubcommand: nil)
 
     @OptionGroup var global: GlobalOptions

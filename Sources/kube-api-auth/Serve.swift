@@ -3,10 +3,6 @@ import KubeAPIAuth
 import Logging
 import RancherAuth
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Answer TokenReviews on the listen addresses.",
@@ -36,190 +32,31 @@ struct Serve: AsyncParsableCommand {
             valueName: "host:port"))
     var listen: [String] = []
 
-    @Option(help: ArgumentHelp("Directory of record manifests to serve (e.g. examples/records).", valueName: "dir"))
-    var recordsDir: String?
-
-    @Option(help: ArgumentHelp("How often to check the records directory for changes, in seconds.", valueName: "seconds"))
-    var recordsPollInterval: Double = 1
-
-    @Option(
-        help: ArgumentHelp(
-            "Seconds between lastUsedAt writes per token (each write also makes Rancher update the upstream token).",
-            valueName: "seconds"))
-    var lastUsedInterval: Double = 60
-
-    @Option(
-        help: ArgumentHelp(
-            "File for the last-known-good records (mode 0600); used at start while the API server cannot be listed.",
-            valueName: "path"))
-    var snapshotFile: String?
-
-    @Option(help: ArgumentHelp("Minimum seconds between snapshot file writes.", valueName: "seconds"))
-    var snapshotInterval: Double = 10
-
-    @Option(
-        help: ArgumentHelp(
-            "Serve /metrics (and /livez, /readyz) on this separate address instead of the review listeners.",
-            valueName: "host:port"))
-    var metricsListen: String?
-
-    @Flag(inversion: .prefixedNo, help: "One info line per review decision (token name, user, result, reason, latency, source; repeats folded).")
-    var auditLog = true
-
-    @Option(help: ArgumentHelp("PEM certificate (chain) to serve HTTPS with; plain HTTP without it.", valueName: "path"))
-    var tlsCertFile: String?
-
-    @Option(help: ArgumentHelp("PEM private key for --tls-cert-file.", valueName: "path"))
-    var tlsPrivateKeyFile: String?
-
     @Option(help: ArgumentHelp("Require client certificates signed by this PEM CA bundle (needs TLS).", valueName: "path"))
     var clientCaFile: String?
-
-    @Option(help: ArgumentHelp("How often to check the TLS files for changes (rotation), in seconds.", valueName: "seconds"))
-    var tlsReloadInterval: Double = 10
 
     @Option(help: ArgumentHelp("Largest accepted request body in bytes; larger bodies get 413.", valueName: "bytes"))
     var maxBodyBytes = 64 * 1024
 
-    @Option(help: ArgumentHelp("Largest accepted request header block in bytes.", valueName: "bytes"))
-    var maxHeaderBytes = 16 * 1024
-
-    @Option(help: ArgumentHelp("Longest accepted bearer token in bytes; longer ones are refused unread.", valueName: "bytes"))
-    var maxTokenBytes = 4096
-
-    @Option(help: ArgumentHelp("Connections open at once; further ones are closed on accept.", valueName: "count"))
-    var maxConnections = 1024
-
-    @Option(help: ArgumentHelp("Seconds allowed to receive a request's headers.", valueName: "seconds"))
-    var headerTimeout = 10
-
-    @Option(help: ArgumentHelp("Seconds allowed to receive a whole request.", valueName: "seconds"))
-    var readTimeout = 30
-
-    @Option(help: ArgumentHelp("Seconds a keep-alive connection may wait for its next request.", valueName: "seconds"))
-    var idleTimeout = 120
-
-    @Option(help: ArgumentHelp("Seconds to let in-flight requests finish on SIGTERM/SIGINT.", valueName: "seconds"))
-    var drainTimeout = 15
-
-    @Option(help: ArgumentHelp("Threads for scrypt verifications (each takes ~100 ms and 32 MiB).", valueName: "count"))
-    var scryptWorkers = 1
-
-    @Option(help: ArgumentHelp("scrypt verifications that may wait for a thread; beyond that reviews get 503.", valueName: "count"))
-    var scryptQueue = 32
-
-    @Option(help: ArgumentHelp("Wrong secrets per token within --failure-window before it is refused without hashing (0: off).", valueName: "count"))
-    var maxFailures = 10
-
-    @Option(help: ArgumentHelp("Seconds over which --max-failures counts.", valueName: "seconds"))
-    var failureWindow = 60
-
-    @Option(
-        help: ArgumentHelp(
-            "Secret (in --namespace, or a manifest in --records-dir) with the emergency-access keys; without it emergency tokens are refused.",
-            valueName: "name"))
-    var emergencySecret = EmergencyAccess.defaultSecretName
-
-    @Option(help: ArgumentHelp("Verified tokens remembered (keyed by a SHA-256 of the token; reused only while its records are unchanged).", valueName: "count"))
-    var verifiedCacheSize = 10_000
+    @OptionGroup var service: ServiceOptions
 
     func validate() throws {
-        for address in listen {
-            do {
-                _ = try ListenAddress(parsing: address)
-            } catch {
-                throw ValidationError("--listen: \(error)")
-            }
-        }
-        guard (tlsCertFile == nil) == (tlsPrivateKeyFile == nil) else {
-            throw ValidationError("--tls-cert-file and --tls-private-key-file go together")
-        }
-        guard clientCaFile == nil || tlsCertFile != nil else {
+        try ServiceOptions.validate(listen: listen)
+        guard clientCaFile == nil || service.tlsCertFile != nil else {
             throw ValidationError("--client-ca-file needs --tls-cert-file and --tls-private-key-file")
         }
-        guard recordsPollInterval > 0 else { throw ValidationError("--records-poll-interval must be positive") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
-        guard maxHeaderBytes >= 1024, maxTokenBytes >= 64, maxConnections >= 1 else {
-            throw ValidationError("--max-header-bytes must be at least 1024, --max-token-bytes at least 64, --max-connections at least 1")
-        }
-        guard headerTimeout > 0, readTimeout > 0, idleTimeout > 0, drainTimeout >= 0 else {
-            throw ValidationError("--header-timeout, --read-timeout and --idle-timeout must be positive, --drain-timeout not negative")
-        }
-        guard scryptWorkers >= 1, scryptQueue >= 0 else {
-            throw ValidationError("--scrypt-workers must be at least 1 and --scrypt-queue not negative")
-        }
-        guard maxFailures >= 0, failureWindow > 0, verifiedCacheSize >= 0 else {
-            throw ValidationError("--max-failures and --verified-cache-size must not be negative, --failure-window must be positive")
-        }
-        if let metricsListen {
-            do {
-                _ = try ListenAddress(parsing: metricsListen)
-            } catch {
-                throw ValidationError("--metrics-listen: \(error)")
-            }
-        }
-        guard tlsReloadInterval > 0 else { throw ValidationError("--tls-reload-interval must be positive") }
-        guard snapshotInterval > 0 else { throw ValidationError("--snapshot-interval must be positive") }
-        if snapshotFile != nil, recordsDir != nil {
-            throw ValidationError("--snapshot-file applies to records read from the Kubernetes API, not to --records-dir")
-        }
-        guard lastUsedInterval > 0 else { throw ValidationError("--last-used-interval must be positive") }
     }
 
     func run() async throws {
-        // A log reader that went away must cost log lines, not the process: writes to a closed
-        // stderr pipe then fail with EPIPE (which the log writer drops) instead of raising SIGPIPE.
-        // NIO ignores it too, but only once it opens its first socket, after the first log lines.
-        signal(SIGPIPE, SIG_IGN)
-        global.bootstrapLogging()
-        let logger = Logger(label: "kube-api-auth")
-        let assembly: ServiceAssembly
-        do {
-            assembly = try ServiceAssembly(try configuration(), logger: logger)
-        } catch let error as ConfigurationError {
-            throw ValidationError(error.description)
-        }
-        do {
-            try await assembly.runWebhook()
-        } catch {
-            logger.critical("stopped", metadata: ["error": "\(error)"])
-            throw ExitCode.failure
-        }
+        try await ServiceOptions.run(global: global, configuration: configuration) { try await $0.runWebhook() }
     }
 
     /// The flags as a ``ServiceConfiguration`` (already validated by ``validate()``).
     func configuration() throws -> ServiceConfiguration {
-        var configuration: ServiceConfiguration
-        if let recordsDir {
-            configuration = ServiceConfiguration(records: .directory(path: recordsDir, pollInterval: .seconds(recordsPollInterval)))
-        } else {
-            configuration = ServiceConfiguration(records: .kubernetes(kubeconfig: global.effectiveKubeconfig))
-        }
-        configuration.namespace = global.namespace
-        configuration.emergencySecretName = emergencySecret
-        if !listen.isEmpty { configuration.listen = try listen.map { try ListenAddress(parsing: $0) } }
+        var configuration = try service.configuration(global: global, listen: listen)
         configuration.maxBodyBytes = maxBodyBytes
-        configuration.maxHeaderBytes = maxHeaderBytes
-        configuration.maxConnections = maxConnections
-        configuration.headerTimeout = .seconds(headerTimeout)
-        configuration.readTimeout = .seconds(readTimeout)
-        configuration.idleTimeout = .seconds(idleTimeout)
-        configuration.drainTimeout = .seconds(drainTimeout)
-        if let tlsCertFile, let tlsPrivateKeyFile {
-            configuration.tls = TLSSettings(certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile, clientCAFile: clientCaFile)
-        }
-        configuration.tlsReloadInterval = .seconds(tlsReloadInterval)
-        configuration.metricsListen = try metricsListen.map { try ListenAddress(parsing: $0) }
-        configuration.maxTokenBytes = maxTokenBytes
-        configuration.scryptWorkers = scryptWorkers
-        configuration.scryptQueue = scryptQueue
-        configuration.maxFailures = maxFailures
-        configuration.failureWindow = .seconds(failureWindow)
-        configuration.verifiedCacheSize = verifiedCacheSize
-        configuration.auditLog = auditLog
-        configuration.lastUsedInterval = .seconds(lastUsedInterval)
-        configuration.snapshotFile = snapshotFile
-        configuration.snapshotInterval = .seconds(snapshotInterval)
+        if let clientCaFile { configuration.tls?.clientCAFile = clientCaFile }
         return configuration
     }
 }

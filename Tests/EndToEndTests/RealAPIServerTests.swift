@@ -37,7 +37,7 @@ final class WebhookCluster: @unchecked Sendable {
     /// Runs `body` against a fresh cluster whose kube-apiserver calls the webhook in `version`; stops
     /// everything afterwards, checks every log for secrets, and keeps the logs of a failed run.
     static func run(
-        version: String = "v1", mutualTLS: Bool = false, startService: Bool = true,
+        version: String = "v1", mutualTLS: Bool = false, startService: Bool = true, auditPolicy: String? = nil,
         _ body: (WebhookCluster) async throws -> Void
     ) async throws {
         let webhookPort = try freeLoopbackPort()
@@ -59,10 +59,10 @@ final class WebhookCluster: @unchecked Sendable {
                 "/etc/kubernetes/kube-api-auth/apiserver-client.pem": pki.path("apiserver-client.pem"),
                 "/etc/kubernetes/kube-api-auth/apiserver-client.key": pki.path("apiserver-client.key"),
             ])
-            plane = try await RealControlPlane(in: directory, webhook: .init(config: config, version: version))
+            plane = try await RealControlPlane(in: directory, webhook: .init(config: config, version: version), auditPolicy: auditPolicy)
         } else {
             let config = try rewrite(shipped, ["127.0.0.1:6440": "127.0.0.1:\(webhookPort)"])
-            plane = try await RealControlPlane(webhook: .init(config: config, version: version))
+            plane = try await RealControlPlane(webhook: .init(config: config, version: version), auditPolicy: auditPolicy)
         }
         let cluster: WebhookCluster
         do {
@@ -104,6 +104,11 @@ final class WebhookCluster: @unchecked Sendable {
 
     /// Everything the services started so far have logged.
     var serviceLog: String { services.map(\.output).joined(separator: "\n") }
+
+    /// Includes a service started elsewhere (the proxy) in `serviceLog` and `stopServices()`.
+    func adopt(_ service: ServiceProcess) {
+        services.append(service)
+    }
 
     /// Stops every service started so far (each must exit 0; its log is checked for secrets).
     func stopServices() throws {

@@ -135,12 +135,13 @@ final class ServiceProcess: @unchecked Sendable {
     /// Starts `kube-api-auth <globalArguments> serve <serveArguments> --listen 127.0.0.1:0` and waits
     /// until it logs its listening address.
     init(
-        global globalArguments: [String] = ["--debug"], serve serveArguments: [String], listen: [String] = ["127.0.0.1:0"]
+        global globalArguments: [String] = ["--debug"], command: String = "serve", serve serveArguments: [String],
+        listen: [String] = ["127.0.0.1:0"]
     ) throws {
         process.executableURL = URL(fileURLWithPath: Binary.path)
         // The service must not pick up a developer's cluster: only what the test passes.
         process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "KUBECONFIG" && !$0.key.hasPrefix("KUBERNETES_") }
-        process.arguments = globalArguments + ["serve"] + serveArguments + listen.flatMap { ["--listen", $0] }
+        process.arguments = globalArguments + [command] + serveArguments + listen.flatMap { ["--listen", $0] }
         let stderr = Pipe()
         process.standardError = stderr
         process.standardOutput = stderr

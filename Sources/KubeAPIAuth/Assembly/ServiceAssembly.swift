@@ -121,6 +121,59 @@ public struct ServiceAssembly {
         return servers
     }
 
+    /// The proxy door: its TLS listeners (HTTP/1.1 and HTTP/2), the health and metrics listener
+    /// when configured, and what closes the upstream connections after the listeners stop.
+    public func proxyServers(_ proxy: ProxyConfiguration) throws -> [any Service] {
+        guard let tls else {
+            throw ConfigurationError("the proxy serves TLS only: give --tls-cert-file and --tls-private-key-file")
+        }
+        let upstreamConfiguration = try Self.loadKubeConfig(proxy.upstreamKubeconfig, hint: " (the proxy's upstream)")
+        let client = try Self.makeKubeClient(upstreamConfiguration, logger: logger)
+        let target: UpstreamTarget
+        do {
+            target = try UpstreamTarget(
+                configuration: upstreamConfiguration, client: client,
+                origin: proxy.upstreamKubeconfig.map { "--kubeconfig \($0)" } ?? "in-cluster configuration")
+        } catch {
+            try? client.syncShutdown()
+            throw ConfigurationError(error.description)
+        }
+        let pool = UpstreamPool(target: target, maxIdlePerLoop: proxy.maxIdleUpstreamConnections)
+        let door = ProxyDoor(core: core, upstream: target, passThrough: proxy.passThrough, logger: logger, auditEnabled: configuration.auditLog)
+        var server = ServerConfiguration(listen: configuration.listen)
+        server.maxHeaderBytes = configuration.maxHeaderBytes
+        server.maxConnections = configuration.maxConnections
+        server.headerTimeout = TimeAmount(configuration.headerTimeout)
+        server.requestReadTimeout = TimeAmount(configuration.readTimeout)
+        server.idleTimeout = TimeAmount(configuration.idleTimeout)
+        server.drainTimeout = configuration.drainTimeout
+        server.tls = tls
+        var services: [any Service] = [ClosingService { pool.closeIdle(); try await client.shutdown() }]
+        if let metricsListen = configuration.metricsListen {
+            var metricsServer = server
+            metricsServer.listen = [metricsListen]
+            metricsServer.tls = nil
+            services.append(
+                HTTPServer(
+                    configuration: metricsServer,
+                    endpoints: Endpoints(webhook: WebhookDoor(core: core), store: store, metrics: metrics, servesReviews: false),
+                    group: MultiThreadedEventLoopGroup.singleton, logger: logger, purpose: "health and metrics"))
+        }
+        let logger = self.logger
+        let proxyServer = server
+        services.append(
+            HTTPServer(configuration: server, group: MultiThreadedEventLoopGroup.singleton, logger: logger, purpose: "proxy") {
+                channel, onFirstHead in
+                try ProxyPipeline.configure(channel, server: proxyServer, door: door, pool: pool, logger: logger, onFirstHead: onFirstHead)
+            })
+        return services
+    }
+
+    /// Runs the service with the proxy door until SIGTERM or SIGINT (then drains and stops).
+    public func runProxy(_ proxy: ProxyConfiguration) async throws {
+        try await serviceGroup(doors: try proxyServers(proxy)).run()
+    }
+
     /// Runs the service with the webhook door until SIGTERM or SIGINT (then drains and stops).
     public func runWebhook() async throws {
         try await serviceGroup(doors: try webhookServers()).run()
@@ -134,16 +187,22 @@ public struct ServiceAssembly {
 
     /// `kubeconfig` (a path), else the in-cluster service account.
     private static func makeKubeClient(kubeconfig: String?, logger: Logger) throws -> KubeClient {
-        let configuration: KubeConfig
+        try makeKubeClient(loadKubeConfig(kubeconfig, hint: " (or serve a directory of records with --records-dir DIR)"), logger: logger)
+    }
+
+    static func loadKubeConfig(_ kubeconfig: String?, hint: String = "") throws -> KubeConfig {
         do {
             if let kubeconfig {
-                configuration = try KubeConfig.load(path: kubeconfig)
+                return try KubeConfig.load(path: kubeconfig)
             } else {
-                configuration = try KubeConfig.inCluster()
+                return try KubeConfig.inCluster()
             }
         } catch {
-            throw ConfigurationError("\(error.description) (or serve a directory of records with --records-dir DIR)")
+            throw ConfigurationError("\(error.description)\(hint)")
         }
+    }
+
+    private static func makeKubeClient(_ configuration: KubeConfig, logger: Logger) throws -> KubeClient {
         do {
             return try KubeClient(configuration: configuration, logger: logger)
         } catch {

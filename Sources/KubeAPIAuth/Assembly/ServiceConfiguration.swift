@@ -53,6 +53,24 @@ public struct ServiceConfiguration: Sendable {
     }
 }
 
+/// What only the authenticating proxy (`kube-api-auth proxy`) needs.
+public struct ProxyConfiguration: Sendable {
+    /// The upstream kube-apiserver: this kubeconfig (a path), else the in-cluster service account.
+    public var upstreamKubeconfig: String?
+    /// Forward requests without a token of ours with the client's own credential (on), or answer
+    /// them `401` (off).
+    public var passThrough = true
+    /// Idle keep-alive connections to the upstream kept per event loop.
+    public var maxIdleUpstreamConnections = 64
+
+    public init(upstreamKubeconfig: String? = nil) {
+        self.upstreamKubeconfig = upstreamKubeconfig
+    }
+
+    /// The proxy's listener when none is given: every IPv4 address (TLS is required).
+    public static let defaultListen = [ListenAddress(host: "0.0.0.0", port: 6443)]
+}
+
 /// A configuration that cannot be used, with a message that names the flag or file at fault.
 public struct ConfigurationError: Error, CustomStringConvertible {
     public let description: String

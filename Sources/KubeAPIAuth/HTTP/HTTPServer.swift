@@ -19,8 +19,12 @@ public final class HTTPServer: Service {
         public let description: String
     }
 
+    /// Sets up an accepted connection's pipeline (TLS included); told when the connection's first
+    /// request head is complete through the closure it is given.
+    public typealias ConnectionInitializer = @Sendable (_ channel: any Channel, _ onFirstHead: @escaping @Sendable () -> Void) throws -> Void
+
     let configuration: ServerConfiguration
-    let endpoints: Endpoints
+    let initializeConnection: ConnectionInitializer
     let group: any EventLoopGroup
     let logger: Logger
     let onListening: @Sendable ([SocketAddress]) -> Void
@@ -29,14 +33,34 @@ public final class HTTPServer: Service {
     /// Every accepted connection until it closes: the cap, and what the drain timeout ends.
     private let connections: ConnectionSlots
 
-    public init(
+    /// A listener serving `endpoints` (reviews, probes, metrics) over HTTP/1.1.
+    public convenience init(
         configuration: ServerConfiguration, endpoints: Endpoints, group: any EventLoopGroup, logger: Logger,
         purpose: String = "reviews", onListening: @escaping @Sendable ([SocketAddress]) -> Void = { _ in }
+    ) {
+        self.init(configuration: configuration, group: group, logger: logger, purpose: purpose, onListening: onListening) { channel, onFirstHead in
+            let pipeline = channel.pipeline.syncOperations
+            if let tls = configuration.tls {
+                try pipeline.addHandler(NIOSSLServerHandler(context: tls.current))
+            }
+            // Timers start when the handler is added, so they also bound the TLS handshake.
+            try pipeline.addServiceHTTPHandlers(
+                endpoints: endpoints, maxBodyBytes: configuration.maxBodyBytes,
+                maxHeaderBytes: configuration.maxHeaderBytes, headerTimeout: configuration.headerTimeout,
+                requestReadTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout,
+                onFirstHead: onFirstHead)
+        }
+    }
+
+    /// A listener whose connections `initializeConnection` sets up (the proxy's).
+    public init(
+        configuration: ServerConfiguration, group: any EventLoopGroup, logger: Logger, purpose: String,
+        onListening: @escaping @Sendable ([SocketAddress]) -> Void = { _ in }, initializeConnection: @escaping ConnectionInitializer
     ) {
         self.purpose = purpose
         self.connections = ConnectionSlots(capacity: configuration.maxConnections)
         self.configuration = configuration
-        self.endpoints = endpoints
+        self.initializeConnection = initializeConnection
         self.group = group
         self.logger = logger
         self.onListening = onListening
@@ -77,8 +101,7 @@ public final class HTTPServer: Service {
     /// Binds one address; `nil` when it is a default address of a family this host lacks.
     private func bind(_ address: ListenAddress) async throws -> (channel: any Channel, quiesce: ServerQuiescingHelper)? {
         let quiesce = ServerQuiescingHelper(group: group)
-        let configuration = self.configuration
-        let endpoints = self.endpoints
+        let initializeConnection = self.initializeConnection
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -100,16 +123,7 @@ public final class HTTPServer: Service {
                 }
                 channel.closeFuture.whenComplete { _ in self.connections.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    if let tls = configuration.tls {
-                        try pipeline.addHandler(NIOSSLServerHandler(context: tls.current))
-                    }
-                    // Timers start when the handler is added, so they also bound the TLS handshake.
-                    try pipeline.addServiceHTTPHandlers(
-                        endpoints: endpoints, maxBodyBytes: configuration.maxBodyBytes,
-                        maxHeaderBytes: configuration.maxHeaderBytes, headerTimeout: configuration.headerTimeout,
-                        requestReadTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout,
-                        onFirstHead: slot.markHeadSeen)
+                    try initializeConnection(channel, slot.markHeadSeen)
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

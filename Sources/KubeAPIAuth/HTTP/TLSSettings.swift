@@ -10,6 +10,8 @@ public struct TLSSettings: Sendable {
     /// When set, clients must present a certificate signed by this CA (so only kube-apiserver,
     /// holding the webhook kubeconfig's client certificate, can call).
     public var clientCAFile: String?
+    /// ALPN protocols offered, most preferred first (the proxy offers `h2` and `http/1.1`).
+    public var applicationProtocols: [String] = []
 
     public init(certificateFile: String, privateKeyFile: String, clientCAFile: String? = nil) {
         self.certificateFile = certificateFile
@@ -54,6 +56,7 @@ public struct TLSSettings: Sendable {
             configuration = .makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         }
         configuration.minimumTLSVersion = .tlsv12
+        configuration.applicationProtocols = applicationProtocols
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {

@@ -53,6 +53,11 @@ public final class ServiceMetrics: Sendable {
     private let logLinesDropped: CoreMetrics.Counter
     /// Emergency-token reviews by outcome: `authenticated` or the refusal reason.
     private let emergencyReviews: [String: CoreMetrics.Counter]
+    /// Proxied requests by route and status class (``proxyRequest(route:status:)``).
+    private let proxyRequests: [String: CoreMetrics.Counter]
+    /// From the request head written upstream to the response head read back.
+    private let proxyUpstreamDuration: CoreMetrics.Timer
+    private let proxyUpstreamErrors: CoreMetrics.Counter
     /// The log queue's drop count at the last scrape, to export the difference.
     private let logLinesDroppedSeen = Mutex(0)
     private let scrapeHooks = Mutex<[@Sendable (ServiceMetrics) -> Void]>([])
@@ -66,6 +71,10 @@ public final class ServiceMetrics: Sendable {
             .milliseconds(500), .seconds(1),
         ]
         factory.defaultDurationHistogramBuckets = reviewBuckets
+        factory.durationHistogramBuckets["kube_api_auth_proxy_upstream_duration_seconds"] = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30),
+        ]
         self.factory = factory
         let prefix = "kube_api_auth_"
         var reviews: [String: CoreMetrics.Counter] = [:]
@@ -109,6 +118,16 @@ public final class ServiceMetrics: Sendable {
         snapshotAge = CoreMetrics.Meter(label: prefix + "snapshot_age_seconds", dimensions: [], factory: factory)
         snapshotWriteFailures = CoreMetrics.Counter(label: prefix + "snapshot_write_failures_total", dimensions: [], factory: factory)
         logLinesDropped = CoreMetrics.Counter(label: prefix + "log_lines_dropped_total", dimensions: [], factory: factory)
+        var proxyRequests: [String: CoreMetrics.Counter] = [:]
+        for route in ProxyRouteKind.allCases {
+            for status in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
+                proxyRequests["\(route.rawValue)/\(status)"] = CoreMetrics.Counter(
+                    label: prefix + "proxy_requests_total", dimensions: [("route", route.rawValue), ("code", status)], factory: factory)
+            }
+        }
+        self.proxyRequests = proxyRequests
+        proxyUpstreamDuration = CoreMetrics.Timer(label: prefix + "proxy_upstream_duration_seconds", dimensions: [], factory: factory)
+        proxyUpstreamErrors = CoreMetrics.Counter(label: prefix + "proxy_upstream_errors_total", dimensions: [], factory: factory)
         emergencyReviews = Dictionary(
             uniqueKeysWithValues: (["authenticated"] + RefusalReason.allCases.map(\.rawValue)).map { outcome in
                 (outcome, CoreMetrics.Counter(label: prefix + "emergency_reviews_total", dimensions: [("outcome", outcome)], factory: factory))
@@ -116,6 +135,24 @@ public final class ServiceMetrics: Sendable {
     }
 
     // MARK: Recording
+
+    /// How the proxy routed a request, for `kube_api_auth_proxy_requests_total{route}`.
+    public enum ProxyRouteKind: String, Sendable, CaseIterable {
+        /// A Rancher or emergency token: forwarded impersonating its user.
+        case impersonated
+        /// Forwarded with the client's own credential (or none).
+        case passThrough = "pass_through"
+        /// Answered by the proxy (401, 403, 400, 503) without forwarding.
+        case answered
+    }
+
+    func proxyRequest(route: ProxyRouteKind, status: Int) {
+        let index = min(max(status / 100, 1), 5)
+        proxyRequests["\(route.rawValue)/\(index)xx"]?.increment()
+    }
+
+    func proxyUpstream(duration: Duration) { proxyUpstreamDuration.recordNanoseconds(duration.nanoseconds) }
+    func proxyUpstreamFailed() { proxyUpstreamErrors.increment() }
 
     func review(_ result: ReviewResult, reason: String, duration: Duration) {
         reviews["\(result.rawValue)/\(reason)"]?.increment()

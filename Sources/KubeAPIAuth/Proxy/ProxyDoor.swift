@@ -1,0 +1,195 @@
+import KubeClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import RancherAuth
+
+/// The proxy's front door: decides, from a request head, whether the request is forwarded (and
+/// as whom) or answered here, using the same ``AuthenticationCore`` as the webhook.
+///
+/// - A Rancher or emergency token the core authenticates → forwarded with the proxy's token and
+///   `Impersonate-User`/`Impersonate-Group` for the user the webhook would return.
+/// - A token the core refuses → `401` `Status`; the core cannot tell → `503` `Status`.
+/// - A client's own impersonation with such a token → every check a SubjectAccessReview for the
+///   Rancher user allows, or `403` `Status`.
+/// - Anything else (no credential, a service-account or other token, another scheme) → passed
+///   through with the client's own headers (when `passThrough` is on; `401` otherwise).
+public final class ProxyDoor: Sendable {
+    let core: AuthenticationCore
+    let upstream: UpstreamTarget
+    let passThrough: Bool
+    let metrics: ServiceMetrics
+    let logger: Logger
+    let auditEnabled: Bool
+
+    /// Refusals that mean "not a token of ours": the request is someone else's to decide.
+    static let notOurs: Set<RefusalReason> = [.notRancherToken, .tokenNotFound, .emergencyUnknownKey, .tokenTooLong]
+
+    public init(core: AuthenticationCore, upstream: UpstreamTarget, passThrough: Bool, logger: Logger, auditEnabled: Bool) {
+        self.core = core
+        self.upstream = upstream
+        self.passThrough = passThrough
+        self.metrics = core.metrics
+        self.logger = logger
+        self.auditEnabled = auditEnabled
+    }
+
+    /// Who a forwarded request acts as, for the audit line and the metrics.
+    struct Caller: Sendable {
+        var route: ServiceMetrics.ProxyRouteKind
+        /// The Rancher user, when a token of ours was presented.
+        var user: String?
+        /// What the upstream request impersonates, when it differs from `user` (`--as`).
+        var impersonated: String?
+    }
+
+    enum Route: Sendable {
+        case forward(HTTPHeaders, Caller)
+        case answer(HTTPResponseStatus, [UInt8], Caller)
+    }
+
+    enum Step {
+        case done(Route)
+        case pending(EventLoopFuture<Route>)
+    }
+
+    /// Decides what happens to a request. Cheap and synchronous unless a scrypt check or a
+    /// SubjectAccessReview is needed.
+    func route(_ head: HTTPRequestHead, clientAddress: String, start: ContinuousClock.Instant, on eventLoop: any EventLoop) -> Step {
+        let headers = head.headers.map { (name: $0.name, value: $0.value) }
+        if let problem = ProxyRequestPolicy.framingProblem(headers) {
+            return .done(Self.answer(.badRequest, "BadRequest", "the request's framing is ambiguous: \(problem)"))
+        }
+        switch ProxyRequestPolicy.credential(headers) {
+        case .invalid(let why):
+            return .done(Self.answer(.badRequest, "BadRequest", why))
+        case .none, .otherScheme:
+            return .done(passThrough(headers, clientAddress: clientAddress))
+        case .bearer(let token, _):
+            switch core.authenticate(token: token, source: clientAddress, start: start, on: eventLoop) {
+            case .done(let outcome):
+                return identify(outcome, headers: headers, clientAddress: clientAddress, on: eventLoop)
+            case .pending(let future):
+                return .pending(
+                    future.flatMap { outcome in
+                        switch self.identify(outcome, headers: headers, clientAddress: clientAddress, on: eventLoop) {
+                        case .done(let route): return eventLoop.makeSucceededFuture(route)
+                        case .pending(let route): return route
+                        }
+                    })
+            }
+        }
+    }
+
+    private func identify(
+        _ outcome: AuthenticationOutcome, headers: ProxyRequestPolicy.Headers, clientAddress: String, on eventLoop: any EventLoop
+    ) -> Step {
+        switch outcome {
+        case .unavailable(let reason):
+            return .done(Self.answer(.serviceUnavailable, "ServiceUnavailable", "the Rancher token cannot be verified now: \(reason.message)"))
+        case .refused(let reason) where Self.notOurs.contains(reason):
+            return .done(passThrough(headers, clientAddress: clientAddress))
+        case .refused:
+            return .done(Self.answer(.unauthorized, "Unauthorized", "Unauthorized"))
+        case .authenticated(let user):
+            let name = user.attribute.name
+            let groups = user.attribute.groups
+            switch ProxyRequestPolicy.impersonation(headers) {
+            case .none:
+                return forward(headers, as: ProxyRequestPolicy.Impersonation(user: name, groups: groups), user: name, clientAddress: clientAddress)
+            case .invalid(let why):
+                return .done(Self.answer(.badRequest, "BadRequest", why, user: name))
+            case .requested(let requested):
+                return .pending(
+                    allowed(user: name, groups: groups, toImpersonate: requested, on: eventLoop).map { allowed in
+                        guard allowed else {
+                            return Self.answer(
+                                .forbidden, "Forbidden",
+                                "user \"\(name)\" cannot impersonate \(Self.describe(requested)): no RBAC rule allows it", user: name)
+                        }
+                        switch self.forward(headers, as: requested, user: name, clientAddress: clientAddress) {
+                        case .done(let route): return route
+                        case .pending: preconditionFailure("forwarding is decided synchronously")
+                        }
+                    })
+            }
+        }
+    }
+
+    private func forward(
+        _ headers: ProxyRequestPolicy.Headers, as identity: ProxyRequestPolicy.Impersonation, user: String, clientAddress: String
+    ) -> Step {
+        let token: String
+        do {
+            token = try upstream.proxyToken()
+        } catch {
+            logger.error("the proxy's own token cannot be read", metadata: ["error": "\(error)"])
+            return .done(Self.answer(.serviceUnavailable, "ServiceUnavailable", "the proxy's credential is unavailable", user: user))
+        }
+        let upstreamHeaders = ProxyRequestPolicy.upstreamHeaders(
+            headers, identity: .impersonating(identity, proxyToken: token), clientAddress: clientAddress)
+        let caller = Caller(route: .impersonated, user: user, impersonated: identity.user == user ? nil : identity.user)
+        return .done(.forward(HTTPHeaders(upstreamHeaders.map { ($0.name, $0.value) }), caller))
+    }
+
+    private func passThrough(_ headers: ProxyRequestPolicy.Headers, clientAddress: String) -> Route {
+        guard passThrough else {
+            return Self.answer(.unauthorized, "Unauthorized", "only Rancher tokens are accepted here (--passthrough is off)")
+        }
+        let upstreamHeaders = ProxyRequestPolicy.upstreamHeaders(headers, identity: .passThrough, clientAddress: clientAddress)
+        return .forward(HTTPHeaders(upstreamHeaders.map { ($0.name, $0.value) }), Caller(route: .passThrough))
+    }
+
+    /// Every SubjectAccessReview kube-apiserver would make for the impersonation, asked for the
+    /// authenticated Rancher user; all must allow. An error counts as a denial.
+    private func allowed(
+        user: String, groups: [String], toImpersonate requested: ProxyRequestPolicy.Impersonation, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Bool> {
+        var asGroups = groups
+        if !asGroups.contains("system:authenticated") { asGroups.append("system:authenticated") }
+        let reviews = ProxyRequestPolicy.impersonationChecks(requested).map { check in
+            upstream.client.subjectAccessReview(user: user, groups: asGroups, attributes: check, on: eventLoop)
+        }
+        return EventLoopFuture.whenAllComplete(reviews, on: eventLoop).map { results in
+            results.allSatisfy { result in
+                switch result {
+                case .success(let allowed): return allowed
+                case .failure(let error):
+                    self.logger.warning("SubjectAccessReview failed; impersonation denied", metadata: ["user": "\(user)", "error": "\(error)"])
+                    return false
+                }
+            }
+        }
+    }
+
+    static func describe(_ impersonation: ProxyRequestPolicy.Impersonation) -> String {
+        var parts: [String] = []
+        if let user = impersonation.user { parts.append("user \"\(user)\"") }
+        parts += impersonation.groups.map { "group \"\($0)\"" }
+        if let uid = impersonation.uid { parts.append("uid \"\(uid)\"") }
+        for (key, values) in impersonation.extras.sorted(by: { $0.key < $1.key }) { parts += values.map { "extra \(key)=\"\($0)\"" } }
+        return parts.joined(separator: ", ")
+    }
+
+    static func answer(_ status: HTTPResponseStatus, _ reason: String, _ message: String, user: String? = nil) -> Route {
+        .answer(status, KubernetesStatus.failureBody(code: Int(status.code), reason: reason, message: message), Caller(route: .answered, user: user))
+    }
+
+    /// One info line per proxied request (never a header value, never a query string).
+    func audit(
+        _ caller: Caller, method: HTTPMethod, uri: String, status: Int, bytes: Int, duration: Duration, clientAddress: String,
+        protocolName: String
+    ) {
+        metrics.proxyRequest(route: caller.route, status: status)
+        guard auditEnabled else { return }
+        var metadata: Logger.Metadata = [
+            "route": "\(caller.route.rawValue)", "verb": "\(method.rawValue)",
+            "path": "\(uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "")",
+            "status": "\(status)", "bytes": "\(bytes)", "duration_ms": "\(Double(duration.nanoseconds / 1000) / 1000)",
+            "source": "\(clientAddress)", "proto": "\(protocolName)",
+        ]
+        if let user = caller.user { metadata["user"] = "\(user)" }
+        if let impersonated = caller.impersonated { metadata["impersonated"] = "\(impersonated)" }
+        logger.info("proxied", metadata: metadata)
+    }
+}

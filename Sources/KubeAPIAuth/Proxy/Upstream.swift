@@ -1,0 +1,145 @@
+import Foundation
+import KubeClient
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// Where the proxy forwards to: the kube-apiserver of a kubeconfig or of the in-cluster service
+/// account, always over verified TLS, and the bearer token the proxy impersonates with.
+///
+/// Only a bearer-token credential is accepted. The connections to the apiserver are shared by
+/// every request, pass-through ones included, so they must carry no credential of the proxy's: a
+/// client certificate would authenticate a pass-through request as the proxy (kube-apiserver's
+/// x509 authenticator runs before its token authenticators), widening the client's rights.
+public struct UpstreamTarget: Sendable {
+    public let host: String
+    public let port: Int
+    /// What the server certificate is checked against (`nil` for an IP address: checked against it).
+    let serverHostname: String?
+    let tls: NIOSSLContext
+    /// The `Host` header sent upstream.
+    let authority: String
+    public let client: KubeClient
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(configuration: KubeConfig, client: KubeClient, origin: String) throws(Invalid) {
+        switch configuration.credentials {
+        case .token, .tokenFile:
+            break
+        case .clientCertificate:
+            throw Invalid(
+                description: "\(origin): the proxy's upstream credential is a client certificate; use a bearer token "
+                    + "(a service-account token). Requests passed through share the proxy's connections, and a client "
+                    + "certificate on them would make kube-apiserver treat every pass-through request as the proxy.")
+        case .none:
+            throw Invalid(description: "\(origin): the proxy needs a bearer token to impersonate with, and the configuration has none")
+        }
+        guard !configuration.insecureSkipTLSVerify else {
+            throw Invalid(description: "\(origin): insecure-skip-tls-verify is not allowed for the proxy's upstream; give its CA")
+        }
+        guard let url = URLComponents(string: configuration.server), url.scheme == "https", let host = url.host, !host.isEmpty else {
+            throw Invalid(description: "\(origin): server \(configuration.server) is not an https:// URL")
+        }
+        guard url.path.isEmpty || url.path == "/" else {
+            throw Invalid(description: "\(origin): server \(configuration.server) has a path; the proxy forwards to the root")
+        }
+        self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        self.port = url.port ?? 443
+        self.authority = port == 443 ? host : "\(host):\(port)"
+        let isAddress = (try? SocketAddress(ipAddress: self.host, port: 0)) != nil
+        self.serverHostname = isAddress ? nil : self.host
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        tls.applicationProtocols = ["http/1.1"]
+        tls.shutdownTimeout = .seconds(1)
+        do {
+            if let ca = configuration.certificateAuthorityPEM {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+            }
+            self.tls = try NIOSSLContext(configuration: tls)
+        } catch {
+            throw Invalid(description: "\(origin): the certificate authority cannot be used (\(error))")
+        }
+        self.client = client
+    }
+
+    /// The proxy's own bearer token (re-read as a projected token rotates).
+    func proxyToken() throws -> String {
+        guard let token = try client.bearerToken(), !token.isEmpty else { throw Invalid(description: "the proxy's token is empty") }
+        return token
+    }
+}
+
+/// Keep-alive connections to the upstream, one idle list per event loop so that a connection is
+/// always used on the loop of the client connection it serves (no locks or hops on the data path).
+/// The connections carry no credential: each request brings its own `Authorization`.
+final class UpstreamPool: Sendable {
+    let target: UpstreamTarget
+    /// Idle connections kept per event loop; more are closed.
+    let maxIdlePerLoop: Int
+    /// An idle connection is closed after this long (kube-apiserver closes idle ones after 90 s).
+    let idleTimeout: TimeAmount
+    private let idle = Mutex<[ObjectIdentifier: [any Channel]]>([:])
+
+    init(target: UpstreamTarget, maxIdlePerLoop: Int = 64, idleTimeout: TimeAmount = .seconds(45)) {
+        self.target = target
+        self.maxIdlePerLoop = maxIdlePerLoop
+        self.idleTimeout = idleTimeout
+    }
+
+    /// An open connection on `eventLoop` with an ``UpstreamHandler`` last in its pipeline, and
+    /// whether it was reused.
+    func acquire(on eventLoop: any EventLoop) -> EventLoopFuture<(channel: any Channel, reused: Bool)> {
+        let key = ObjectIdentifier(eventLoop)
+        while let channel = idle.withLock({ $0[key]?.popLast() }) {
+            if channel.isActive { return eventLoop.makeSucceededFuture((channel, true)) }
+        }
+        let target = self.target
+        return ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(5))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(try NIOSSLClientHandler(context: target.tls, serverHostname: target.serverHostname))
+                    try pipeline.addHandler(HTTPRequestEncoder())
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+                    try pipeline.addHandler(UpstreamHandler(pool: self))
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .map { ($0, false) }
+    }
+
+    /// Returns a connection whose last exchange completed cleanly.
+    func release(_ channel: any Channel, handler: UpstreamHandler) {
+        let key = ObjectIdentifier(channel.eventLoop)
+        let kept = idle.withLock { idle -> Bool in
+            guard idle[key, default: []].count < maxIdlePerLoop else { return false }
+            idle[key, default: []].append(channel)
+            return true
+        }
+        guard kept else { return channel.close(promise: nil) }
+        handler.becameIdle(timeout: idleTimeout)
+    }
+
+    /// Removes a connection that closed while idle.
+    func forget(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel.eventLoop)
+        idle.withLock { idle in idle[key]?.removeAll { $0 === channel } }
+    }
+
+    /// Closes every idle connection (at shutdown).
+    func closeIdle() {
+        let all = idle.withLock { idle in
+            defer { idle = [:] }
+            return idle.values.flatMap { $0 }
+        }
+        for channel in all { channel.close(promise: nil) }
+    }
+}

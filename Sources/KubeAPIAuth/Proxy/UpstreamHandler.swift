@@ -1,0 +1,203 @@
+import NIOCore
+import NIOHTTP1
+
+/// The last handler of a pooled upstream connection: hands response parts to the
+/// ``ProxyStreamHandler`` it is attached to (same event loop), and holds back reads while that
+/// client cannot take more.
+final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private(set) var context: ChannelHandlerContext?
+    private var stream: ProxyStreamHandler?
+    private var pendingRead = false
+    private var idleClose: Scheduled<Void>?
+    private weak var pool: UpstreamPool?
+
+    init(pool: UpstreamPool) {
+        self.pool = pool
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func attach(_ stream: ProxyStreamHandler) {
+        idleClose?.cancel()
+        idleClose = nil
+        self.stream = stream
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func write(_ part: HTTPClientRequestPart, flush: Bool = false) {
+        guard let context else { return }
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(part), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(part), promise: nil)
+        }
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    /// The exchange completed cleanly: back to the pool.
+    func release() {
+        stream = nil
+        guard let context, let pool else { return }
+        pool.release(context.channel, handler: self)
+    }
+
+    /// The exchange did not complete (client gone, request cut): the connection cannot be reused.
+    func abandon() {
+        stream = nil
+        context?.close(promise: nil)
+    }
+
+    func becameIdle(timeout: TimeAmount) {
+        guard let context else { return }
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        idleClose = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { bound.value.close(promise: nil) }
+    }
+
+    func resumeReading() {
+        guard let context, pendingRead else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let stream else {
+            // Bytes on an idle connection: out of step; do not reuse it.
+            context.close(promise: nil)
+            return
+        }
+        switch unwrapInboundIn(data) {
+        case .head(let head): stream.upstreamResponseHead(head)
+        case .body(let body): stream.upstreamResponseBody(body)
+        case .end(let trailers): stream.upstreamResponseEnd(trailers)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        stream?.upstreamReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let stream, !stream.clientWritable {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { stream?.upstreamWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleClose?.cancel()
+        idleClose = nil
+        if let stream {
+            self.stream = nil
+            stream.upstreamFailed(nil)
+        }
+        pool?.forget(context.channel)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let stream {
+            self.stream = nil
+            stream.upstreamFailed(error)
+        }
+        context.close(promise: nil)
+    }
+}
+
+/// One side of a byte splice after an upgrade: what one connection reads, the other writes,
+/// with the same backpressure as the HTTP exchange (reads wait while the partner cannot write).
+/// When either side closes, so does the other.
+final class RawRelay: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var partner: RawRelay?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+
+    static func pair(_ a: RawRelay, _ b: RawRelay) {
+        a.partner = b
+        b.partner = a
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        partner = nil
+    }
+
+    private func partnerWrite(_ buffer: ByteBuffer) {
+        partner?.context?.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        partnerWrite(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        partner?.context?.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let partnerContext = partner?.context, !partnerContext.channel.isWritable {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let partner, partner.pendingRead, let partnerContext = partner.context {
+            partner.pendingRead = false
+            partnerContext.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let partnerContext = partner?.context {
+            partnerContext.flush()
+            partnerContext.close(promise: nil)
+        }
+        partner = nil
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The client half-closed its side (an exec with stdin at EOF): pass the close on.
+        if case ChannelEvent.inputClosed = event {
+            partner?.context?.close(mode: .output, promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
