@@ -39,6 +39,7 @@ public final class KubeAPITestServer: Sendable {
     private let listener = Mutex<(channel: (any Channel)?, port: Int)>((nil, 0))
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let requestCounter = Atomic<Int>(0)
+    private let seen = Mutex<[SeenRequest]>([])
     private let tlsContext: NIOSSLContext?
 
     public init(
@@ -66,7 +67,11 @@ public final class KubeAPITestServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls = self.tlsContext { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+                    // Pod exec over WebSocket (v5.channel.k8s.io) and a raw echo protocol, for the
+                    // proxy's upgrade splice; other requests reach the API handler.
+                    try pipeline.configureHTTPServerPipeline(
+                        withServerUpgrade: (upgraders: [self.execUpgrader(), EchoUpgrader(server: self)], completionHandler: { _ in }),
+                        withErrorHandling: true)
                     try pipeline.addHandler(APIConnectionHandler(server: self))
                     self.track(channel)
                 }
@@ -136,6 +141,30 @@ public final class KubeAPITestServer: Sendable {
         channel.closeFuture.whenComplete { _ in _ = self.connections.withLock { $0.removeValue(forKey: id) } }
     }
 
+    /// A request head as it arrived (for checking what a proxy forwarded).
+    public struct SeenRequest: Sendable {
+        public var method: String
+        public var uri: String
+        public var headers: [(name: String, value: String)]
+    }
+
+    /// The request heads received, oldest first (at most the last 50,000).
+    public var seenRequests: [SeenRequest] { seen.withLock { $0 } }
+
+    func record(_ head: HTTPRequestHead) {
+        let entry = SeenRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) })
+        seen.withLock { seen in
+            if seen.count >= 50_000 { seen.removeFirst(10_000) }
+            seen.append(entry)
+        }
+    }
+
+    /// Whether `headers` carry this server's token (when it wants one).
+    func authorized(_ headers: HTTPHeaders) -> Bool {
+        guard let token = configuration.token else { return true }
+        return headers.first(name: "authorization") == "Bearer \(token)"
+    }
+
     /// Authentication and injected faults, before routing.
     func answer(_ request: APIRequest) -> (APIResponse, TimeAmount) {
         requestCounter.add(1, ordering: .relaxed)
@@ -148,7 +177,7 @@ public final class KubeAPITestServer: Sendable {
             let reason = status == 503 ? "ServiceUnavailable" : "InternalError"
             return (.failure(APIStatusError(code: status, reason: reason, message: "injected failure")), delay)
         }
-        if let token = configuration.token, request.headers.first(name: "authorization") != "Bearer \(token)" {
+        if !authorized(request.headers) {
             return (.failure(.unauthorized), delay)
         }
         return (APIRouter(state: state).handle(request), delay)
@@ -156,7 +185,7 @@ public final class KubeAPITestServer: Sendable {
 }
 
 /// One HTTP connection of the test server.
-final class APIConnectionHandler: ChannelInboundHandler {
+final class APIConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -171,6 +200,7 @@ final class APIConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            server.record(head)
             self.head = head
             body.clear()
         case .body(var chunk):

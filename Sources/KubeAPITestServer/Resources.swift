@@ -22,11 +22,12 @@ public struct ResourceType: Sendable, Hashable {
     public static let roles = ResourceType(group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", singular: "role", kind: "Role", namespaced: true)
     public static let roleBindings = ResourceType(
         group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", singular: "rolebinding", kind: "RoleBinding", namespaced: true)
+    public static let pods = ResourceType(group: "", version: "v1", plural: "pods", singular: "pod", kind: "Pod", namespaced: true)
     public static let daemonSets = ResourceType(group: "apps", version: "v1", plural: "daemonsets", singular: "daemonset", kind: "DaemonSet", namespaced: true)
 
     /// Served without a CRD: what the service reads, and what its manifests create.
     public static let builtIn: [ResourceType] = [
-        .secrets, .configMaps, .namespaces, .customResourceDefinitions, .serviceAccounts, .roles, .roleBindings, .daemonSets,
+        .secrets, .configMaps, .namespaces, .customResourceDefinitions, .serviceAccounts, .roles, .roleBindings, .daemonSets, .pods,
     ]
 
     /// The resource types a stored CustomResourceDefinition object defines (one per served version).

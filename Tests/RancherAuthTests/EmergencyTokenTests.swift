@@ -161,7 +161,16 @@ struct EmergencyTokenTests {
         }, expected: .emergencyMalformed),
         Case(name: "oversized", token: { try $0.token(claims: EmergencyFixture.claims(jti: String(repeating: "j", count: 5000))) },
              expected: .emergencyMalformed),
-        Case(name: "four segments' worth in three (bad base64 length)", token: { _ in "abcde.abcde.abcde" }, expected: .emergencyMalformed),
+        // Unreadable as ours and naming none of our keys: a foreign token (the proxy passes it on).
+        Case(name: "four segments' worth in three (bad base64 length)", token: { _ in "abcde.abcde.abcde" }, expected: .emergencyUnknownKey),
+        Case(name: "another issuer's JWT whose claims have other shapes (no jti, numeric sub)", token: { _ in
+            Base64URL.encode(Array(#"{"alg":"RS256","kid":"oidc-1"}"#.utf8)) + "."
+                + Base64URL.encode(Array(#"{"iss":"https://idp","aud":"k8s","sub":42,"exp":1800003600}"#.utf8)) + ".c2ln"
+        }, expected: .emergencyUnknownKey),
+        Case(name: "claims of other shapes under one of our key ids", token: { _ in
+            Base64URL.encode(Array(#"{"alg":"EdDSA","kid":"k1"}"#.utf8)) + "."
+                + Base64URL.encode(Array(#"{"iss":"https://idp","aud":"k8s","sub":42,"exp":1800003600}"#.utf8)) + ".c2ln"
+        }, expected: .emergencyMalformed),
     ]
 
     @Test("Refused, with the closed-set reason", arguments: refusals)

@@ -105,6 +105,14 @@ public struct EmergencyToken: Sendable, Equatable {
         case shape, base64, headerJSON, claimsJSON, duplicateMember, criticalHeader, claimTypes, tooLong
     }
 
+    /// The `kid` of a compact JWS's header, read from the first segment alone (`nil` when that
+    /// segment is not a readable header or names no key).
+    static func keyID(of token: String) -> String? {
+        let bytes = token.utf8.prefix(maxBytes)
+        guard let end = bytes.firstIndex(of: UInt8(ascii: ".")), let header = Base64URL.decode(bytes[..<end]) else { return nil }
+        return (try? JSONDecoder().decode(Header.self, from: Data(header)))?.kid
+    }
+
     public static func parse(_ token: String) throws(ParseError) -> EmergencyToken {
         let bytes = Array(token.utf8)
         guard bytes.count <= maxBytes else { throw .tooLong }

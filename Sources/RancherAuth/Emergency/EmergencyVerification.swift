@@ -18,7 +18,11 @@ enum EmergencyVerification {
         do {
             parsed = try EmergencyToken.parse(token)
         } catch {
-            return refuse(.emergencyMalformed)
+            // A JWT of another issuer (an OIDC or service-account token with claims of other
+            // shapes) is a foreign token like any other, not a malformed emergency token: the
+            // proxy passes such tokens through and the webhook answers them bare.
+            if let kid = EmergencyToken.keyID(of: token), access.keys[kid] != nil { return refuse(.emergencyMalformed) }
+            return refuse(.emergencyUnknownKey)
         }
         guard let kid = parsed.header.kid, let key = access.keys[kid] else { return refuse(.emergencyUnknownKey) }
         use.kid = kid
