@@ -157,6 +157,16 @@ struct ProxyEndToEndTests {
         let failed = try environment.curl("/api/v1/namespaces/cattle-system/configmaps", bearer)
         #expect(failed.hasSuffix("\n500") && failed.contains("injected failure"), "\(failed)")
 
+        // An upgrade the upstream declines (SPDY to a path without one) is answered as sent; the
+        // upstream connection is not reused (the server stopped parsing HTTP on it), so the
+        // requests after it are answered too.
+        for _ in 0..<8 {
+            let declined = try environment.curl("/version", ["--http1.1", "-H", "Connection: Upgrade", "-H", "Upgrade: SPDY/3.1"] + bearer)
+            #expect(declined.hasSuffix("\n200") && declined.contains("gitVersion"), "\(declined)")
+            let next = try environment.curl("/version", ["--http1.1"] + bearer)
+            #expect(next.hasSuffix("\n200"), "\(next)")
+        }
+
         // A watch the upstream drops ends for the client too, after the events it had sent.
         let watchLog = environment.scratch.file("watch.log")
         let watcher = try BackgroundProcess(
@@ -210,5 +220,164 @@ struct ProxyEndToEndTests {
             #expect(ended.contains("exit-marker"))
         }
         print("proxy stopped and closed its watches \(ContinuousClock.now - stopped) after SIGTERM (drain timeout 2 s)")
+    }
+
+    @Test("10,000 seeded hostile requests (headers, smuggling, oversized, invalid UTF-8, impersonation, credentials): no crash, no client Impersonate-* under the proxy's identity, no Rancher token upstream")
+    func hostileRequests() async throws {
+        let seed = UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 0xF00D_CAFE
+        var generator = SeededGenerator(state: seed)
+        let environment = try await ProxyEnvironment()
+        let proxy = try environment.startProxy(["--metrics-listen", "127.0.0.1:0", "--no-audit-log", "--header-timeout", "2"])
+        let alice = try await environment.rancher.createToken(user: "u-alice", groups: ["g://devs"])
+        let aliceSecret = String(alice.split(separator: ":")[1])
+        let requests = (0..<(ProcessInfo.processInfo.environment["FUZZ_DEBUG"] != nil ? 300 : 10_000)).map { ProxyFuzz.request($0, &generator, token: alice) }
+        let concurrency = 8
+        var statuses: [String: Int] = [:]
+        try await withThrowingTaskGroup(of: [String].self) { group in
+            for worker in 0..<concurrency {
+                let slice = stride(from: worker, to: requests.count, by: concurrency).map { requests[$0] }
+                group.addTask {
+                    var results: [String] = []
+                    for request in slice {
+                        let began = ContinuousClock.now
+                        let client = try await environment.connect()
+                        try? await client.send(request)
+                        let answer = try await client.read(until: "\r\n\r\n", timeout: .seconds(5))
+                        await client.close()
+                        if ProcessInfo.processInfo.environment["FUZZ_DEBUG"] != nil, answer.contains(" 400 ") || answer.isEmpty {
+                            print("FUZZ \(answer.isEmpty ? "closed" : "400") after \(ContinuousClock.now - began) closed=\(client.closed): \(String(decoding: request.prefix(600), as: UTF8.self).debugDescription)")
+                        }
+                        results.append(String(answer.prefix(12).dropFirst(9)))
+                    }
+                    return results
+                }
+            }
+            for try await results in group {
+                for status in results { statuses[status.isEmpty ? "closed" : status, default: 0] += 1 }
+            }
+        }
+        print("hostile requests through the proxy, by status: \(statuses.sorted { $0.key < $1.key })")
+        #expect(statuses.values.reduce(0, +) == 10_000)
+        // Still serving, and alive by its own probe.
+        #expect(try environment.curl("/api?after-fuzz", ["-H", "Authorization: Bearer \(alice)"]).hasSuffix("\n200"))
+        let health = try #require(proxy.output.split(separator: "\n").first { $0.contains("purpose=\"health and metrics\"") })
+        let healthAddress = String(health.split(separator: "address=").last?.prefix { $0 != " " } ?? "")
+        #expect(try curl(["-o", "/dev/null", "-w", "%{http_code}", "http://\(healthAddress)/livez"]) == "200")
+
+        let upstream = environment.upstreamRequests("fuzz-")
+        #expect(upstream.count > 500, "only \(upstream.count) fuzzed requests were forwarded")
+        let proxyCredential = "Bearer \(environment.upstreamToken)"
+        for seen in upstream {
+            let text = seen.headers.map { "\($0.name): \($0.value)" }.joined(separator: "\n") + seen.uri
+            // Where a credential is read (a client that writes its token into some other header
+            // sends it there itself; the request then goes up as that client, not as the proxy).
+            let credentials = seen.values("authorization") + seen.values("sec-websocket-protocol")
+            #expect(!credentials.contains { $0.contains(aliceSecret) || $0.contains(ProxyFuzz.encodedBearer(alice)) },
+                    "seed \(seed): the Rancher token went upstream: \(text.prefix(300))")
+            if seen.values("authorization").contains(proxyCredential) {
+                #expect(!text.contains(aliceSecret) && !text.contains(ProxyFuzz.encodedBearer(alice)), "seed \(seed): \(text.prefix(300))")
+                let impersonation = seen.headers.filter { $0.name.lowercased().hasPrefix("impersonate-") }
+                #expect(!impersonation.contains { $0.value.contains("fuzz-imp") }, "seed \(seed): a client's impersonation under the proxy's identity: \(impersonation)")
+                #expect(seen.values("impersonate-user") == ["u-alice"], "seed \(seed): \(impersonation)")
+                #expect(seen.values("authorization").count == 1)
+            }
+        }
+        #expect(!proxy.output.contains("Fatal error"))
+        #expect(try proxy.stop() == 0)
+    }
+}
+
+/// Hostile proxy requests, reproducible from a seed.
+enum ProxyFuzz {
+    static func encodedBearer(_ token: String) -> String {
+        Data(token.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func request(_ index: Int, _ generator: inout SeededGenerator, token: String) -> [UInt8] {
+        func pick<T>(_ values: [T]) -> T { values[Int(generator.next() % UInt64(values.count))] }
+        func chance(_ percent: UInt64) -> Bool { generator.next() % 100 < percent }
+        let marker = "fuzz-\(index)"
+        let paths = [
+            "/api/v1/namespaces/cattle-system/configmaps?\(marker)", "/api?\(marker)", "/version?\(marker)",
+            "/api/v1/namespaces/kube-system/secrets?\(marker)&x=%00%ff", "/apis/../api?\(marker)", "//api?\(marker)",
+            "/api/v1/namespaces/team/pods/shell/exec?command=cat&\(marker)", "/\(String(repeating: "a", count: 9000))?\(marker)",
+        ]
+        var lines: [[UInt8]] = []
+        let method = pick(["GET", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "G\u{1}T", "get"])
+        lines.append(Array("\(method) \(pick(paths)) \(pick(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1 x"]))".utf8))
+        lines.append(Array("Host: \(pick(["proxy", "", "a b", "proxy:443"]))".utf8))
+        let secret = String(token.split(separator: ":")[1])
+        switch generator.next() % 8 {
+        case 0, 1: lines.append(Array("Authorization: Bearer \(token)".utf8))
+        case 2: lines.append(Array("Authorization: Bearer \(token)x".utf8))
+        case 3: lines.append(Array("Authorization: \(pick(["bearer", "BEARER", "Bearer  ", "Basic"])) \(token)".utf8))
+        case 4:
+            lines.append(Array("Authorization: Bearer \(token)".utf8))
+            lines.append(Array("Authorization: Bearer \(pick(["other", token]))".utf8))
+        case 5:
+            lines.append(Array("Connection: Upgrade".utf8))
+            lines.append(Array("Upgrade: \(pick(["websocket", "SPDY/3.1", "h2c"]))".utf8))
+            lines.append(Array("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==".utf8))
+            lines.append(Array("Sec-WebSocket-Version: 13".utf8))
+            var entries = ["v5.channel.k8s.io", "base64url.bearer.authorization.k8s.io.\(encodedBearer(token))"]
+            if chance(30) { entries.append("base64url.bearer.authorization.k8s.io.\(encodedBearer("x:" + secret))") }
+            if chance(20) { entries.append("base64url.bearer.authorization.k8s.io.!!!") }
+            lines.append(Array("Sec-WebSocket-Protocol: \(entries.joined(separator: ", "))".utf8))
+        case 6: lines.append(Array("Authorization: Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6Im90aGVyIn0.eyJzdWIiOiJmdXp6In0.c2ln".utf8))
+        default: break
+        }
+        for _ in 0..<Int(generator.next() % 4) {
+            switch generator.next() % 7 {
+            case 0: lines.append(Array("Impersonate-User: \(pick(["system:admin", "fuzz-imp-user"]))-fuzz-imp".utf8))
+            case 1: lines.append(Array("Impersonate-Group: system:masters-fuzz-imp".utf8))
+            case 2: lines.append(Array("impersonate-extra-\(pick(["scopes", "a%20b", "%zz"])): fuzz-imp".utf8))
+            case 3: lines.append(Array("Impersonate-Uid: fuzz-imp-uid".utf8))
+            case 4: lines.append(Array("IMPERSONATE-USER: fuzz-imp-upper".utf8))
+            case 5: lines.append(Array("Connection: \(pick(["close, Impersonate-User", "Impersonate-Group", "keep-alive"]))".utf8))
+            default: lines.append(Array("Impersonate-\(pick(["Foo", "", "User "])): fuzz-imp-odd".utf8))
+            }
+        }
+        var body: [UInt8] = []
+        switch generator.next() % 16 {
+        case 0:
+            body = Array("{\"a\":1}".utf8)
+            lines.append(Array("Content-Length: \(body.count)".utf8))
+            lines.append(Array("Transfer-Encoding: chunked".utf8))
+        case 1:
+            lines.append(Array("Content-Length: 0".utf8))
+            lines.append(Array("Content-Length: \(pick(["5", "0", "00"]))".utf8))
+        case 2:
+            lines.append(Array("Transfer-Encoding: \(pick(["gzip, chunked", "chunked, identity", "identity", "xchunked"]))".utf8))
+        case 3:
+            body = Array("5\r\nhello\r\n0\r\n\r\n".utf8)
+            lines.append(Array("Transfer-Encoding: chunked".utf8))
+        case 4:
+            body = Array(repeating: UInt8(ascii: "b"), count: Int(generator.next() % 70_000))
+            lines.append(Array("Content-Length: \(body.count)".utf8))
+        case 5:
+            lines.append(Array("X-Bytes: ".utf8) + (0..<40).map { _ in UInt8(truncatingIfNeeded: generator.next() | 0x80) })
+        case 6:
+            lines.append(Array("X-Big: \(String(repeating: "v", count: Int(generator.next() % 40_000)))".utf8))
+        case 7:
+            lines.append(Array(" folded-continuation: x".utf8))
+            lines.append(Array("Bad Header: y".utf8))
+        case 8:
+            lines.append(Array("X-Forwarded-For: \(pick(["1.2.3.4", "", "evil\u{7f}"]))".utf8))
+            lines.append(Array("Content-Length: \(pick(["-1", "1e3", "+4", " 4 "]))".utf8))
+            body = Array("abcd".utf8)
+        default:
+            break
+        }
+        lines.append(Array("Connection: close".utf8))
+        var bytes = lines.map { $0 + [13, 10] }.joined().map { $0 }
+        bytes += [13, 10]
+        bytes += body
+        // Byte-level damage now and then.
+        if chance(5), !bytes.isEmpty {
+            let position = Int(generator.next() % UInt64(bytes.count))
+            bytes[position] = pick([0, 10, 13, 0xFF, UInt8(ascii: ":")])
+        }
+        return bytes
     }
 }

@@ -97,7 +97,13 @@ final class TLSRawClient: @unchecked Sendable {
     }
 
     func close() async {
+        outbound.finish()
         try? await channel.channel.close()
+    }
+
+    deinit {
+        outbound.finish()
+        channel.channel.close(promise: nil)
     }
 }
 

@@ -120,6 +120,13 @@ struct ProxyRequestPolicyTests {
         #expect(text.contains("Connection: Upgrade") && text.contains("Upgrade: websocket") && text.contains("Sec-WebSocket-Key: k"))
         #expect(text.contains("Sec-WebSocket-Protocol: v5.channel.k8s.io"))
         #expect(!text.contains { $0.contains(ProxyRequestPolicy.webSocketBearerPrefix) })
+        // Passed through: the client's own credential on a WebSocket upgrade, and nowhere else.
+        let passThrough = ProxyRequestPolicy.upstreamHeaders(headers, identity: .passThrough, clientAddress: "10.0.0.9").map { "\($0.name): \($0.value)" }
+        #expect(passThrough.contains { $0.contains(ProxyRequestPolicy.webSocketBearerPrefix) })
+        let spdy = headers.map { $0.name == "Upgrade" ? (name: "Upgrade", value: "SPDY/3.1") : $0 }
+        let notWebSocket = ProxyRequestPolicy.upstreamHeaders(spdy, identity: .passThrough, clientAddress: "10.0.0.9").map { "\($0.name): \($0.value)" }
+        #expect(!notWebSocket.contains { $0.contains(ProxyRequestPolicy.webSocketBearerPrefix) })
+        #expect(notWebSocket.contains("Sec-WebSocket-Protocol: v5.channel.k8s.io"))
     }
 
     @Test("An impersonation a SubjectAccessReview allowed is sent from the checked values")

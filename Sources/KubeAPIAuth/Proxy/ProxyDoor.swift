@@ -22,8 +22,10 @@ public final class ProxyDoor: Sendable {
     let logger: Logger
     let auditEnabled: Bool
 
-    /// Refusals that mean "not a token of ours": the request is someone else's to decide.
-    static let notOurs: Set<RefusalReason> = [.notRancherToken, .tokenNotFound, .emergencyUnknownKey, .tokenTooLong]
+    /// Refusals that mean "not a token of ours": the request is someone else's to decide. A
+    /// Rancher-shaped token without a record (`token_not_found`) is not among them: kube-apiserver
+    /// could not accept it either, and passing it on would send a Rancher secret upstream.
+    static let notOurs: Set<RefusalReason> = [.notRancherToken, .emergencyUnknownKey, .tokenTooLong]
 
     public init(core: AuthenticationCore, upstream: UpstreamTarget, passThrough: Bool, logger: Logger, auditEnabled: Bool) {
         self.core = core
@@ -63,8 +65,11 @@ public final class ProxyDoor: Sendable {
         switch ProxyRequestPolicy.credential(headers) {
         case .invalid(let why):
             return .done(Self.answer(.badRequest, "BadRequest", why))
-        case .none, .otherScheme:
+        case .none:
             return .done(passThrough(headers, clientAddress: clientAddress))
+        case .otherScheme:
+            // kube-apiserver accepts no scheme but Bearer; forwarding one could only leak what is in it.
+            return .done(Self.answer(.unauthorized, "Unauthorized", "only bearer tokens are accepted"))
         case .bearer(let token, _):
             switch core.authenticate(token: token, source: clientAddress, start: start, on: eventLoop) {
             case .done(let outcome):

@@ -202,9 +202,14 @@ public enum ProxyRequestPolicy {
     /// `Upgrade` kept for upgrade requests; the client address appended to `X-Forwarded-For`.
     ///
     /// A pass-through request keeps its `Impersonate-*` headers: it goes up with the client's own
-    /// credential, so kube-apiserver checks the client's own right to impersonate.
+    /// credential, so kube-apiserver checks the client's own right to impersonate. WebSocket
+    /// bearer entries go up only on a pass-through WebSocket upgrade (anywhere else they are no
+    /// credential, and could only carry a Rancher token where it must not go).
     public static func upstreamHeaders(_ headers: Headers, identity: UpstreamIdentity, clientAddress: String) -> Headers {
         let upgrade = isUpgrade(headers) ? values("upgrade", in: headers).first : nil
+        let webSocket = isWebSocketUpgrade(headers)
+        let impersonating: Bool
+        if case .impersonating = identity { impersonating = true } else { impersonating = false }
         let named = Set(values("connection", in: headers).flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
         var forwardedFor: [String] = []
         var result: Headers = []
@@ -215,13 +220,13 @@ public enum ProxyRequestPolicy {
                 forwardedFor.append(value)
                 continue
             }
-            if case .impersonating = identity {
-                if lower == "authorization" || lower.hasPrefix("impersonate-") { continue }
-                if lower == "sec-websocket-protocol" {
-                    let kept = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.hasPrefix(webSocketBearerPrefix) }
-                    if !kept.isEmpty { result.append((name, kept.joined(separator: ", "))) }
-                    continue
-                }
+            if case .impersonating = identity, lower == "authorization" || lower.hasPrefix("impersonate-") { continue }
+            // A bearer entry is a credential only on a WebSocket upgrade (as kube-apiserver reads
+            // it); it goes upstream only as a pass-through client's own credential on one.
+            if lower == "sec-websocket-protocol", impersonating || !webSocket {
+                let kept = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.hasPrefix(webSocketBearerPrefix) }
+                if !kept.isEmpty { result.append((name, kept.joined(separator: ", "))) }
+                continue
             }
             result.append((name, value))
         }

@@ -341,6 +341,9 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             pendingUpgrade = response
             return
         }
+        // An upgrade the upstream declined may leave its side of the connection expecting the
+        // other protocol (a server's HTTP parser stops at an upgrade request): not reused.
+        if isUpgradeRequest { upstreamKeepAlive = false }
         var headers = ProxyResponseHeaders.clean(response.headers)
         if !isHTTP2 && (!clientKeepAlive || isUpgradeRequest || quiescing) {
             clientKeepAlive = false
