@@ -100,6 +100,12 @@ public indirect enum JSONValue: Sendable, Hashable, Codable {
         bytes.append(UInt8(ascii: "\""))
     }
 
+    /// The element at `index` of an array (nil for anything else or out of range).
+    public subscript(index: Int) -> JSONValue? {
+        guard case .array(let array) = self, array.indices.contains(index) else { return nil }
+        return array[index]
+    }
+
     public subscript(key: String) -> JSONValue? {
         get {
             guard case .object(let object) = self else { return nil }

@@ -91,6 +91,8 @@ public struct Reflector<Object: Decodable & Sendable>: Sendable {
             } catch is CancellationError {
                 return
             } catch {
+                // Shutting down: the client's error wraps the cancellation; nothing failed.
+                if Task.isCancelled { return }
                 observer.watching(false)
                 observer.failed("\(error)")
                 observer.watchRestarted()

@@ -33,14 +33,14 @@ struct ServiceOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Serve /metrics (and /livez, /readyz) on this separate address instead of the review listeners.",
+            "Serve /metrics, /livez and /readyz on this separate plain-HTTP address (serve: instead of on its listeners; proxy: the only place they are served).",
             valueName: "host:port"))
     var metricsListen: String?
 
-    @Flag(inversion: .prefixedNo, help: "One info line per review decision (token name, user, result, reason, latency, source; repeats folded).")
+    @Flag(inversion: .prefixedNo, help: "One info line per review decision (token name, user, result, reason, latency, source; repeats folded), and for the proxy one per request (user, verb, path, status, bytes, duration).")
     var auditLog = true
 
-    @Option(help: ArgumentHelp("PEM certificate (chain) to serve HTTPS with; plain HTTP without it.", valueName: "path"))
+    @Option(help: ArgumentHelp("PEM certificate (chain) to serve HTTPS with (serve: plain HTTP without it; proxy: required).", valueName: "path"))
     var tlsCertFile: String?
 
     @Option(help: ArgumentHelp("PEM private key for --tls-cert-file.", valueName: "path"))
@@ -61,13 +61,13 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds allowed to receive a request's headers.", valueName: "seconds"))
     var headerTimeout = 10
 
-    @Option(help: ArgumentHelp("Seconds allowed to receive a whole request.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Seconds allowed to receive a whole request (the proxy streams bodies: for it, the request head).", valueName: "seconds"))
     var readTimeout = 30
 
     @Option(help: ArgumentHelp("Seconds a keep-alive connection may wait for its next request.", valueName: "seconds"))
     var idleTimeout = 120
 
-    @Option(help: ArgumentHelp("Seconds to let in-flight requests finish on SIGTERM/SIGINT.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Seconds to let in-flight requests (for the proxy: watches, exec sessions) finish on SIGTERM/SIGINT before they are closed.", valueName: "seconds"))
     var drainTimeout = 15
 
     @Option(help: ArgumentHelp("Threads for scrypt verifications (each takes ~100 ms and 32 MiB).", valueName: "count"))

@@ -22,6 +22,46 @@ struct ManifestsEndToEndTests {
         #expect(result.stdout.components(separatedBy: " passed for resource ").count - 1 == 6)
     }
 
+    @Test("The proxy's manifests pass strict schema validation and hold what the issue asks of them")
+    func proxyManifests() throws {
+        let validator = try #require(Self.validator, "kubernetes-validate is not installed (bash scripts/setup)")
+        let directory = manifests.appendingPathComponent("proxy")
+        let files = ["rbac.yaml", "deployment.yaml", "service.yaml"].map { directory.appendingPathComponent($0).path }
+        let result = try runProcess(validator, ["--strict"] + files)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.components(separatedBy: " passed for resource ").count - 1 == 8)
+
+        var objects: [String: JSONValue] = [:]
+        for file in files {
+            for object in try ManifestLoader.parse(try String(contentsOfFile: file, encoding: .utf8)) {
+                objects["\(object["kind"]?.stringValue ?? "")/\(object["metadata"]?["name"]?.stringValue ?? "")"] = object
+            }
+        }
+        let deployment = try #require(objects["Deployment/kube-api-auth-proxy"])
+        let pod = try #require(deployment["spec"]?["template"]?["spec"])
+        let container = try #require(pod["containers"]?[0])
+        #expect(deployment["spec"]?["replicas"] == .number(2))
+        #expect(pod["affinity"]?["podAntiAffinity"] != nil)
+        #expect(pod["securityContext"]?["runAsUser"] == .number(1000) && pod["securityContext"]?["runAsNonRoot"] == .bool(true))
+        #expect(container["securityContext"]?["readOnlyRootFilesystem"] == .bool(true))
+        #expect(container["securityContext"]?["allowPrivilegeEscalation"] == .bool(false))
+        #expect(container["securityContext"]?["capabilities"]?["drop"] == .array([.string("ALL")]))
+        #expect(container["livenessProbe"] != nil && container["readinessProbe"] != nil)
+        #expect(container["args"]?[0] == .string("proxy"))
+        #expect(pod["volumes"]?[0]?["secret"]?["secretName"] == .string("kube-api-auth-proxy-tls"))
+        #expect(objects["PodDisruptionBudget/kube-api-auth-proxy"] != nil && objects["Service/kube-api-auth-proxy"] != nil)
+        // The ClusterRole: impersonate and SubjectAccessReviews, nothing else.
+        let rules = try #require(objects["ClusterRole/kube-api-auth-proxy"]?["rules"])
+        guard case .array(let list) = rules else { throw ProcessError(description: "no rules") }
+        let verbs = Set(list.flatMap { rule -> [String] in
+            guard case .array(let verbs)? = rule["verbs"] else { return [] }
+            return verbs.compactMap(\.stringValue)
+        })
+        #expect(verbs == ["impersonate", "create"])
+        let text = String(decoding: rules.serialized(), as: UTF8.self)
+        for resource in ["users", "groups", "uids", "userextras/*", "subjectaccessreviews"] { #expect(text.contains("\"\(resource)\"")) }
+    }
+
     @Test("The webhook configurations are kubeconfigs kube-apiserver can read, pointing at the service")
     func webhookConfigurations() throws {
         for (file, server) in [

@@ -54,7 +54,7 @@ public final class ServiceMetrics: Sendable {
     /// Emergency-token reviews by outcome: `authenticated` or the refusal reason.
     private let emergencyReviews: [String: CoreMetrics.Counter]
     /// Proxied requests by route and status class (``proxyRequest(route:status:)``).
-    private let proxyRequests: [String: CoreMetrics.Counter]
+    private let proxyRequests: [[CoreMetrics.Counter]]
     /// From the request head written upstream to the response head read back.
     private let proxyUpstreamDuration: CoreMetrics.Timer
     private let proxyUpstreamErrors: CoreMetrics.Counter
@@ -118,14 +118,12 @@ public final class ServiceMetrics: Sendable {
         snapshotAge = CoreMetrics.Meter(label: prefix + "snapshot_age_seconds", dimensions: [], factory: factory)
         snapshotWriteFailures = CoreMetrics.Counter(label: prefix + "snapshot_write_failures_total", dimensions: [], factory: factory)
         logLinesDropped = CoreMetrics.Counter(label: prefix + "log_lines_dropped_total", dimensions: [], factory: factory)
-        var proxyRequests: [String: CoreMetrics.Counter] = [:]
-        for route in ProxyRouteKind.allCases {
-            for status in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
-                proxyRequests["\(route.rawValue)/\(status)"] = CoreMetrics.Counter(
+        proxyRequests = ProxyRouteKind.allCases.map { route in
+            ["1xx", "2xx", "3xx", "4xx", "5xx"].map { status in
+                CoreMetrics.Counter(
                     label: prefix + "proxy_requests_total", dimensions: [("route", route.rawValue), ("code", status)], factory: factory)
             }
         }
-        self.proxyRequests = proxyRequests
         proxyUpstreamDuration = CoreMetrics.Timer(label: prefix + "proxy_upstream_duration_seconds", dimensions: [], factory: factory)
         proxyUpstreamErrors = CoreMetrics.Counter(label: prefix + "proxy_upstream_errors_total", dimensions: [], factory: factory)
         emergencyReviews = Dictionary(
@@ -144,11 +142,18 @@ public final class ServiceMetrics: Sendable {
         case passThrough = "pass_through"
         /// Answered by the proxy (401, 403, 400, 503) without forwarding.
         case answered
+
+        var index: Int {
+            switch self {
+            case .impersonated: 0
+            case .passThrough: 1
+            case .answered: 2
+            }
+        }
     }
 
     func proxyRequest(route: ProxyRouteKind, status: Int) {
-        let index = min(max(status / 100, 1), 5)
-        proxyRequests["\(route.rawValue)/\(index)xx"]?.increment()
+        proxyRequests[route.index][min(max(status / 100, 1), 5) - 1].increment()
     }
 
     func proxyUpstream(duration: Duration) { proxyUpstreamDuration.recordNanoseconds(duration.nanoseconds) }

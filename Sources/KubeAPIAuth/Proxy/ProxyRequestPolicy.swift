@@ -36,7 +36,7 @@ public enum ProxyRequestPolicy {
         var codings: [String] = []
         for (name, value) in headers {
             if value.utf8.contains(where: { $0 == 0 || $0 == 0x0A || $0 == 0x0D }) { return "control character in header \(name)" }
-            switch name.lowercased() {
+            switch lowercase(name) {
             case "content-length":
                 for part in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let length = part.trimmingCharacters(in: .whitespaces)
@@ -131,7 +131,7 @@ public enum ProxyRequestPolicy {
         var uids: [String] = []
         var any = false
         for (name, value) in headers {
-            let lower = name.lowercased()
+            let lower = lowercase(name)
             guard lower.hasPrefix("impersonate-") else { continue }
             any = true
             switch lower {
@@ -214,7 +214,7 @@ public enum ProxyRequestPolicy {
         var forwardedFor: [String] = []
         var result: Headers = []
         for (name, value) in headers {
-            let lower = name.lowercased()
+            let lower = lowercase(name)
             if hopByHop.contains(lower) || named.contains(lower) { continue }
             if lower == "x-forwarded-for" {
                 forwardedFor.append(value)
@@ -251,8 +251,15 @@ public enum ProxyRequestPolicy {
 
     // MARK: - Helpers
 
+    /// `name` with ASCII letters lowercased; the same string, without allocating, when it has no
+    /// uppercase letter (kubectl and client-go send lowercase names, and HTTP/2 requires them).
+    @inline(__always)
+    static func lowercase(_ name: String) -> String {
+        name.utf8.contains(where: { (0x41...0x5A).contains($0) }) ? name.lowercased() : name
+    }
+
     static func values(_ lowercasedName: String, in headers: Headers) -> [String] {
-        headers.filter { $0.name.lowercased() == lowercasedName }.map(\.value)
+        headers.filter { lowercase($0.name) == lowercasedName }.map(\.value)
     }
 
     /// `Connection: Upgrade` with an `Upgrade` header (SPDY/3.1 or WebSocket).

@@ -151,7 +151,8 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         buffered = []
         upstreamKeepAlive = true
         clientKeepAlive = isHTTP2 || head.isKeepAlive
-        isUpgradeRequest = !isHTTP2 && ProxyRequestPolicy.isUpgrade(head.headers.map { (name: $0.name, value: $0.value) })
+        isUpgradeRequest = !isHTTP2 && head.headers.contains(name: "upgrade")
+            && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
         switch door.route(head, clientAddress: clientAddress, start: start, on: context.eventLoop) {
         case .done(let route):
             apply(route, context: context)
@@ -176,12 +177,16 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .forward(let headers, let caller):
             self.caller = caller
             state = .connecting
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let outgoing = upstreamHead(head, headers: headers)
-            pool.acquire(on: context.eventLoop).whenComplete { result in
+            if let idle = pool.takeIdle(on: context.eventLoop) {
+                attach(idle, head: outgoing, context: context)
+                return
+            }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            pool.connect(on: context.eventLoop).whenComplete { result in
                 let (handler, context) = bound.value
                 switch result {
-                case .success(let (channel, _)):
+                case .success(let channel):
                     handler.attach(channel, head: outgoing, context: context)
                 case .failure(let error):
                     handler.upstreamFailed(error, context: context)
@@ -499,13 +504,15 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 /// upstream's `Connection` names); framing is the client connection's own.
 enum ProxyResponseHeaders {
     static func clean(_ headers: HTTPHeaders) -> HTTPHeaders {
-        let named = Set(headers["connection"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
-        var result = HTTPHeaders()
-        result.reserveCapacity(headers.count)
-        for (name, value) in headers {
-            let lower = name.lowercased()
-            if ProxyRequestPolicy.hopByHop.contains(lower) || named.contains(lower) { continue }
-            result.add(name: name, value: value)
+        // Most answers carry no hop-by-hop header but their framing: then only that goes.
+        var named: Set<String> = []
+        for value in headers["connection"] {
+            for token in value.split(separator: ",") { named.insert(token.trimmingCharacters(in: .whitespaces).lowercased()) }
+        }
+        var result = headers
+        for (name, _) in headers {
+            let lower = ProxyRequestPolicy.lowercase(name)
+            if ProxyRequestPolicy.hopByHop.contains(lower) || named.contains(lower) { result.remove(name: name) }
         }
         return result
     }

@@ -92,13 +92,17 @@ final class UpstreamPool: Sendable {
         self.idleTimeout = idleTimeout
     }
 
-    /// An open connection on `eventLoop` with an ``UpstreamHandler`` last in its pipeline, and
-    /// whether it was reused.
-    func acquire(on eventLoop: any EventLoop) -> EventLoopFuture<(channel: any Channel, reused: Bool)> {
+    /// An idle keep-alive connection of `eventLoop`, if there is one.
+    func takeIdle(on eventLoop: any EventLoop) -> (any Channel)? {
         let key = ObjectIdentifier(eventLoop)
         while let channel = idle.withLock({ $0[key]?.popLast() }) {
-            if channel.isActive { return eventLoop.makeSucceededFuture((channel, true)) }
+            if channel.isActive { return channel }
         }
+        return nil
+    }
+
+    /// A new connection on `eventLoop` with an ``UpstreamHandler`` last in its pipeline.
+    func connect(on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
         let target = self.target
         return ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -113,7 +117,6 @@ final class UpstreamPool: Sendable {
                 }
             }
             .connect(host: target.host, port: target.port)
-            .map { ($0, false) }
     }
 
     /// Returns a connection whose last exchange completed cleanly.
