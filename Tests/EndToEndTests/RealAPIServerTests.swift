@@ -174,6 +174,28 @@ final class WebhookCluster: @unchecked Sendable {
     }
 }
 
+/// Asks `whoami` for each token until it is refused (the `groups` one: until it shows only
+/// `g://new`), for at most `within`: the kinds still pending and when each one was reached.
+func awaitRevocations(
+    _ tokens: [String: String], since start: ContinuousClock.Instant, within: Duration,
+    whoami: (String) throws -> Result<WebhookCluster.Identity, ProcessError>
+) async throws -> (pending: Set<String>, reached: [String: Duration]) {
+    var pending = Set(tokens.keys)
+    var reached: [String: Duration] = [:]
+    _ = try await repeatUntil(within: within, {
+        for kind in pending.sorted() {
+            let answer = try whoami(tokens[kind]!)
+            let done = kind == "groups" ? answer.identity?.groups == ["g://new", "system:authenticated"] : answer.unauthorized
+            if done {
+                pending.remove(kind)
+                reached[kind] = ContinuousClock.now - start
+            }
+        }
+        return pending.isEmpty ? "all" : "\(pending)"
+    }) { $0 == "all" }
+    return (pending, reached)
+}
+
 extension Result where Failure == ProcessError {
     var identity: Success? { try? get() }
     var unauthorized: Bool {
@@ -262,19 +284,7 @@ struct RealAPIServerTests {
             try plane.adminOK(["delete", "clusteruserattribute", "u-userdeleted"] + ns)
             try plane.adminOK(["patch", "clusteruserattribute", "u-groups", "--type", "merge", "-p", #"{"groups":["g://new"]}"#] + ns)
 
-            var pending = Set(tokens.keys)
-            var reached: [String: Duration] = [:]
-            _ = try await repeatUntil(within: .seconds(60), {
-                for kind in pending.sorted() {
-                    let answer = try cluster.whoami(tokens[kind]!)
-                    let done = kind == "groups" ? answer.identity?.groups == ["g://new", "system:authenticated"] : answer.unauthorized
-                    if done {
-                        pending.remove(kind)
-                        reached[kind] = ContinuousClock.now - started
-                    }
-                }
-                return pending.isEmpty ? "all" : "\(pending)"
-            }) { $0 == "all" }
+            let (pending, reached) = try await awaitRevocations(tokens, since: started, within: .seconds(60), whoami: cluster.whoami)
             #expect(pending.isEmpty, "not revoked through kube-apiserver within 60 s: \(pending)")
             print("revocations reached kubectl after: \(reached.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" })")
 

@@ -92,27 +92,11 @@ public struct ServiceAssembly {
 
     /// The webhook door's listeners (and the separate metrics listener, when configured).
     public func webhookServers() throws -> [any Service] {
-        var server = ServerConfiguration(listen: configuration.listen)
+        var server = listenerConfiguration()
         server.maxBodyBytes = configuration.maxBodyBytes
-        server.maxHeaderBytes = configuration.maxHeaderBytes
-        server.maxConnections = configuration.maxConnections
-        server.headerTimeout = TimeAmount(configuration.headerTimeout)
-        server.requestReadTimeout = TimeAmount(configuration.readTimeout)
-        server.idleTimeout = TimeAmount(configuration.idleTimeout)
-        server.drainTimeout = configuration.drainTimeout
-        server.tls = tls
         let webhook = WebhookDoor(core: core)
         var servers: [any Service] = []
-        if let metricsListen = configuration.metricsListen {
-            var metricsServer = server
-            metricsServer.listen = [metricsListen]
-            metricsServer.tls = nil
-            servers.append(
-                HTTPServer(
-                    configuration: metricsServer,
-                    endpoints: Endpoints(webhook: webhook, store: store, metrics: metrics, servesReviews: false),
-                    group: MultiThreadedEventLoopGroup.singleton, logger: logger, purpose: "metrics"))
-        }
+        if let metricsServer = metricsServer(purpose: "metrics") { servers.append(metricsServer) }
         servers.append(
             HTTPServer(
                 configuration: server,
@@ -140,25 +124,9 @@ public struct ServiceAssembly {
         }
         let pool = UpstreamPool(target: target, maxIdlePerLoop: proxy.maxIdleUpstreamConnections)
         let door = ProxyDoor(core: core, upstream: target, passThrough: proxy.passThrough, logger: logger, auditEnabled: configuration.auditLog)
-        var server = ServerConfiguration(listen: configuration.listen)
-        server.maxHeaderBytes = configuration.maxHeaderBytes
-        server.maxConnections = configuration.maxConnections
-        server.headerTimeout = TimeAmount(configuration.headerTimeout)
-        server.requestReadTimeout = TimeAmount(configuration.readTimeout)
-        server.idleTimeout = TimeAmount(configuration.idleTimeout)
-        server.drainTimeout = configuration.drainTimeout
-        server.tls = tls
+        let server = listenerConfiguration()
         var services: [any Service] = [ClosingService { pool.closeIdle(); try await client.shutdown() }]
-        if let metricsListen = configuration.metricsListen {
-            var metricsServer = server
-            metricsServer.listen = [metricsListen]
-            metricsServer.tls = nil
-            services.append(
-                HTTPServer(
-                    configuration: metricsServer,
-                    endpoints: Endpoints(webhook: WebhookDoor(core: core), store: store, metrics: metrics, servesReviews: false),
-                    group: MultiThreadedEventLoopGroup.singleton, logger: logger, purpose: "health and metrics"))
-        }
+        if let metricsServer = metricsServer(purpose: "health and metrics") { services.append(metricsServer) }
         let logger = self.logger
         let proxyServer = server
         services.append(
@@ -167,6 +135,30 @@ public struct ServiceAssembly {
                 try ProxyPipeline.configure(channel, server: proxyServer, door: door, pool: pool, logger: logger, onFirstHead: onFirstHead)
             })
         return services
+    }
+
+    /// The listeners' limits, timeouts and TLS from the configuration.
+    private func listenerConfiguration() -> ServerConfiguration {
+        var server = ServerConfiguration(listen: configuration.listen)
+        server.maxHeaderBytes = configuration.maxHeaderBytes
+        server.maxConnections = configuration.maxConnections
+        server.headerTimeout = TimeAmount(configuration.headerTimeout)
+        server.requestReadTimeout = TimeAmount(configuration.readTimeout)
+        server.idleTimeout = TimeAmount(configuration.idleTimeout)
+        server.drainTimeout = configuration.drainTimeout
+        server.tls = tls
+        return server
+    }
+
+    /// The plain-HTTP listener for `/metrics`, `/livez` and `/readyz` on `--metrics-listen`, if given.
+    private func metricsServer(purpose: String) -> HTTPServer? {
+        guard let metricsListen = configuration.metricsListen else { return nil }
+        var server = listenerConfiguration()
+        server.listen = [metricsListen]
+        server.tls = nil
+        return HTTPServer(
+            configuration: server, endpoints: Endpoints(webhook: WebhookDoor(core: core), store: store, metrics: metrics, servesReviews: false),
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger, purpose: purpose)
     }
 
     /// Runs the service with the proxy door until SIGTERM or SIGINT (then drains and stops).
