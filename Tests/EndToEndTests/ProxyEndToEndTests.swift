@@ -98,6 +98,76 @@ struct ProxyEndToEndTests {
         #expect(try environment.proxy.stop() == 0)
     }
 
+    @Test("Start-up refusals name the flag or file: no TLS, a client-certificate upstream credential, insecure-skip-tls-verify, no token")
+    func startupRefusals() async throws {
+        let environment = try await ProxyEnvironment()
+        let noTLS = try Binary.run(["proxy", "--records-dir", examplesDirectory])
+        #expect(noTLS.status != 0 && noTLS.stderr.contains("--tls-cert-file") && noTLS.stderr.contains("TLS only"), "\(noTLS.stderr)")
+        let tls = ["--tls-cert-file", environment.caPath, "--tls-private-key-file", environment.scratch.file("proxy.key")]
+        let upstream = environment.server.url
+        let cases: [(user: String, cluster: String, expected: String)] = [
+            ("client-certificate-data: \(Data("x".utf8).base64EncodedString())\n    client-key-data: \(Data("y".utf8).base64EncodedString())",
+             "certificate-authority: \(environment.caPath)", "client certificate"),
+            ("token: t", "insecure-skip-tls-verify: true", "insecure-skip-tls-verify"),
+            ("{}", "certificate-authority: \(environment.caPath)", "needs a bearer token"),
+        ]
+        for (index, item) in cases.enumerated() {
+            let kubeconfig = environment.scratch.file("upstream-\(index).kubeconfig")
+            try """
+                apiVersion: v1
+                kind: Config
+                clusters:
+                - name: c
+                  cluster:
+                    server: \(upstream)
+                    \(item.cluster)
+                users:
+                - name: u
+                  user:
+                    \(item.user)
+                contexts:
+                - name: c
+                  context: {cluster: c, user: u}
+                current-context: c
+
+                """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+            let result = try Binary.run(["--kubeconfig", kubeconfig, "proxy", "--records-dir", examplesDirectory, "--listen", "127.0.0.1:0"] + tls)
+            #expect(result.status != 0, "\(item.expected): \(result.stderr)")
+            #expect(result.stderr.contains(item.expected) && result.stderr.contains(kubeconfig), "\(result.stderr)")
+        }
+    }
+
+    @Test("Records not synced yet: a Rancher token is answered 503 with a Status, never forwarded; an upstream whose certificate does not verify: 502")
+    func cannotTellAndUnverifiedUpstream() async throws {
+        let environment = try await ProxyEnvironment()
+        try await environment.server.stop()
+        let kubeconfig = try writeKubeconfig(for: environment.server, in: environment.scratch)
+        let proxy = try ServiceProcess(
+            global: ["--kubeconfig", kubeconfig], command: "proxy",
+            serve: ["--tls-cert-file", environment.caPath, "--tls-private-key-file", environment.scratch.file("proxy.key")])
+        let url = "https://\(proxy.address)"
+        let waiting = try curl(["--cacert", environment.caPath, "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(demoToken)", url + "/api"])
+        #expect(waiting.hasSuffix("\n503") && waiting.contains(#""kind":"Status""#) && waiting.contains("records are not loaded yet"), "\(waiting)")
+        #expect(try proxy.stop() == 0)
+
+        // The same upstream, trusted through a CA that did not sign its certificate.
+        try await environment.server.start()
+        let wrongCA = environment.scratch.file("wrong-ca.kubeconfig")
+        let other = try SelfSignedIdentity(commonName: "someone-else")
+        try environment.server.kubeconfig()
+            .replacingOccurrences(
+                of: Data((environment.server.configuration.tls?.certificatePEM ?? "").utf8).base64EncodedString(),
+                with: Data(other.certificatePEM.utf8).base64EncodedString())
+            .write(toFile: wrongCA, atomically: true, encoding: .utf8)
+        let unverified = try ServiceProcess(
+            global: ["--kubeconfig", wrongCA], command: "proxy",
+            serve: ["--records-dir", examplesDirectory, "--tls-cert-file", environment.caPath, "--tls-private-key-file", environment.scratch.file("proxy.key")])
+        let answer = try curl(["--cacert", environment.caPath, "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(demoToken)", "https://\(unverified.address)/api?unverified"])
+        #expect(answer.hasSuffix("\n502") && answer.contains(#""kind":"Status""#), "\(answer)")
+        #expect(environment.upstreamRequests("unverified").isEmpty)
+        #expect(try unverified.stop() == 0)
+    }
+
     @Test("kubectl exec -i through the proxy: stdin round-trips to stdout, stderr arrives, the exit code is kubectl's")
     func exec() async throws {
         let environment = try await ProxyEnvironment()

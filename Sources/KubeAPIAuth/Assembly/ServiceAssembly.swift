@@ -112,12 +112,16 @@ public struct ServiceAssembly {
             throw ConfigurationError("the proxy serves TLS only: give --tls-cert-file and --tls-private-key-file")
         }
         let upstreamConfiguration = try Self.loadKubeConfig(proxy.upstreamKubeconfig, hint: " (the proxy's upstream)")
+        let origin = proxy.upstreamKubeconfig.map { "--kubeconfig \($0)" } ?? "in-cluster configuration"
+        do {
+            try UpstreamTarget.check(upstreamConfiguration, origin: origin)
+        } catch {
+            throw ConfigurationError(error.description)
+        }
         let client = try Self.makeKubeClient(upstreamConfiguration, logger: logger)
         let target: UpstreamTarget
         do {
-            target = try UpstreamTarget(
-                configuration: upstreamConfiguration, client: client,
-                origin: proxy.upstreamKubeconfig.map { "--kubeconfig \($0)" } ?? "in-cluster configuration")
+            target = try UpstreamTarget(configuration: upstreamConfiguration, client: client, origin: origin)
         } catch {
             try? client.syncShutdown()
             throw ConfigurationError(error.description)

@@ -27,7 +27,8 @@ public struct UpstreamTarget: Sendable {
         public let description: String
     }
 
-    public init(configuration: KubeConfig, client: KubeClient, origin: String) throws(Invalid) {
+    /// Refuses a configuration the proxy must not use upstream (before any client is made from it).
+    public static func check(_ configuration: KubeConfig, origin: String) throws(Invalid) {
         switch configuration.credentials {
         case .token, .tokenFile:
             break
@@ -42,6 +43,10 @@ public struct UpstreamTarget: Sendable {
         guard !configuration.insecureSkipTLSVerify else {
             throw Invalid(description: "\(origin): insecure-skip-tls-verify is not allowed for the proxy's upstream; give its CA")
         }
+    }
+
+    public init(configuration: KubeConfig, client: KubeClient, origin: String) throws(Invalid) {
+        try Self.check(configuration, origin: origin)
         guard let url = URLComponents(string: configuration.server), url.scheme == "https", let host = url.host, !host.isEmpty else {
             throw Invalid(description: "\(origin): server \(configuration.server) is not an https:// URL")
         }
