@@ -39,6 +39,7 @@ public final class KubeAPITestServer: Sendable {
     private let listener = Mutex<(channel: (any Channel)?, port: Int)>((nil, 0))
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let requestCounter = Atomic<Int>(0)
+    private let writtenCounter = Atomic<Int>(0)
     private let seen = Mutex<[SeenRequest]>([])
     private let tlsContext: NIOSSLContext?
 
@@ -56,6 +57,11 @@ public final class KubeAPITestServer: Sendable {
     public var url: String { "\(configuration.tls == nil ? "http" : "https")://127.0.0.1:\(port)" }
     /// Requests answered so far (including failed and watch requests).
     public var requestCount: Int { requestCounter.load(ordering: .relaxed) }
+    /// Whole answers (not watches) whose last byte the kernel has taken: a client (or proxy) that
+    /// stops reading holds this back.
+    public var answersWritten: Int { writtenCounter.load(ordering: .relaxed) }
+
+    func answerWritten() { writtenCounter.add(1, ordering: .relaxed) }
 
     /// Listens on `host:port` (port 0: any; after ``stop()``, the previous port is reused).
     @discardableResult
@@ -238,7 +244,9 @@ final class APIConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
             let channel = context.channel
+            let server = self.server
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                server.answerWritten()
                 if !keepAlive { channel.close(promise: nil) }
             }
         case .watch(let resource, let namespace, let name, let resourceVersion, let bookmarks, let timeoutSeconds):

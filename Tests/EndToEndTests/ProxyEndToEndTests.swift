@@ -190,6 +190,45 @@ struct ProxyEndToEndTests {
         #expect(try environment.proxy.stop() == 0)
     }
 
+    @Test("Backpressure: a 40 MiB answer to a client that reads slowly is not buffered in the proxy")
+    func slowReaderBackpressure() async throws {
+        let environment = try await ProxyEnvironment()
+        let proxy = try environment.startProxy()
+        let alice = try await environment.rancher.createToken(user: "u-alice")
+        let megabyte = String(repeating: "x", count: 1 << 20)
+        for index in 0..<40 {
+            let object = JSONValue.object(["metadata": .object(["name": .string("big-\(index)")]), "data": .object(["a": .string(megabyte)])])
+            _ = try environment.server.state.create(.configMaps, namespace: "big", object: object)
+        }
+        func memory(_ field: String) throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(proxy.process.processIdentifier)/status", encoding: .utf8)
+            let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+            return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
+        }
+        let written = environment.server.answersWritten
+        let baseline = try memory("VmHWM")
+        let client = try await environment.connect()
+        try await client.send("GET /api/v1/namespaces/big/configmaps HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n\r\n")
+        let head = try await client.read(until: "\r\n\r\n", timeout: .seconds(30))
+        #expect(head.hasPrefix("HTTP/1.1 200"), "\(head)")
+        // The client reads nothing more: the upstream must not be able to finish sending (the
+        // proxy stops reading from it), which is a wait for something that must not happen.
+        let finished = try await repeatUntil(within: .seconds(5), { "\(environment.server.answersWritten > written)" }) { $0 == "true" }
+        #expect(finished == "false", "the upstream finished sending 40 MiB to the proxy while the client read nothing")
+        var received = 0
+        while !client.closed, received < 40 << 20 {
+            let chunk = try await client.read(count: 1 << 20, timeout: .seconds(30))
+            if chunk.isEmpty { break }
+            received += chunk.count
+        }
+        #expect(received >= 40 << 20, "only \(received) bytes arrived")
+        let peak = try memory("VmHWM")
+        #expect(peak - baseline < 16, "the proxy's peak RSS grew from \(baseline) to \(peak) MiB")
+        print("slow reader: proxy peak RSS \(baseline) MiB before, \(peak) MiB after relaying 40 MiB")
+        await client.close()
+        #expect(try proxy.stop() == 0)
+    }
+
     @Test("A raw Upgrade stays spliced for 60 s of traffic, longer than every timeout of the proxy")
     func rawUpgradeSplice() async throws {
         let environment = try await ProxyEnvironment()

@@ -48,10 +48,15 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context?.flush()
     }
 
-    /// The exchange completed cleanly: back to the pool.
+    /// The exchange completed cleanly: back to the pool, reading again (a read held back for a
+    /// slow client would otherwise leave the idle connection deaf to the upstream closing it).
     func release() {
         stream = nil
         guard let context, let pool else { return }
+        if pendingRead {
+            pendingRead = false
+            context.read()
+        }
         pool.release(context.channel, handler: self)
     }
 
