@@ -137,6 +137,30 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("The serving certificate is reloaded when its files rotate, still offering HTTP/2")
+    func certificateReload() async throws {
+        let environment = try await ProxyEnvironment()
+        let first = try TestCertificates()
+        let second = try TestCertificates()
+        let certificate = environment.scratch.file("tls.crt")
+        let key = environment.scratch.file("tls.key")
+        try first.installServerIdentity(certificate: certificate, key: key)
+        let kubeconfig = try writeKubeconfig(for: environment.server, in: environment.scratch)
+        let proxy = try ServiceProcess(
+            global: ["--kubeconfig", kubeconfig], command: "proxy",
+            serve: ["--records-dir", examplesDirectory, "--tls-cert-file", certificate, "--tls-private-key-file", key, "--tls-reload-interval", "0.1"])
+        let url = "https://\(proxy.address)/version"
+        func handshake(_ ca: String) throws -> String {
+            try runProcess("/usr/bin/curl", ["-s", "-m", "10", "--http2", "-o", "/dev/null", "-w", "%{http_version}", "--cacert", ca, url]).stdout
+        }
+        #expect(try handshake(first.path("ca.pem")) == "2")
+        try second.installServerIdentity(certificate: certificate, key: key)
+        try proxy.waitForLog(containing: "TLS certificate reloaded")
+        #expect(try handshake(second.path("ca.pem")) == "2")
+        #expect(try handshake(first.path("ca.pem")) == "0")
+        #expect(try proxy.stop() == 0)
+    }
+
     @Test("Records not synced yet: a Rancher token is answered 503 with a Status, never forwarded; an upstream whose certificate does not verify: 502")
     func cannotTellAndUnverifiedUpstream() async throws {
         let environment = try await ProxyEnvironment()

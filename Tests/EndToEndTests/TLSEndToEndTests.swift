@@ -8,6 +8,16 @@ import TestSupport
 
 /// A throwaway CA, server certificate (for 127.0.0.1) and client certificate made with openssl.
 final class TestCertificates {
+    /// Swaps `server.pem`/`server.key` into place with rename(2), as a rotating writer would.
+    func installServerIdentity(certificate: String, key: String) throws {
+        for (from, to) in [("server.pem", certificate), ("server.key", key)] {
+            let staging = to + ".new"
+            try? FileManager.default.removeItem(atPath: staging)
+            try FileManager.default.copyItem(atPath: path(from), toPath: staging)
+            guard rename(staging, to) == 0 else { throw ProcessError(description: "rename \(staging) failed") }
+        }
+    }
+
     private let scratch: TemporaryDirectory
     private let authority: CertificateAuthority
     var directory: String { scratch.path }
@@ -87,15 +97,7 @@ struct TLSEndToEndTests {
         let scratch = try TemporaryDirectory()
         let certificate = (scratch.path as NSString).appendingPathComponent("tls.crt")
         let key = (scratch.path as NSString).appendingPathComponent("tls.key")
-        func install(_ source: TestCertificates) throws {
-            for (from, to) in [("server.pem", certificate), ("server.key", key)] {
-                let staging = to + ".new"
-                try? FileManager.default.removeItem(atPath: staging)
-                try FileManager.default.copyItem(atPath: source.path(from), toPath: staging)
-                // rename(2) swaps the file atomically, as a rotating writer would.
-                guard rename(staging, to) == 0 else { throw ProcessError(description: "rename \(staging) failed") }
-            }
-        }
+        func install(_ source: TestCertificates) throws { try source.installServerIdentity(certificate: certificate, key: key) }
         try FileManager.default.copyItem(atPath: first.path("server.pem"), toPath: certificate)
         try FileManager.default.copyItem(atPath: first.path("server.key"), toPath: key)
         let service = try ServiceProcess(serve: [
