@@ -192,6 +192,35 @@ struct ProxyEndToEndTests {
         #expect(try unverified.stop() == 0)
     }
 
+    @Test("Pipelined HTTP/1.1 requests (with bodies) are answered in order on one connection")
+    func pipelining() async throws {
+        let environment = try await ProxyEnvironment()
+        try environment.startProxy()
+        let alice = try await environment.rancher.createToken(user: "u-alice")
+        let client = try await environment.connect()
+        var batch = ""
+        for index in 0..<3 {
+            let body = #"{"metadata":{"name":"piped-\#(index)"}}"#
+            batch += "POST /api/v1/namespaces/team/configmaps?pipelined-\(index) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            batch += "GET /api/v1/namespaces/team/configmaps/piped-\(index)?pipelined-get-\(index) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n\r\n"
+        }
+        try await client.send(batch)
+        for index in 0..<3 {
+            for expected in ["HTTP/1.1 201", "HTTP/1.1 200"] {
+                let head = try await client.read(until: "\r\n\r\n")
+                #expect(head.hasPrefix(expected), "request \(index): \(head)")
+                let length = Int(head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }?
+                    .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+                let body = String(decoding: try await client.read(count: length), as: UTF8.self)
+                #expect(body.contains("piped-\(index)"), "\(body)")
+            }
+        }
+        await client.close()
+        #expect(environment.upstreamRequests("pipelined").count == 6)
+        #expect(try environment.proxy.stop() == 0)
+    }
+
     @Test("kubectl exec -i through the proxy: stdin round-trips to stdout, stderr arrives, the exit code is kubectl's")
     func exec() async throws {
         let environment = try await ProxyEnvironment()

@@ -448,10 +448,11 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             return
         }
-        while state == .idle, let next = queued.popFirst() {
-            if case .end = next { requestEnded = true }
+        // The next pipelined request, all of its parts; a request after that waits its turn.
+        while let next = queued.first {
+            if case .head = next, state != .idle { break }
+            queued.removeFirst()
             handle(next, context: context)
-            if case .end = next, state == .idle { requestEnded = false }
         }
         if pendingRead, state == .idle {
             pendingRead = false
