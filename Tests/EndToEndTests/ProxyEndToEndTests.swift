@@ -72,7 +72,7 @@ struct ProxyEndToEndTests {
     @Test("Upstream headers: the Rancher token replaced by the proxy's and the user's identity; hop-by-hop and client Impersonate-* dropped; X-Forwarded-For appended; pass-through untouched")
     func upstreamHeaders() async throws {
         let environment = try await ProxyEnvironment()
-        try environment.startProxy()
+        try environment.startProxy(["--metrics-listen", "127.0.0.1:0"])
         let alice = try await environment.rancher.createToken(user: "u-alice", groups: ["g://devs"])
         let answer = try environment.curl(
             "/api/v1/namespaces/cattle-system/configmaps?marker=impersonated",
@@ -95,6 +95,17 @@ struct ProxyEndToEndTests {
         #expect(passed.values("authorization") == ["Bearer some-other-token"])
         #expect(passed.values("impersonate-user") == ["bob"])
         #expect(!passed.headers.contains { $0.value.contains(environment.upstreamToken) })
+
+        // One audit line per request, and the proxy's metrics on the health listener.
+        let log = environment.proxy.output
+        #expect(log.contains("msg=proxied") && log.contains("path=/api/v1/namespaces/cattle-system/configmaps") && log.contains("route=impersonated")
+            && log.contains("status=200") && log.contains("user=u-alice") && log.contains("verb=GET") && log.contains("proto=http/1.1"))
+        #expect(!log.contains("marker=impersonated"), "query strings stay out of the audit line")
+        let health = try #require(log.split(separator: "\n").first { $0.contains("purpose=\"health and metrics\"") })
+        let metrics = try curl(["http://" + String(health.split(separator: "address=").last?.prefix { $0 != " " } ?? "") + "/metrics"])
+        #expect(metrics.contains(#"kube_api_auth_proxy_requests_total{route="impersonated",code="2xx"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"kube_api_auth_proxy_requests_total{route="pass_through",code="4xx"} 1"#))
+        #expect(metrics.contains("kube_api_auth_proxy_upstream_duration_seconds_count 2"))
         #expect(try environment.proxy.stop() == 0)
     }
 
