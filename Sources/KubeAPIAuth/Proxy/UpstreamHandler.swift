@@ -12,10 +12,13 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var context: ChannelHandlerContext?
     private var stream: ProxyStreamHandler?
     private var pendingRead = false
-    private var idleClose: Scheduled<Void>?
+    /// When the connection last became idle (`nil` while in use).
+    private var idleSince: NIODeadline?
+    /// The one idle check of this connection, if scheduled (see ``becameIdle(timeout:)``).
+    private var idleCheck: Scheduled<Void>?
     private weak var pool: UpstreamPool?
 
-    init(pool: UpstreamPool) {
+    init(pool: UpstreamPool?) {
         self.pool = pool
     }
 
@@ -28,8 +31,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func attach(_ stream: ProxyStreamHandler) {
-        idleClose?.cancel()
-        idleClose = nil
+        idleSince = nil
         self.stream = stream
     }
 
@@ -66,10 +68,31 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context?.close(promise: nil)
     }
 
+    /// Closes the connection once it has been idle for `timeout`. Under load a connection goes
+    /// idle thousands of times a second, so there is no timer per release (scheduling and
+    /// cancelling one costs more than the rest of the release): one check per connection runs
+    /// when the earliest possible expiry comes and schedules itself again while in use.
     func becameIdle(timeout: TimeAmount) {
         guard let context else { return }
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        idleClose = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { bound.value.close(promise: nil) }
+        idleSince = context.eventLoop.now
+        guard idleCheck == nil else { return }
+        scheduleIdleCheck(in: timeout, timeout: timeout, context: context)
+    }
+
+    private func scheduleIdleCheck(in delay: TimeAmount, timeout: TimeAmount, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            let (handler, context) = bound.value
+            handler.idleCheck = nil
+            // In use, or removed: the next release schedules a check again.
+            guard let since = handler.idleSince, handler.context != nil else { return }
+            let expiry = since + timeout
+            if context.eventLoop.now >= expiry {
+                context.close(promise: nil)
+            } else {
+                handler.scheduleIdleCheck(in: expiry - context.eventLoop.now, timeout: timeout, context: context)
+            }
+        }
     }
 
     func resumeReading() {
@@ -110,8 +133,8 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleClose?.cancel()
-        idleClose = nil
+        idleCheck?.cancel()
+        idleCheck = nil
         if let stream {
             self.stream = nil
             stream.upstreamFailed(nil)
