@@ -156,14 +156,17 @@ public final class KubeClient: Sendable {
     private func request(_ method: HTTPMethod, _ path: String, contentType: String? = nil, body: Data? = nil) throws(KubeError) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
-        request.headers.add(name: "accept", value: "application/json")
-        request.headers.add(name: "user-agent", value: "kube-api-auth")
-        if let token = try bearerToken() { request.headers.add(name: "authorization", value: "Bearer \(token)") }
-        if let body {
-            request.headers.add(name: "content-type", value: contentType ?? "application/json")
-            request.body = .bytes(ByteBuffer(data: body))
-        }
+        request.headers = try headers(contentType: body == nil ? nil : contentType ?? "application/json")
+        if let body { request.body = .bytes(ByteBuffer(data: body)) }
         return request
+    }
+
+    /// The headers of every request: JSON, the user agent, the bearer token when there is one.
+    private func headers(contentType: String?) throws(KubeError) -> HTTPHeaders {
+        var headers = HTTPHeaders([("accept", "application/json"), ("user-agent", "kube-api-auth")])
+        if let token = try bearerToken() { headers.add(name: "authorization", value: "Bearer \(token)") }
+        if let contentType { headers.add(name: "content-type", value: contentType) }
+        return headers
     }
 
     /// Sends a request and returns the body of a 2xx answer; other answers become typed errors.
@@ -266,9 +269,8 @@ public final class KubeClient: Sendable {
     func post(_ path: String, body: Data, on eventLoop: any EventLoop, timeout: TimeAmount = .seconds(10)) -> EventLoopFuture<Data> {
         let request: HTTPClient.Request
         do {
-            var headers = HTTPHeaders([("accept", "application/json"), ("user-agent", "kube-api-auth"), ("content-type", "application/json")])
-            if let token = try bearerToken() { headers.add(name: "authorization", value: "Bearer \(token)") }
-            request = try HTTPClient.Request(url: baseURL + path, method: .POST, headers: headers, body: .byteBuffer(ByteBuffer(data: body)))
+            request = try HTTPClient.Request(
+                url: baseURL + path, method: .POST, headers: try headers(contentType: "application/json"), body: .byteBuffer(ByteBuffer(data: body)))
         } catch {
             return eventLoop.makeFailedFuture(KubeError.transport("POST \(baseURL + path)", error))
         }

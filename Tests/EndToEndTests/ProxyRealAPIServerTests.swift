@@ -54,17 +54,7 @@ final class ProxyFixture: @unchecked Sendable {
     }
 
     func whoami(_ token: String, _ extra: [String] = []) throws -> Result<WebhookCluster.Identity, ProcessError> {
-        let result = try kubectl(token, ["auth", "whoami", "-o", "json"] + extra)
-        guard result.status == 0 else { return .failure(ProcessError(description: result.stderr)) }
-        return .success(try Self.identity(result.stdout))
-    }
-
-    static func identity(_ json: String) throws -> WebhookCluster.Identity {
-        guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-            let info = (object["status"] as? [String: Any])?["userInfo"] as? [String: Any],
-            let username = info["username"] as? String
-        else { throw ProcessError(description: "unexpected whoami output: \(json)") }
-        return .init(username: username, groups: Set(info["groups"] as? [String] ?? []))
+        WebhookCluster.Identity.whoami(try kubectl(token, ["auth", "whoami", "-o", "json"] + extra))
     }
 
     /// curl to the proxy (TLS verified against its CA); returns body and, last line, the status code.

@@ -138,17 +138,21 @@ final class WebhookCluster: @unchecked Sendable {
     struct Identity: Equatable {
         var username: String
         var groups: Set<String>
+
+        /// The identity `kubectl auth whoami -o json` printed, or its error output.
+        static func whoami(_ result: Binary.Result) -> Result<Identity, ProcessError> {
+            guard result.status == 0 else { return .failure(ProcessError(description: result.stderr)) }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
+                let info = (object["status"] as? [String: Any])?["userInfo"] as? [String: Any],
+                let username = info["username"] as? String
+            else { return .failure(ProcessError(description: "unexpected whoami output: \(result.stdout)")) }
+            return .success(Identity(username: username, groups: Set(info["groups"] as? [String] ?? [])))
+        }
     }
 
     /// `kubectl auth whoami -o json` with `token`: the identity, or kubectl's error output.
     func whoami(_ token: String) throws -> Result<Identity, ProcessError> {
-        let result = try plane.withToken(token, ["auth", "whoami", "-o", "json"])
-        guard result.status == 0 else { return .failure(ProcessError(description: result.stderr)) }
-        guard let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
-            let info = (object["status"] as? [String: Any])?["userInfo"] as? [String: Any],
-            let username = info["username"] as? String
-        else { throw ProcessError(description: "unexpected whoami output: \(result.stdout)") }
-        return .success(Identity(username: username, groups: Set(info["groups"] as? [String] ?? [])))
+        Identity.whoami(try plane.withToken(token, ["auth", "whoami", "-o", "json"]))
     }
 
     /// Asks `whoami` until `accept` likes the result, for at most `within`.

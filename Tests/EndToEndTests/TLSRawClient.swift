@@ -81,7 +81,7 @@ final class TLSRawClient: @unchecked Sendable {
     private func readMore(until deadline: ContinuousClock.Instant) async throws {
         let channel = self.channel.channel
         // A read that outlives the deadline closes the connection, which ends the iterator.
-        let timer = channel.eventLoop.scheduleTask(deadline: .now() + .nanoseconds(max(0, (deadline - .now).nanoseconds))) {
+        let timer = channel.eventLoop.scheduleTask(deadline: .now() + TimeAmount(max(.zero, deadline - .now))) {
             channel.close(promise: nil)
         }
         defer { timer.cancel() }
@@ -104,12 +104,5 @@ final class TLSRawClient: @unchecked Sendable {
     deinit {
         outbound.finish()
         channel.channel.close(promise: nil)
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

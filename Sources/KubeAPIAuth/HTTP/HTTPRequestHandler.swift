@@ -260,12 +260,22 @@ extension ChannelPipeline.SynchronousOperations {
     ) throws {
         let timeouts = ConnectionTimeoutHandler(
             headerTimeout: headerTimeout, requestReadTimeout: requestReadTimeout, idleTimeout: idleTimeout, onFirstHead: onFirstHead)
+        try addHandler(timeouts)
+        try addHandler(
+            ByteToMessageHandler(
+                HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: .service(maxHeaderBytes: maxHeaderBytes))))
+        try addHandler(HTTPRequestHandler(endpoints: endpoints, maxBodyBytes: maxBodyBytes, timeouts: timeouts))
+    }
+}
+
+extension NIOHTTPDecoderLimitConfiguration {
+    /// The request-head limits of every listener: `--max-header-bytes` for one field and for the
+    /// whole head, and at most 100 fields.
+    static func service(maxHeaderBytes: Int) -> NIOHTTPDecoderLimitConfiguration {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = maxHeaderBytes
         limits.maxHeaderListSize = maxHeaderBytes
         limits.maxHeaderFieldCount = 100
-        try addHandler(timeouts)
-        try addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
-        try addHandler(HTTPRequestHandler(endpoints: endpoints, maxBodyBytes: maxBodyBytes, timeouts: timeouts))
+        return limits
     }
 }

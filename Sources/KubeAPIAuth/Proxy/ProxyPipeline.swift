@@ -38,10 +38,7 @@ enum ProxyPipeline {
         _ channel: any Channel, server: ServerConfiguration, door: ProxyDoor, pool: UpstreamPool, logger: Logger,
         timeouts: ConnectionTimeoutHandler
     ) throws {
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = server.maxHeaderBytes
-        limits.maxHeaderListSize = server.maxHeaderBytes
-        limits.maxHeaderFieldCount = 100
+        let limits = NIOHTTPDecoderLimitConfiguration.service(maxHeaderBytes: server.maxHeaderBytes)
         let encoder = HTTPResponseEncoder()
         // Bytes after an upgrade request's head belong to the upgraded protocol: forwarded on removal.
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))

@@ -410,7 +410,6 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         logger.warning("upstream unavailable", metadata: ["error": "\(error.map { "\($0)" } ?? "connection closed")"])
-        state = .deciding
         let body = KubernetesStatus.failureBody(code: 502, reason: "ServiceUnavailable", message: "the Kubernetes API server cannot be reached through the proxy")
         clientKeepAlive = clientKeepAlive && requestEnded
         answer(.badGateway, body: body, context: context)
