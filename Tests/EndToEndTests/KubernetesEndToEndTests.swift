@@ -175,7 +175,7 @@ struct KubernetesEndToEndTests {
             let source = Binary.repositoryRoot.appendingPathComponent(file)
             try FileManager.default.copyItem(atPath: source.path, toPath: (loadDirectory as NSString).appendingPathComponent(source.lastPathComponent))
         }
-        let testServerPath = (Binary.path as NSString).deletingLastPathComponent + "/kube-api-test-server"
+        let testServerPath = (Binary.built as NSString).deletingLastPathComponent + "/kube-api-test-server"
         let apiServer = Process()
         apiServer.executableURL = URL(fileURLWithPath: testServerPath)
         apiServer.arguments = ["--listen", "127.0.0.1:0", "--kubeconfig-out", kubeconfig, "--load", loadDirectory]

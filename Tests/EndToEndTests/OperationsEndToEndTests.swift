@@ -83,8 +83,9 @@ struct OperationsEndToEndTests {
     @Test("With its log reader gone (stderr closed), the service keeps answering and exits cleanly")
     func closedStandardError() async throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binary.path)
-        process.arguments = ["--debug", "serve", "--records-dir", examplesDirectory, "--listen", "127.0.0.1:0"]
+        let launch = try PodLaunch.command(Binary.path, ["--debug", "serve", "--records-dir", examplesDirectory, "--listen", "127.0.0.1:0"])
+        process.executableURL = URL(fileURLWithPath: launch.executable)
+        process.arguments = launch.arguments
         let output = Pipe()
         process.standardError = output
         process.standardOutput = output
@@ -104,6 +105,7 @@ struct OperationsEndToEndTests {
             }
         }
         try #require(!address.isEmpty, "no listening line")
+        try PodLaunch.verifyUnprivileged(pid: process.processIdentifier, binary: Binary.path)
         // From now on every write to the log fails with EPIPE: audit lines, debug lines, shutdown lines.
         try output.fileHandleForReading.close()
         let url = "http://\(address)/v1/authenticate"

@@ -1,9 +1,9 @@
 import Foundation
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
-import TestSupport
 #endif
 
 /// The envtest assets: a directory holding `kube-apiserver`, `etcd` and `kubectl`
@@ -196,6 +196,10 @@ final class RealControlPlane: @unchecked Sendable {
             server: url, ca: certificates.path("ca.pem"),
             user: "client-certificate: \(certificates.path("admin.pem"))\n    client-key: \(certificates.path("admin.key"))"
         ).write(toFile: adminKubeconfig, atomically: true, encoding: .utf8)
+        // The operator's credentials: tests hand this kubeconfig to kube-api-auth's CLI (`emergency
+        // issue/revoke`), which runs unprivileged as everything of ours does (PodLaunch). The
+        // private key openssl wrote is root's and 0600; the control plane itself runs as root.
+        try PodUser.handOver(certificates.path("admin.key"))
         do {
             try await startAPIServer()
         } catch {

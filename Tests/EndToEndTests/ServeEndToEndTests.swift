@@ -6,7 +6,9 @@ import NIOHTTP1
 import Testing
 import TestSupport
 
-let examplesDirectory = Binary.repositoryRoot.appendingPathComponent("examples/records").path
+/// The example records, as the tests hand them to the service (a copy where the pod's user cannot
+/// reach the checkout: PodLaunch.reachable).
+let examplesDirectory = PodLaunch.reachable(Binary.repositoryRoot.appendingPathComponent("examples/records").path, executable: false)
 let demoToken = "kubeconfig-u-demo15wfb6:lxzqzf799fx8s9jkztkschr7tg9rwkzrtmqb7w7mt99jnd7hc552pc"
 let demoSecret = "lxzqzf799fx8s9jkztkschr7tg9rwkzrtmqb7w7mt99jnd7hc552pc"
 

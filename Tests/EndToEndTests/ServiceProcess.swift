@@ -48,8 +48,12 @@ enum Credentials {
 
 /// The built `kube-api-auth` binary, run as a separate process.
 enum Binary {
+    /// The binary the tests run: `built`, or, when the tests run as root and the pod's user cannot
+    /// reach it (a checkout under a directory only root may enter), a copy that it can.
+    static let path = PodLaunch.reachable(built, executable: true)
+
     /// `$KUBE_API_AUTH_BINARY`, else the binary next to the test bundle (same build directory).
-    static let path: String = {
+    static let built: String = {
         if let path = ProcessInfo.processInfo.environment["KUBE_API_AUTH_BINARY"] { return path }
         let testExecutable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = URL(fileURLWithPath: testExecutable).deletingLastPathComponent()
@@ -71,9 +75,10 @@ enum Binary {
         var stderr: String
     }
 
-    /// Runs the binary to completion with `input` on standard input.
+    /// Runs the binary to completion with `input` on standard input, as a pod runs it (PodLaunch).
     static func run(_ arguments: [String], input: String = "") throws -> Result {
-        try runProcess(path, arguments, input: input)
+        let launch = try PodLaunch.command(path, arguments)
+        return try runProcess(launch.executable, launch.arguments, input: input)
     }
 }
 
@@ -123,7 +128,8 @@ struct ProcessError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// `kube-api-auth serve` running in the background on ephemeral ports, with its log captured.
+/// `kube-api-auth serve` (or `proxy`) running in the background on ephemeral ports as a pod runs it
+/// (uid 1000, no capabilities, checked: PodLaunch), with its log captured.
 final class ServiceProcess: @unchecked Sendable {
     let process = Process()
     private let condition = NSCondition()
@@ -138,10 +144,11 @@ final class ServiceProcess: @unchecked Sendable {
         global globalArguments: [String] = ["--debug"], command: String = "serve", serve serveArguments: [String],
         listen: [String] = ["127.0.0.1:0"]
     ) throws {
-        process.executableURL = URL(fileURLWithPath: Binary.path)
+        let launch = try PodLaunch.command(Binary.path, globalArguments + [command] + serveArguments + listen.flatMap { ["--listen", $0] })
+        process.executableURL = URL(fileURLWithPath: launch.executable)
+        process.arguments = launch.arguments
         // The service must not pick up a developer's cluster: only what the test passes.
         process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "KUBECONFIG" && !$0.key.hasPrefix("KUBERNETES_") }
-        process.arguments = globalArguments + [command] + serveArguments + listen.flatMap { ["--listen", $0] }
         let stderr = Pipe()
         process.standardError = stderr
         process.standardOutput = stderr
@@ -179,6 +186,7 @@ final class ServiceProcess: @unchecked Sendable {
         } else {
             throw ProcessError(description: "no address in \(line)")
         }
+        try PodLaunch.verifyUnprivileged(pid: process.processIdentifier, binary: Binary.path)
     }
 
     var output: String {

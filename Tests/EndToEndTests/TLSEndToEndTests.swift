@@ -8,12 +8,14 @@ import TestSupport
 
 /// A throwaway CA, server certificate (for 127.0.0.1) and client certificate made with openssl.
 final class TestCertificates {
-    /// Swaps `server.pem`/`server.key` into place with rename(2), as a rotating writer would.
+    /// Swaps `server.pem`/`server.key` into place with rename(2), as a rotating writer would; the
+    /// new files belong to the pod's user, as in a rotated Secret volume.
     func installServerIdentity(certificate: String, key: String) throws {
         for (from, to) in [("server.pem", certificate), ("server.key", key)] {
             let staging = to + ".new"
             try? FileManager.default.removeItem(atPath: staging)
             try FileManager.default.copyItem(atPath: path(from), toPath: staging)
+            try PodUser.handOver(staging)
             guard rename(staging, to) == 0 else { throw ProcessError(description: "rename \(staging) failed") }
         }
     }

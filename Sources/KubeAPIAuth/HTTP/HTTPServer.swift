@@ -126,7 +126,10 @@ public final class HTTPServer: Service {
                     try initializeConnection(channel, slot.markHeadSeen)
                 }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // TCP level (IPPROTO_TCP): `.socketOption(.tcp_nodelay)` would be SOL_SOCKET option 1,
+            // SO_DEBUG, which needs CAP_NET_ADMIN; as pods run us (uid 1000, no capabilities) it
+            // fails and NIO closes every accepted connection.
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
         do {
             let channel = try await bootstrap.bind(host: address.host, port: address.port).get()

@@ -110,7 +110,8 @@ final class UpstreamPool: Sendable {
     func connect(on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
         let target = self.target
         return ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // TCP level, as on the listeners (HTTPServer.bind says why the level matters).
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
