@@ -218,7 +218,13 @@ struct ProxyRealAPIServerTests {
             #expect(version.hasSuffix("\n200") && version.contains("gitVersion"), "\(version)")
             let anonymous = try fixture.curl("/api/v1/namespaces/kube-system/secrets")
             #expect(anonymous.hasSuffix("\n403") && anonymous.contains("system:anonymous"), "\(anonymous)")
+            // A Rancher token in the query and none in a header: refused by the proxy, so it never
+            // reaches the apiserver's audit log as part of the requestURI.
+            let queried = try cluster.mint(user: "u-query", groups: [])
+            let inQuery = try fixture.curl("/api/v1/namespaces/team/configmaps?marker=query-credential&access_token=\(queried)")
+            #expect(inQuery.hasSuffix("\n400") && inQuery.contains(#""kind":"Status""#) && inQuery.contains("access_token"), "\(inQuery)")
             let events = fixture.auditEvents
+            #expect(!events.contains { $0.auditURI.contains("query-credential") }, "a query with access_token reached the apiserver")
             #expect(events.contains { $0.auditURI == "/version" && $0.auditUser == "system:anonymous" })
             #expect(events.contains { $0.auditUser == "system:serviceaccount:team:robot" && $0.auditImpersonatedUser == nil })
             #expect(!events.contains { $0.auditUser == fixture.proxyServiceAccount && $0.auditImpersonatedUser == nil && !$0.auditURI.contains("cattle-system") && !$0.auditURI.contains("subjectaccessreviews") })

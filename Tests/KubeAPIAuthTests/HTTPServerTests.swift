@@ -17,14 +17,27 @@ struct HTTPServerTests {
             workers: ExpensiveHashWorkers(threads: 1, maxQueued: 1), effects: ReadOnlySourceEffects(), logger: logs.logger())
         var configuration = ServerConfiguration(listen: [ListenAddress(host: "127.0.0.1", port: 0)])
         configuration.drainTimeout = .milliseconds(200)
+        let limits = configuration
         let (ports, portsContinuation) = AsyncStream.makeStream(of: Int.self)
+        let (heads, headsContinuation) = AsyncStream.makeStream(of: Void.self)
+        let endpoints = Endpoints(webhook: WebhookDoor(core: core), store: store)
+        // The service's own pipeline, also telling the test when the request head has been read:
+        // a drain started before that would find an idle connection and close it at once.
         let server = HTTPServer(
-            configuration: configuration, endpoints: Endpoints(webhook: WebhookDoor(core: core), store: store),
-            group: MultiThreadedEventLoopGroup.singleton, logger: logs.logger()
-        ) { addresses in
-            portsContinuation.yield(addresses.first?.port ?? 0)
-            portsContinuation.finish()
-        }
+            configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: logs.logger(), purpose: "reviews",
+            onListening: { addresses in
+                portsContinuation.yield(addresses.first?.port ?? 0)
+                portsContinuation.finish()
+            },
+            initializeConnection: { channel, onFirstHead in
+                try channel.pipeline.syncOperations.addServiceHTTPHandlers(
+                    endpoints: endpoints, maxBodyBytes: limits.maxBodyBytes, maxHeaderBytes: limits.maxHeaderBytes,
+                    headerTimeout: limits.headerTimeout, requestReadTimeout: limits.requestReadTimeout, idleTimeout: limits.idleTimeout,
+                    onFirstHead: {
+                        onFirstHead()
+                        headsContinuation.yield()
+                    })
+            })
         let group = ServiceGroup(configuration: .init(services: [server], logger: logs.logger()))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -34,6 +47,8 @@ struct HTTPServerTests {
                 .connect(host: "127.0.0.1", port: port).get()
             // A request that never completes: the drain cannot finish it.
             try await client.writeAndFlush(ByteBuffer(string: "POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")).get()
+            var headIterator = heads.makeAsyncIterator()
+            _ = await headIterator.next()
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
             // The server closed it itself: the event loops (shared, still running) would keep it open.

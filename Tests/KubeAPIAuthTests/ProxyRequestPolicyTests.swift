@@ -33,6 +33,33 @@ struct ProxyRequestPolicyTests {
         #expect((ProxyRequestPolicy.framingProblem(testCase.headers.map { (name: $0.0, value: $0.1) }) != nil) == testCase.refused)
     }
 
+    static let credentialQueries: [(uri: String, refused: Bool)] = [
+        ("/api/v1/namespaces/x/configmaps?access_token=abc:def", true),
+        ("/api/v1/pods?watch=1&access_token=abc", true),
+        ("/api/v1/pods?ACCESS_TOKEN=abc", true),
+        ("/api/v1/pods?Access_Token", true),
+        ("/api/v1/pods?access%5Ftoken=abc", true),
+        ("/api/v1/pods?%61%63%63%65%73%73%5f%74%6f%6b%65%6e=abc", true),
+        ("/api/v1/pods?x=1;access_token=abc", true),
+        ("/api/v1/pods?access_token=", true),
+        ("/api/v1/pods?a=1#&access_token=abc", true),
+        ("/api/v1/pods", false),
+        ("/api/v1/pods?labelSelector=access_token%3Dabc", false),
+        ("/api/v1/namespaces/access_token/pods", false),
+        ("/api/v1/pods?access_tokens=abc", false),
+        ("/api/v1/pods?access+token=abc", false),
+        ("/api/v1/pods?access%ZZtoken=abc", false),
+        ("/api/v1/pods?%2561ccess_token=abc", false),
+        ("?", false),
+    ]
+
+    @Test("A query naming access_token (any case, percent-encoded, after ; or &) is refused; values and paths are not names")
+    func credentialInQuery() {
+        for (uri, refused) in Self.credentialQueries {
+            #expect(ProxyRequestPolicy.queryCarriesCredential(uri) == refused, "\(uri)")
+        }
+    }
+
     static let bearerEntry = ProxyRequestPolicy.webSocketBearerPrefix + Base64URL.encode(Array("rancher-token:secret".utf8))
     static let upgrade: Headers = [(name: "Connection", value: "Upgrade"), (name: "Upgrade", value: "websocket")]
 

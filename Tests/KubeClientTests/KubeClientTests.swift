@@ -212,12 +212,20 @@ struct KubeClientTests {
             _ = try scratch.write("token", "test-server-token\n")
             #expect(try await client.list(tokens, namespace: "ns", as: TokenRecord.self).items.isEmpty)
             try await server.stop()
+            // The keep-alive connection from before may be what fails first (I/O on a closed
+            // channel): a transport error either way.
             await #expect { _ = try await client.list(tokens, namespace: "ns", as: TokenRecord.self) } throws: {
+                ($0 as? KubeError)?.kind == .transport
+            }
+            // A new connection finds nothing listening.
+            let fresh = try KubeClient(configuration: config, logger: Logger(label: "test"), tokenRereadInterval: .zero)
+            await #expect { _ = try await fresh.list(tokens, namespace: "ns", as: TokenRecord.self) } throws: {
                 guard let error = $0 as? KubeError, error.kind == .transport else { return false }
                 // Worded for a log line: the system's words, not nested client error descriptions.
                 return (error.description.hasSuffix(": Connection refused") || error.description.hasSuffix(": connect timed out"))
                     && !error.description.contains("error set")
             }
+            try await fresh.shutdown()
         } catch {
             Issue.record(error)
         }

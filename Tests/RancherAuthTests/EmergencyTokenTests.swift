@@ -161,6 +161,21 @@ struct EmergencyTokenTests {
         }, expected: .emergencyMalformed),
         Case(name: "oversized", token: { try $0.token(claims: EmergencyFixture.claims(jti: String(repeating: "j", count: 5000))) },
              expected: .emergencyMalformed),
+        // Signed by a listed key, yet times that would overflow `exp + leeway` or `exp - iat` (they
+        // trapped once: SIGILL on every replica while the token was replayed).
+        Case(name: "exp 2^63-1, signed", token: { try $0.token(claims: EmergencyFixture.claims(exp: Int64.max)) }, expected: .emergencyMalformed),
+        Case(name: "iat -2^63, signed", token: { try $0.token(claims: EmergencyFixture.claims(iat: Int64.min, nbf: EmergencyFixture.now.seconds)) },
+             expected: .emergencyMalformed),
+        Case(name: "nbf -2^63, signed", token: { try $0.token(claims: EmergencyFixture.claims(nbf: Int64.min)) }, expected: .emergencyMalformed),
+        Case(name: "exp after 2200, signed", token: { try $0.token(claims: EmergencyFixture.claims(exp: 7_258_118_401)) }, expected: .emergencyMalformed),
+        Case(name: "iat before 2000, signed", token: { try $0.token(claims: EmergencyFixture.claims(iat: 946_684_799, nbf: EmergencyFixture.now.seconds)) },
+             expected: .emergencyMalformed),
+        // A jti no Secret key `revoked.<jti>` can name would make the token unrevocable.
+        Case(name: "jti with a slash and spaces", token: { try $0.token(claims: EmergencyFixture.claims(jti: "a/b c")) }, expected: .emergencyMalformed),
+        Case(name: "jti of 246 characters (revoked.<jti> over 253)", token: {
+            try $0.token(claims: EmergencyFixture.claims(jti: String(repeating: "j", count: 246)))
+        }, expected: .emergencyMalformed),
+        Case(name: "empty jti", token: { try $0.token(claims: EmergencyFixture.claims(jti: "")) }, expected: .emergencyMalformed),
         // Unreadable as ours and naming none of our keys: a foreign token (the proxy passes it on).
         Case(name: "four segments' worth in three (bad base64 length)", token: { _ in "abcde.abcde.abcde" }, expected: .emergencyUnknownKey),
         Case(name: "another issuer's JWT whose claims have other shapes (no jti, numeric sub)", token: { _ in
@@ -179,6 +194,24 @@ struct EmergencyTokenTests {
         let decision = try fixture.review(try testCase.token(fixture), access: access)
         #expect(decision.refusalReason == testCase.expected)
         #expect(decision.emergency != nil)
+    }
+
+    @Test("The longest revocable jti (245 characters of [-._a-zA-Z0-9]) is accepted, and revoking it works")
+    func longestRevocableID() throws {
+        let jti = String(repeating: "a-b_c.", count: 40) + "z9999"
+        #expect(jti.utf8.count == 245)
+        let token = try fixture.token(claims: EmergencyFixture.claims(jti: jti))
+        #expect(try fixture.review(token).isAuthenticated)
+        #expect(try fixture.review(token, access: try fixture.access(revoked: [jti])).refusalReason == .emergencyRevoked)
+    }
+
+    @Test("The accepted time range's edges: 2000-01-01 and 2200-01-01 themselves parse")
+    func timeRangeEdges() throws {
+        let lower = EmergencyAccess.acceptedTimes.lowerBound
+        let upper = EmergencyAccess.acceptedTimes.upperBound
+        let claims = EmergencyFixture.claims(iat: lower, nbf: lower, exp: upper)
+        // Parsed and checked by the rules (a lifetime of two centuries), not refused as malformed.
+        #expect(try fixture.review(try fixture.token(claims: claims)).refusalReason == .emergencyLifetimeTooLong)
     }
 
     @Test("Within the 60 s leeway a just-expired or not-quite-valid token still works")

@@ -123,10 +123,8 @@ public enum EmergencyAdmin {
 
     /// The merge patch that lists `jti` as revoked (an added key: it cannot conflict with another).
     public static func revocationPatch(jti: String, note: String) throws(AdminError) -> String {
-        guard !jti.isEmpty, jti.utf8.count <= 200,
-            jti.utf8.allSatisfy({ EmergencyToken.isBase64URL($0) || $0 == UInt8(ascii: ".") })
-        else {
-            throw AdminError("\"\(jti)\" is not a token id (letters, digits, '-', '_' and '.')")
+        guard EmergencyAccess.isRevocable(jti: jti) else {
+            throw AdminError("\"\(jti.prefix(64))\" is not a token id (letters, digits, '-', '_' and '.'; at most 245)")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

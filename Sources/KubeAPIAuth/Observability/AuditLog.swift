@@ -2,7 +2,8 @@ import Logging
 import RancherAuth
 import Synchronization
 
-/// One line per review decision: time, token name (the public half of the credential), user,
+/// One line per review decision: time, token name (the public half of the credential, when it can
+/// be one: ObjectName.forLog), user,
 /// result, reason, latency and source address. Never a secret or a hash.
 ///
 /// Identical decisions (same token, result, reason and source) within `window` are folded: the
@@ -31,7 +32,9 @@ public final class AuditLog: Sendable {
         let host = Self.host(of: source)
         let result = decision.isAuthenticated ? "authenticated" : "refused"
         let reason = decision.refusalReason?.rawValue ?? "none"
-        let token = decision.tokenName ?? decision.emergency?.jti.map { "emergency:\($0)" } ?? "-"
+        // A client-chosen name is told only when it can be a record's name (ObjectName.forLog); a
+        // jti is told only from a token whose signature verified, and is a Secret key's characters.
+        let token = decision.tokenName.map(ObjectName.forLog) ?? decision.emergency?.jti.map { "emergency:\($0)" } ?? "-"
         let key = "\(token)|\(result)|\(reason)|\(host)"
         let now = ContinuousClock.now
         let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]

@@ -12,8 +12,10 @@ import RancherAuth
 /// - A token the core refuses → `401` `Status`; the core cannot tell → `503` `Status`.
 /// - A client's own impersonation with such a token → every check a SubjectAccessReview for the
 ///   Rancher user allows, or `403` `Status`.
-/// - Anything else (no credential, a service-account or other token, another scheme) → passed
-///   through with the client's own headers (when `passThrough` is on; `401` otherwise).
+/// - A query with `access_token` → `400` `Status`, never forwarded (the URL would carry a secret
+///   into kube-apiserver's audit log).
+/// - Anything else (no credential, a service-account or other token) → passed through with the
+///   client's own headers (when `passThrough` is on; `401` otherwise); another scheme → `401`.
 public final class ProxyDoor: Sendable {
     let core: AuthenticationCore
     let upstream: UpstreamTarget
@@ -61,6 +63,12 @@ public final class ProxyDoor: Sendable {
         let headers = head.headers.map { (name: $0.name, value: $0.value) }
         if let problem = ProxyRequestPolicy.framingProblem(headers) {
             return .done(Self.answer(.badRequest, "BadRequest", "the request's framing is ambiguous: \(problem)"))
+        }
+        if ProxyRequestPolicy.queryCarriesCredential(head.uri) {
+            return .done(
+                Self.answer(
+                    .badRequest, "BadRequest",
+                    "credentials are not accepted in the URL (access_token); send the token in the Authorization header"))
         }
         switch ProxyRequestPolicy.credential(headers) {
         case .invalid(let why):

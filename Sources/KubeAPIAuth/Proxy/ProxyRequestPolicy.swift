@@ -72,7 +72,8 @@ public enum ProxyRequestPolicy {
         /// A bearer token: a Rancher token or an emergency token is decided by the proxy; any other
         /// (a service-account token) is passed through as the client's own.
         case bearer(String, from: CredentialSource)
-        /// Another `Authorization` scheme (Basic): passed through, the proxy does not read it.
+        /// Another `Authorization` scheme (Basic): answered `401` by the door (kube-apiserver accepts
+        /// only bearer tokens, and forwarding could only leak what is in it).
         case otherScheme
         /// Ambiguous or malformed: refused with 400 (two credentials, two bearer protocol entries).
         case invalid(String)
@@ -98,6 +99,63 @@ public enum ProxyRequestPolicy {
         guard let authorization = authorizations.first else { return .none }
         guard let token = BearerAuthorization.token(authorization) else { return .otherScheme }
         return .bearer(token, from: .authorization)
+    }
+
+    // MARK: - Credentials in the URL
+
+    /// Whether the request's query has an `access_token` parameter: its name compared in any case
+    /// after one round of query decoding (`%XX`, `+` as a space), as Go's `url.ParseQuery` reads it,
+    /// with `&` and `;` both taken as separators. Such a request is answered here and never
+    /// forwarded: passed through, its query (a Rancher token in it) would reach kube-apiserver's
+    /// audit log as the `requestURI`. The request-target has no fragment, so a `#` is query text.
+    public static func queryCarriesCredential(_ uri: String) -> Bool {
+        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return false }
+        let query = uri.utf8[uri.utf8.index(after: mark)...]
+        for parameter in query.split(whereSeparator: { $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: ";") }) {
+            let name = parameter.prefix { $0 != UInt8(ascii: "=") }
+            // Longer than any spelling of the name, even fully percent-encoded: not it.
+            guard name.count <= 3 * credentialParameter.utf8.count else { continue }
+            guard let decoded = queryDecoded(name) else { continue }
+            if decoded.count == credentialParameter.utf8.count,
+                zip(decoded, credentialParameter.utf8).allSatisfy({ asciiLowercased($0) == $1 })
+            {
+                return true
+            }
+        }
+        return false
+    }
+
+    static let credentialParameter = "access_token"
+
+    /// One round of query decoding; `nil` for a malformed escape (Go drops such a parameter).
+    static func queryDecoded(_ bytes: some Collection<UInt8>) -> [UInt8]? {
+        var result: [UInt8] = []
+        var iterator = bytes.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "+"):
+                result.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                result.append(high << 4 | low)
+            default:
+                result.append(byte)
+            }
+        }
+        return result
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    private static func asciiLowercased(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
     }
 
     // MARK: - Impersonation

@@ -51,16 +51,9 @@ public enum TokenMinting {
         return MintedToken(name: name, userID: user, groups: groups, secret: secret, hash: hash, expiresAt: expiresAt)
     }
 
-    /// Kubernetes object names (DNS-1123 subdomain): lowercase letters, digits, `-` and `.`,
-    /// starting and ending with a letter or digit, at most 253 characters.
+    /// Kubernetes object names (``ObjectName``).
     static func validateName(_ name: String, what: String) throws(MintError) {
-        let bytes = Array(name.utf8)
-        func alphanumeric(_ byte: UInt8) -> Bool {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
-        }
-        guard !bytes.isEmpty, bytes.count <= 253, alphanumeric(bytes.first!), alphanumeric(bytes.last!),
-            bytes.allSatisfy({ alphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") })
-        else {
+        guard ObjectName.isValid(name) else {
             throw MintError(
                 description: "\(what) \"\(name)\" is not a valid Kubernetes name (lowercase letters, digits, '-' and '.', "
                     + "starting and ending with a letter or digit, at most 253 characters)")

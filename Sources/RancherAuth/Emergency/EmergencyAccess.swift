@@ -22,6 +22,19 @@ public struct EmergencyAccess: Sendable {
     /// The prefix of the Secret keys that list revoked token ids.
     public static let revokedKeyPrefix = "revoked."
 
+    /// The times (`iat`, `nbf`, `exp`, Unix seconds) a token may name: 2000-01-01 to 2200-01-01.
+    /// A token naming another is malformed and refused before any arithmetic on its claims, so no
+    /// value, signed or not, can overflow (`exp + leeway`, `exp - iat`).
+    public static let acceptedTimes: ClosedRange<Int64> = 946_684_800...7_258_118_400
+
+    /// Whether `jti` can be revoked: `revoked.<jti>` must be a Secret data key (`[-._a-zA-Z0-9]+`,
+    /// at most 253 bytes). A token whose id could not be listed there is refused, so every
+    /// accepted token can be revoked.
+    public static func isRevocable(jti: String) -> Bool {
+        !jti.isEmpty && revokedKeyPrefix.utf8.count + jti.utf8.count <= 253
+            && jti.utf8.allSatisfy { EmergencyToken.isBase64URL($0) || $0 == UInt8(ascii: ".") }
+    }
+
     /// The algorithm a key declares; a token must use exactly its key's algorithm.
     public enum Algorithm: String, Sendable, CaseIterable {
         case eddsa = "EdDSA"

@@ -103,6 +103,8 @@ public struct EmergencyToken: Sendable, Equatable {
 
     public enum ParseError: Error, Equatable, Sendable {
         case shape, base64, headerJSON, claimsJSON, duplicateMember, criticalHeader, claimTypes, tooLong
+        /// Times outside ``EmergencyAccess/acceptedTimes``, or a `jti` that cannot be revoked.
+        case claimValues
     }
 
     /// The `kid` of a compact JWS's header, read from the first segment alone (`nil` when that
@@ -143,7 +145,10 @@ public struct EmergencyToken: Sendable, Equatable {
         } catch {
             throw .claimTypes
         }
-        guard !claims.sub.isEmpty, !claims.jti.isEmpty else { throw .claimTypes }
+        guard !claims.sub.isEmpty else { throw .claimTypes }
+        let times = EmergencyAccess.acceptedTimes
+        guard times.contains(claims.iat), times.contains(claims.nbf), times.contains(claims.exp) else { throw .claimValues }
+        guard EmergencyAccess.isRevocable(jti: claims.jti) else { throw .claimValues }
         return claims
     }
 

@@ -36,7 +36,9 @@ enum EmergencyVerification {
         let seconds = now.seconds
         let leeway = EmergencyAccess.leeway
         guard claims.exp > claims.iat else { return refuse(.emergencyMalformed) }
-        guard claims.nbf <= seconds + leeway, claims.iat <= seconds + leeway else { return refuse(.emergencyNotYetValid) }
+        // The claims are within EmergencyAccess.acceptedTimes (parse), so the arithmetic is on them,
+        // never on the clock's value: nothing here can overflow.
+        guard claims.nbf - leeway <= seconds, claims.iat - leeway <= seconds else { return refuse(.emergencyNotYetValid) }
         guard seconds < claims.exp + leeway else { return refuse(.emergencyExpired) }
         guard claims.exp - claims.iat <= access.maxLifetime else { return refuse(.emergencyLifetimeTooLong) }
         guard !access.revoked.contains(claims.jti) else { return refuse(.emergencyRevoked) }
