@@ -5,11 +5,16 @@ import PackageDescription
 
 let package = Package(
     name: "kube-api-auth-fuzz",
-    dependencies: [.package(name: "kube-api-auth", path: "..")],
+    dependencies: [
+        .package(name: "kube-api-auth", path: ".."),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+    ],
     targets: [
         .target(name: "FuzzMain"),
         .executableTarget(name: "FuzzReviewDecoder", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
         .executableTarget(name: "FuzzHashParser", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
-        .executableTarget(name: "FuzzEmergencyToken", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
+        .executableTarget(
+            name: "FuzzEmergencyToken",
+            dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth"), .product(name: "Crypto", package: "swift-crypto")]),
     ]
 )

@@ -76,7 +76,11 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("scrypt verifications that may wait for a thread; beyond that reviews get 503.", valueName: "count"))
     var scryptQueue = 32
 
-    @Option(help: ArgumentHelp("Wrong secrets per token within --failure-window before it is refused without hashing (0: off).", valueName: "count"))
+    @Option(
+        help: ArgumentHelp(
+            "Wrong secrets for one token within --failure-window after which its refusals are marked guessing=true in the audit "
+                + "log and counted in kube_api_auth_guessed_tokens (0: off). Never a refusal: every secret is checked, so whoever "
+                + "knows a token's name cannot lock its owner out.", valueName: "count"))
     var maxFailures = 10
 
     @Option(help: ArgumentHelp("Seconds over which --max-failures counts.", valueName: "seconds"))

@@ -109,6 +109,34 @@ struct ProxyEndToEndTests {
         #expect(try environment.proxy.stop() == 0)
     }
 
+    @Test("No lock-out by name through the proxy: 1,000 wrong secrets for a never-verified token, then its owner's secret gets 200")
+    func noLockOutByName() async throws {
+        let environment = try await ProxyEnvironment()
+        let bearer = try await environment.rancher.createToken(user: "u-kim", groups: ["g://k"])
+        try environment.startProxy()
+        let name = String(bearer.prefix { $0 != ":" })
+        // One connection per request: the proxy closes an HTTP/1.1 connection after an answer of its own.
+        func get(_ token: String, marker: String) async throws -> String {
+            let client = try await environment.connect()
+            try await client.send("GET /api?marker=\(marker) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(token)\r\n\r\n")
+            let head = try await client.read(until: "\r\n\r\n")
+            await client.close()
+            // "\r\n" is one Character in Swift: split on the string.
+            return head.components(separatedBy: "\r\n").first ?? ""
+        }
+        for attempt in 0..<1000 {
+            let status = try await get("\(name):guess-\(attempt)", marker: "guess")
+            guard status == "HTTP/1.1 401 Unauthorized" else {
+                Issue.record("wrong secret \(attempt): \(status)")
+                break
+            }
+        }
+        #expect(try await get(bearer, marker: "owner") == "HTTP/1.1 200 OK")
+        #expect(environment.upstreamRequests("marker=guess").isEmpty)
+        try environment.proxy.waitForLog(containing: "guessing=true")
+        #expect(try environment.proxy.stop() == 0)
+    }
+
     @Test("Start-up refusals name the flag or file: no TLS, a client-certificate upstream credential, insecure-skip-tls-verify, no token")
     func startupRefusals() async throws {
         let environment = try await ProxyEnvironment()

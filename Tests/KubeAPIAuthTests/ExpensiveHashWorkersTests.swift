@@ -41,6 +41,29 @@ struct ExpensiveHashWorkersTests {
         #expect(try await again.get().isAuthenticated)
     }
 
+    @Test("One client holds at most its share of the places: another client and unattributed work still get one; the share comes back")
+    func perClientShare() async throws {
+        #expect(ExpensiveHashWorkers(threads: 1, maxQueued: 32).maxPerClient == 8)
+        let workers = ExpensiveHashWorkers(threads: 1, maxQueued: 7, maxPerClient: 2)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let pending = try pendingScrypt()
+        let group = ServiceGroup(configuration: .init(services: [workers], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let guesser = (0..<3).map { _ in workers.verify(pending, on: loop, chargedTo: "192.0.2.7") }
+            #expect(guesser.map { $0 != nil } == [true, true, false])
+            let owner = try #require(workers.verify(pending, on: loop, chargedTo: "198.51.100.1"))
+            let webhook = try #require(workers.verify(pending, on: loop))
+            for future in guesser.compactMap({ $0 }) + [owner, webhook] {
+                #expect(try await future.get().isAuthenticated)
+            }
+            let again = try #require(workers.verify(pending, on: loop, chargedTo: "192.0.2.7"))
+            #expect(try await again.get().isAuthenticated)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
     @Test("A Service: after the group's graceful shutdown the threads are gone and verifications are refused")
     func serviceLifecycle() async throws {
         let workers = ExpensiveHashWorkers(threads: 1, maxQueued: 1)

@@ -2,7 +2,7 @@ import KubeAPIAuth
 import RancherAuth
 import Testing
 
-@Suite("Verified-token cache and failure throttle")
+@Suite("Verified-token cache and failure counter")
 struct VerifiedCacheTests {
     let versions = RecordVersions(token: "1", user: "2", secret: "3", legacyHash: false)
 
@@ -36,21 +36,24 @@ struct VerifiedCacheTests {
         #expect(cache.evictions >= 1000 - 32)
     }
 
-    @Test("The throttle refuses after maxFailures within the window, forgets after it, and resets on success")
-    func throttle() {
-        let throttle = FailureThrottle(maxFailures: 3, window: .seconds(60))
+    @Test("The failure counter flags a name after maxFailures within the window, forgets after it, and resets on success")
+    func failureCounter() {
+        let failures = FailureCounter(maxFailures: 3, window: .seconds(60))
         let start = ContinuousClock.now
-        for _ in 0..<2 { throttle.recordFailure("t", now: start) }
-        #expect(!throttle.isThrottled("t", now: start))
-        throttle.recordFailure("t", now: start)
-        #expect(throttle.isThrottled("t", now: start + .seconds(59)))
-        #expect(!throttle.isThrottled("other", now: start))
-        #expect(!throttle.isThrottled("t", now: start + .seconds(61)))
-        for _ in 0..<3 { throttle.recordFailure("u") }
-        throttle.recordSuccess("u")
-        #expect(!throttle.isThrottled("u"))
-        let disabled = FailureThrottle(maxFailures: 0, window: .seconds(60))
+        #expect(!failures.recordFailure("t", now: start))
+        #expect(!failures.recordFailure("t", now: start))
+        #expect(!failures.isSuspect("t", now: start))
+        #expect(failures.recordFailure("t", now: start))
+        #expect(failures.isSuspect("t", now: start + .seconds(59)))
+        #expect(!failures.isSuspect("other", now: start))
+        #expect(!failures.isSuspect("t", now: start + .seconds(61)))
+        #expect(!failures.recordFailure("t", now: start + .seconds(61)), "a new window starts counting again")
+        for _ in 0..<3 { failures.recordFailure("u") }
+        #expect(failures.suspectCount == 1)
+        failures.recordSuccess("u")
+        #expect(!failures.isSuspect("u"))
+        let disabled = FailureCounter(maxFailures: 0, window: .seconds(60))
         for _ in 0..<10 { disabled.recordFailure("t") }
-        #expect(!disabled.isThrottled("t"))
+        #expect(!disabled.isSuspect("t"))
     }
 }

@@ -71,7 +71,7 @@ public struct ServiceAssembly {
         core = AuthenticationCore(
             store: store, clock: clock, workers: workers, effects: effects,
             verifiedCache: VerifiedTokenCache(capacity: configuration.verifiedCacheSize),
-            throttle: FailureThrottle(maxFailures: configuration.maxFailures, window: configuration.failureWindow),
+            failures: FailureCounter(maxFailures: configuration.maxFailures, window: configuration.failureWindow),
             maxTokenBytes: configuration.maxTokenBytes, metrics: metrics,
             audit: AuditLog(logger: logger, enabled: configuration.auditLog), logger: logger)
         if let settings = configuration.tls {

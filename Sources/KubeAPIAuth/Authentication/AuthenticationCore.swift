@@ -35,7 +35,7 @@ public enum AuthenticationStep {
 /// The one authentication core behind both front doors: a bearer token in, a decision out.
 ///
 /// It holds what a decision needs beyond the pure rules of ``Authenticator``: the current records
-/// (``RecordStore``), the revocation-safe ``VerifiedTokenCache``, the ``FailureThrottle``, the
+/// (``RecordStore``), the revocation-safe ``VerifiedTokenCache``, the ``FailureCounter``, the
 /// scrypt ``ExpensiveHashWorkers``, and it reports every decision to the metrics, the audit log and
 /// the effects sink (lastUsedAt, needsRefresh, legacy-hash migration). It knows nothing of HTTP.
 ///
@@ -49,7 +49,7 @@ public final class AuthenticationCore: Sendable {
     let workers: ExpensiveHashWorkers
     let effects: any ReviewEffectsSink
     let verifiedCache: VerifiedTokenCache
-    let throttle: FailureThrottle
+    let failures: FailureCounter
     /// Tokens longer than this are refused before any lookup (Rancher's are under 100 bytes).
     let maxTokenBytes: Int
     public let metrics: ServiceMetrics
@@ -59,7 +59,7 @@ public final class AuthenticationCore: Sendable {
     public init(
         store: RecordStore, clock: any WallClock, workers: ExpensiveHashWorkers, effects: any ReviewEffectsSink,
         verifiedCache: VerifiedTokenCache = VerifiedTokenCache(capacity: 10_000),
-        throttle: FailureThrottle = FailureThrottle(maxFailures: 10, window: .seconds(60)), maxTokenBytes: Int = 4096,
+        failures: FailureCounter = FailureCounter(maxFailures: 10, window: .seconds(60)), maxTokenBytes: Int = 4096,
         metrics: ServiceMetrics = ServiceMetrics(), audit: AuditLog? = nil, logger: Logger
     ) {
         self.store = store
@@ -67,14 +67,14 @@ public final class AuthenticationCore: Sendable {
         self.workers = workers
         self.effects = effects
         self.verifiedCache = verifiedCache
-        self.throttle = throttle
+        self.failures = failures
         self.maxTokenBytes = maxTokenBytes
         self.metrics = metrics
         self.audit = audit ?? AuditLog(logger: logger)
         self.logger = logger
-        metrics.onScrape { [workers, throttle, verifiedCache] metrics in
+        metrics.onScrape { [workers, failures, verifiedCache] metrics in
             metrics.setScryptQueueDepth(workers.queued)
-            metrics.setThrottledTokens(throttle.throttledCount)
+            metrics.setGuessedTokens(failures.suspectCount)
             metrics.setVerifiedCacheEntries(verifiedCache.count)
         }
     }
@@ -82,11 +82,14 @@ public final class AuthenticationCore: Sendable {
     /// Decides who `token` is.
     ///
     /// - Parameters:
-    ///   - source: the client's `ip:port`, for the audit line.
+    ///   - source: the caller's `ip:port`, for the audit line.
+    ///   - client: the end client's host where the door knows it (the proxy), which an expensive
+    ///     check is charged to (``ExpensiveHashWorkers``); `nil` where every request comes through
+    ///     one relay (the webhook: kube-apiserver asks for everyone).
     ///   - start: when the request began, for the latency metric and the audit line.
     ///   - eventLoop: where a pending (scrypt) result is delivered.
     public func authenticate(
-        token: String, source: String, start: ContinuousClock.Instant, on eventLoop: any EventLoop
+        token: String, source: String, client: String? = nil, start: ContinuousClock.Instant, on eventLoop: any EventLoop
     ) -> AuthenticationStep {
         metrics.reviewStarted()
         guard token.utf8.count <= maxTokenBytes else {
@@ -110,15 +113,12 @@ public final class AuthenticationCore: Sendable {
         if cached {
             return .done(finish(pending.decide(secretMatches: true), source: source, start: start, cached: true))
         }
-        if throttle.isThrottled(pending.accessKey) {
-            let decision = Decision(
-                outcome: .refused(.tooManyFailures), tokenName: pending.accessKey, token: pending.token, hashAlgorithm: pending.hash.algorithm)
-            return .done(finish(decision, source: source, start: start))
-        }
+        // Every secret is checked, however many wrong ones came before: a count kept by the name,
+        // which is public, must never make the owner's correct secret fail (FailureCounter).
         if !pending.isExpensive {
             return .done(finish(remember(metrics.timedVerification(pending), key: key, pending: pending), source: source, start: start))
         }
-        guard let future = workers.verify(pending, on: eventLoop, metrics: metrics) else {
+        guard let future = workers.verify(pending, on: eventLoop, metrics: metrics, chargedTo: client) else {
             logger.warning("expensive hash queue full; answering 503", metadata: ["token": "\(pending.token.name)"])
             return .done(unavailable(.scryptQueueFull, start: start))
         }
@@ -132,13 +132,15 @@ public final class AuthenticationCore: Sendable {
         metrics.review(.malformed, reason: reason, duration: start.duration(to: .now))
     }
 
-    /// Feeds the outcome of a hash check to the cache and the failure throttle.
+    /// Feeds the outcome of a hash check to the cache and the failure counter (which marks a
+    /// refusal `guessing` once the name has had `maxFailures` wrong secrets in its window).
     private func remember(_ decision: Decision, key: VerifiedTokenCache.Key, pending: PendingVerification) -> Decision {
+        var decision = decision
         if decision.isAuthenticated {
             if verifiedCache.insert(key, versions: pending.versions) { metrics.verifiedCacheEvicted() }
-            throttle.recordSuccess(pending.accessKey)
+            failures.recordSuccess(pending.accessKey)
         } else if decision.refusalReason == .secretMismatch {
-            throttle.recordFailure(pending.accessKey)
+            decision.guessing = failures.recordFailure(pending.accessKey)
         }
         return decision
     }

@@ -13,6 +13,12 @@ import Synchronization
 /// When the queue is full the review is answered 503 ("cannot verify now"), which kube-apiserver
 /// neither caches nor retries; the caller's next request simply tries again.
 ///
+/// Where a door knows the end client (the proxy), each client host may hold at most
+/// `maxPerClient` of the places (running or queued), so one client sending wrong secrets as fast as
+/// it can cannot fill the queue: the owner of the token, from another host, still gets a place, and
+/// verifications are first in, first out. (The webhook cannot tell its clients apart: every review
+/// comes from kube-apiserver, and there the queue itself is the bound.)
+///
 /// A `Service`: its threads start when the group runs it (or at the first verification, whichever
 /// comes first, so a request that arrives before the group has started it still gets hashed) and
 /// stop after graceful shutdown, once the verifications in progress have finished. After that a
@@ -20,14 +26,19 @@ import Synchronization
 public final class ExpensiveHashWorkers: Service, Sendable {
     public let threads: Int
     public let maxQueued: Int
+    /// Places (running or queued) one client host may hold at once.
+    public let maxPerClient: Int
     private let pool: NIOThreadPool
     private let inFlight = Atomic<Int>(0)
+    private let perClient = Mutex<[String: Int]>([:])
     private enum State { case idle, running, stopped }
     private let state = Mutex<State>(.idle)
 
-    public init(threads: Int, maxQueued: Int) {
+    /// `maxPerClient` defaults to a quarter of all places (at least one).
+    public init(threads: Int, maxQueued: Int, maxPerClient: Int? = nil) {
         self.threads = threads
         self.maxQueued = maxQueued
+        self.maxPerClient = maxPerClient ?? max(1, (threads + maxQueued) / 4)
         self.pool = NIOThreadPool(numberOfThreads: threads)
     }
 
@@ -55,22 +66,44 @@ public final class ExpensiveHashWorkers: Service, Sendable {
         }
     }
 
-    /// Runs `pending` on the pool; `nil` when the queue is full.
+    /// Runs `pending` on the pool, charged to `client` when the door knows it; `nil` when the
+    /// queue is full or that client holds its whole share.
     public func verify(
-        _ pending: PendingVerification, on eventLoop: any EventLoop, metrics: ServiceMetrics? = nil
+        _ pending: PendingVerification, on eventLoop: any EventLoop, metrics: ServiceMetrics? = nil, chargedTo client: String? = nil
     ) -> EventLoopFuture<Decision>? {
         guard startIfIdle() else { return nil }
+        if let client {
+            let admitted = perClient.withLock { counts in
+                let held = counts[client, default: 0]
+                guard held < maxPerClient else { return false }
+                counts[client] = held + 1
+                return true
+            }
+            guard admitted else { return nil }
+        }
         let inFlightNow = inFlight.add(1, ordering: .relaxed).newValue
         guard inFlightNow <= maxQueued + threads else {
             inFlight.subtract(1, ordering: .relaxed)
+            release(client)
             return nil
         }
         let future = pool.runIfActive(eventLoop: eventLoop) {
             Self.yieldToEventLoops()
             return metrics?.timedVerification(pending) ?? pending.run()
         }
-        future.whenComplete { _ in self.inFlight.subtract(1, ordering: .relaxed) }
+        future.whenComplete { _ in
+            self.inFlight.subtract(1, ordering: .relaxed)
+            self.release(client)
+        }
         return future
+    }
+
+    private func release(_ client: String?) {
+        guard let client else { return }
+        perClient.withLock { counts in
+            let held = counts[client, default: 1] - 1
+            counts[client] = held > 0 ? held : nil
+        }
     }
 
     public var queued: Int { inFlight.load(ordering: .relaxed) }

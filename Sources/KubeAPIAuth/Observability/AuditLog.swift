@@ -35,7 +35,8 @@ public final class AuditLog: Sendable {
         // A client-chosen name is told only when it can be a record's name (ObjectName.forLog); a
         // jti is told only from a token whose signature verified, and is a Secret key's characters.
         let token = decision.tokenName.map(ObjectName.forLog) ?? decision.emergency?.jti.map { "emergency:\($0)" } ?? "-"
-        let key = "\(token)|\(result)|\(reason)|\(host)"
+        // `guessing` is part of the key, so the first refusal that turns it on is written.
+        let key = "\(token)|\(result)|\(reason)|\(host)|\(decision.guessing)"
         let now = ContinuousClock.now
         let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
         let repeated: Int? = shard.recent.withLock { recent in
@@ -66,6 +67,8 @@ public final class AuditLog: Sendable {
             if let kid = emergency.kid { metadata["kid"] = "\(kid)" }
             if let reason = emergency.reason { metadata["emergency_reason"] = "\(reason)" }
         }
+        // Many wrong secrets for this name lately (FailureCounter): someone may be guessing.
+        if decision.guessing { metadata["guessing"] = "true" }
         if repeated > 0 { metadata["repeated"] = "\(repeated)" }
         logger.info("review", metadata: metadata)
     }

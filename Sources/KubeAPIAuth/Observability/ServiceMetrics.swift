@@ -46,7 +46,7 @@ public final class ServiceMetrics: Sendable {
     private let relists: [RecordKind: CoreMetrics.Counter]
     private let writes: [String: CoreMetrics.Counter]
     private let scryptQueueDepth: CoreMetrics.Meter
-    private let throttledTokens: CoreMetrics.Meter
+    private let guessedTokens: CoreMetrics.Meter
     private let verifiedCacheEntries: CoreMetrics.Meter
     private let snapshotAge: CoreMetrics.Meter
     private let snapshotWriteFailures: CoreMetrics.Counter
@@ -113,7 +113,7 @@ public final class ServiceMetrics: Sendable {
         }
         self.writes = writes
         scryptQueueDepth = CoreMetrics.Meter(label: prefix + "scrypt_queue_depth", dimensions: [], factory: factory)
-        throttledTokens = CoreMetrics.Meter(label: prefix + "throttled_tokens", dimensions: [], factory: factory)
+        guessedTokens = CoreMetrics.Meter(label: prefix + "guessed_tokens", dimensions: [], factory: factory)
         verifiedCacheEntries = CoreMetrics.Meter(label: prefix + "verified_cache_entries", dimensions: [], factory: factory)
         snapshotAge = CoreMetrics.Meter(label: prefix + "snapshot_age_seconds", dimensions: [], factory: factory)
         snapshotWriteFailures = CoreMetrics.Counter(label: prefix + "snapshot_write_failures_total", dimensions: [], factory: factory)
@@ -207,7 +207,7 @@ public final class ServiceMetrics: Sendable {
     func setRecords(_ kind: RecordKind, count: Int) { records[kind]?.set(count) }
     func setLastSync(_ kind: RecordKind, unixSeconds: Double) { lastSync[kind]?.set(unixSeconds) }
     func setScryptQueueDepth(_ value: Int) { scryptQueueDepth.set(value) }
-    func setThrottledTokens(_ value: Int) { throttledTokens.set(value) }
+    func setGuessedTokens(_ value: Int) { guessedTokens.set(value) }
     func setVerifiedCacheEntries(_ value: Int) { verifiedCacheEntries.set(value) }
     func setSnapshotAge(seconds: Double) { snapshotAge.set(seconds) }
 

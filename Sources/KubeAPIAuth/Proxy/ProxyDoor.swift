@@ -79,7 +79,9 @@ public final class ProxyDoor: Sendable {
             // kube-apiserver accepts no scheme but Bearer; forwarding one could only leak what is in it.
             return .done(Self.answer(.unauthorized, "Unauthorized", "only bearer tokens are accepted"))
         case .bearer(let token, _):
-            switch core.authenticate(token: token, source: clientAddress, start: start, on: eventLoop) {
+            // The proxy knows its client: an expensive (scrypt) check is charged to the client's host.
+            let client = String(AuditLog.host(of: clientAddress))
+            switch core.authenticate(token: token, source: clientAddress, client: client, start: start, on: eventLoop) {
             case .done(let outcome):
                 return identify(outcome, headers: headers, clientAddress: clientAddress, on: eventLoop)
             case .pending(let future):

@@ -12,8 +12,6 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
     case hashInvalid = "hash_invalid"
     case secretMismatch = "secret_mismatch"
     case userRefreshInvalid = "user_refresh_invalid"
-    /// Too many wrong secrets for this token recently: refused without hashing.
-    case tooManyFailures = "too_many_failures"
     /// Longer than any token this service issues or accepts (`--max-token-bytes`).
     case tokenTooLong = "token_too_long"
     // Emergency tokens (signed JWTs; see ``EmergencyAccess``).
@@ -47,7 +45,6 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
         case .hashInvalid: return "token hash is invalid"
         case .secretMismatch: return "token secret does not match"
         case .userRefreshInvalid: return "user lastRefresh is unreadable"
-        case .tooManyFailures: return "too many failed attempts for this token; try again later"
         case .emergencyMalformed: return "emergency token is malformed"
         case .emergencyAlgorithmMismatch: return "emergency token algorithm does not match its key"
         case .emergencySignatureInvalid: return "emergency token signature is invalid"
@@ -109,6 +106,9 @@ public struct Decision: Sendable {
     public var effects: SideEffects
     /// Set for every decision about an emergency token, for the audit line and metrics.
     public var emergency: EmergencyUse?
+    /// A wrong secret for a name that has had many lately (the service's failure count): someone
+    /// may be guessing. For the audit line only; it never changes the outcome.
+    public var guessing = false
 
     public init(
         outcome: Outcome, tokenName: String?, token: ClusterAuthToken? = nil, hashAlgorithm: HashAlgorithm? = nil,
