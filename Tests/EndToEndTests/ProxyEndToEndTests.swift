@@ -1,4 +1,8 @@
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import KubeAPITestServer
 import NIOCore
 import NIOHTTP1
@@ -421,6 +425,72 @@ struct ProxyEndToEndTests {
             #expect(ended.contains("exit-marker"))
         }
         print("proxy stopped and closed its watches \(ContinuousClock.now - stopped) after SIGTERM (drain timeout 2 s)")
+    }
+
+    @Test("Shutdown: an HTTP/2 client with an open watch gets GOAWAY, and the proxy exits 0")
+    func goAwayOnDrain() async throws {
+        let environment = try await ProxyEnvironment()
+        try environment.startProxy(["--drain-timeout", "2"])
+        let alice = try await environment.rancher.createToken(user: "u-alice")
+        let client = try await environment.connect(alpn: ["h2"])
+        let headers = [
+            (":method", "GET"), (":scheme", "https"), (":path", "/api/v1/namespaces/cattle-system/configmaps?watch=1"),
+            (":authority", "proxy"), ("authorization", "Bearer \(alice)"),
+        ].flatMap(RawHTTP2.literal)
+        // END_HEADERS | END_STREAM on stream 1, after the preface and empty SETTINGS.
+        try await client.send(
+            RawHTTP2.preface + RawHTTP2.frame(type: RawHTTP2.settingsType, flags: 0, stream: 0, payload: [])
+                + RawHTTP2.frame(type: RawHTTP2.headersType, flags: 0x5, stream: 1, payload: headers))
+        _ = try await environment.rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"h2-seen"}}"#)
+        let before = try await client.read(until: Array("h2-seen".utf8))
+        #expect(before.count > 9, "the watch event arrived on stream 1")
+        #expect(try environment.proxy.stop() == 0)
+        let frames = RawHTTP2.frames(before + (try await client.readBytesToEnd()))
+        #expect(frames.contains { $0.type == RawHTTP2.goAwayType && $0.stream == 0 }, "no GOAWAY among \(frames.map(\.type))")
+    }
+
+    @Test("At the drain timeout, TLS clients that stopped reading are closed all at once: the proxy exits soon after it")
+    func stuckClientsDoNotHoldTheExit() async throws {
+        let environment = try await ProxyEnvironment()
+        try environment.startProxy(["--drain-timeout", "2"])
+        let alice = try await environment.rancher.createToken(user: "u-alice")
+        var clients: [Process] = []
+        defer {
+            for client in clients where client.isRunning {
+                kill(client.processIdentifier, SIGKILL)
+                kill(client.processIdentifier, SIGCONT)
+            }
+        }
+        for index in 0..<3 {
+            // openssl s_client as a watch client; its output is never read, and it is stopped below,
+            // so it neither reads nor ever answers the proxy's close_notify.
+            let client = Process()
+            client.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            client.arguments = ["s_client", "-quiet", "-connect", environment.proxy.address, "-CAfile", environment.caPath, "-alpn", "http/1.1"]
+            let input = Pipe()
+            client.standardInput = input
+            client.standardOutput = Pipe()
+            client.standardError = FileHandle.nullDevice
+            try client.run()
+            ChildReaper.watch(client.processIdentifier)
+            clients.append(client)
+            let request = "GET /api/v1/namespaces/cattle-system/configmaps?watch=1&marker=stuck-\(index) HTTP/1.1\r\nHost: proxy\r\n"
+                + "Authorization: Bearer \(alice)\r\n\r\n"
+            PipeIO.writeAll(Data(request.utf8), to: input.fileHandleForWriting)
+        }
+        for index in 0..<3 {
+            let seen = try await repeatUntil(within: .seconds(20), { "\(environment.upstreamRequests("marker=stuck-\(index)").count)" }) { $0 != "0" }
+            #expect(seen == "1", "watch \(index) did not reach the upstream")
+        }
+        for client in clients { kill(client.processIdentifier, SIGSTOP) }
+        let terminated = ContinuousClock.now
+        #expect(try environment.proxy.stop() == 0)
+        let exitedAfter = ContinuousClock.now - terminated
+        // Closed one after another, each waiting for a close_notify that never comes, they once
+        // took 2 s + 3 × 5 s. A generous bound, far from that.
+        #expect(exitedAfter < .seconds(8), "the proxy exited \(exitedAfter) after SIGTERM with a 2 s drain timeout")
+        print("proxy with three stopped TLS clients exited \(exitedAfter) after SIGTERM (drain timeout 2 s)")
+        #expect(environment.proxy.output.contains("drain timeout reached; closing remaining connections"))
     }
 
     @Test("10,000 seeded hostile requests (headers, smuggling, oversized, invalid UTF-8, impersonation, credentials): no crash, no client Impersonate-* under the proxy's identity, no Rancher token upstream")

@@ -72,10 +72,14 @@ final class TLSRawClient: @unchecked Sendable {
 
     /// Everything until the peer closes (or the timeout passes).
     func readToEnd(timeout: Duration = .seconds(20)) async throws -> String {
+        String(decoding: try await readBytesToEnd(timeout: timeout), as: UTF8.self)
+    }
+
+    func readBytesToEnd(timeout: Duration = .seconds(20)) async throws -> [UInt8] {
         let deadline = ContinuousClock.now + timeout
         while !closed, ContinuousClock.now < deadline { try await readMore(until: deadline) }
         defer { pending.removeAll() }
-        return String(decoding: pending, as: UTF8.self)
+        return pending
     }
 
     private func readMore(until deadline: ContinuousClock.Instant) async throws {
@@ -104,5 +108,54 @@ final class TLSRawClient: @unchecked Sendable {
     deinit {
         outbound.finish()
         channel.channel.close(promise: nil)
+    }
+}
+
+/// Just enough HTTP/2 framing (RFC 9113) and HPACK (RFC 7541, literals only) to open a stream by
+/// hand and read back which frames the server sent.
+enum RawHTTP2 {
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    static let headersType: UInt8 = 0x1
+    static let settingsType: UInt8 = 0x4
+    static let goAwayType: UInt8 = 0x7
+
+    static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) -> [UInt8] {
+        let length = UInt32(payload.count)
+        return [UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff), type, flags]
+            + [UInt8(stream >> 24 & 0x7f), UInt8(stream >> 16 & 0xff), UInt8(stream >> 8 & 0xff), UInt8(stream & 0xff)] + payload
+    }
+
+    /// A header field as a literal without indexing, with a new name and no Huffman coding.
+    static func literal(_ name: String, _ value: String) -> [UInt8] {
+        [0x00] + string(name) + string(value)
+    }
+
+    private static func string(_ text: String) -> [UInt8] {
+        integer(UInt(text.utf8.count), prefixBits: 7) + Array(text.utf8)
+    }
+
+    private static func integer(_ value: UInt, prefixBits: Int) -> [UInt8] {
+        let limit = UInt(1) << prefixBits - 1
+        guard value >= limit else { return [UInt8(value)] }
+        var bytes = [UInt8(limit)]
+        var rest = value - limit
+        while rest >= 128 {
+            bytes.append(UInt8(rest % 128 + 128))
+            rest /= 128
+        }
+        return bytes + [UInt8(rest)]
+    }
+
+    /// The frames in `bytes` (the server's side of a connection from its start), as (type, stream).
+    static func frames(_ bytes: [UInt8]) -> [(type: UInt8, stream: UInt32)] {
+        var frames: [(type: UInt8, stream: UInt32)] = []
+        var index = 0
+        while index + 9 <= bytes.count {
+            let length = Int(bytes[index]) << 16 | Int(bytes[index + 1]) << 8 | Int(bytes[index + 2])
+            let stream = UInt32(bytes[index + 5] & 0x7f) << 24 | UInt32(bytes[index + 6]) << 16 | UInt32(bytes[index + 7]) << 8 | UInt32(bytes[index + 8])
+            frames.append((bytes[index + 3], stream))
+            index += 9 + length
+        }
+        return frames
     }
 }

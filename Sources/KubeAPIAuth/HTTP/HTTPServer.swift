@@ -94,7 +94,12 @@ public final class HTTPServer: Service {
         } else {
             let remaining = connections.open
             logger.warning("drain timeout reached; closing remaining connections", metadata: ["connections": "\(remaining.count)"])
-            for channel in remaining { try? await channel.close() }
+            // All at once: a close waits (up to TLSSettings.closeNotifyWait) for a client that may
+            // never answer, and one such client must not hold up the others.
+            for channel in remaining { channel.close(promise: nil) }
+            if let eventLoop = remaining.first?.eventLoop {
+                try? await EventLoopFuture.andAllComplete(remaining.map(\.closeFuture), on: eventLoop).get()
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import NIOSSL
 import ServiceLifecycle
 import Synchronization
@@ -22,6 +23,9 @@ public struct TLSSettings: Sendable {
     public struct LoadError: Error, CustomStringConvertible {
         public let description: String
     }
+
+    /// How long closing a TLS connection waits for the client's close_notify.
+    public static let closeNotifyWait: TimeAmount = .milliseconds(500)
 
     /// Reads the files and builds a server context: TLS 1.2 or newer with NIOSSL's default
     /// (forward-secret AEAD) cipher suites.
@@ -57,6 +61,11 @@ public struct TLSSettings: Sendable {
         }
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = applicationProtocols
+        // Closing a connection waits at most this long for the client's close_notify. NIOSSL's
+        // default is 5 s, and a client that stopped reading never sends one: closed one after
+        // another at the drain timeout, three such watch clients once kept the proxy 15 s past it
+        // (beyond the pod's termination grace period).
+        configuration.shutdownTimeout = Self.closeNotifyWait
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {

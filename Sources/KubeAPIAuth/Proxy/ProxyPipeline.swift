@@ -62,13 +62,19 @@ enum ProxyPipeline {
             HTTP2Setting(parameter: .maxConcurrentStreams, value: 250),
             HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
         ]
+        // On shutdown (ChannelShouldQuiesceEvent) NIO's connection manager sends GOAWAY (then a PING
+        // and the final GOAWAY), so clients open no new streams here, and closes the connection
+        // once its streams have ended; the drain timeout ends the rest.
+        let manager = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop, configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: .init()
+            mode: .server, connectionConfiguration: connection, streamConfiguration: .init(), streamDelegate: manager.http2StreamDelegate
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try stream.pipeline.syncOperations.addHandler(ProxyStreamHandler(door: door, pool: pool, http1: nil, logger: logger))
             }
         }
+        try channel.pipeline.syncOperations.addHandler(manager)
     }
 }
