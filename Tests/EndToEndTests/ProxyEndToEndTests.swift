@@ -493,6 +493,69 @@ struct ProxyEndToEndTests {
         #expect(environment.proxy.output.contains("drain timeout reached; closing remaining connections"))
     }
 
+    @Test("A revocation ends the token's open exchanges: an HTTP/1.1 chunked watch, an HTTP/2 watch, an exec session; another token's watch stays open")
+    func revocationEndsOpenExchanges() async throws {
+        let environment = try await ProxyEnvironment()
+        // The control watch is still open at the stop: a short drain.
+        try environment.startProxy(["--drain-timeout", "1"])
+        let alice = try await environment.rancher.createToken(user: "u-alice", groups: ["g://devs"])
+        let bob = try await environment.rancher.createToken(user: "u-bob", groups: ["g://devs"])
+        let pod = #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"shell","namespace":"team"},"spec":{"containers":[{"name":"main","image":"busybox"}]},"status":{"phase":"Running"}}"#
+        _ = try environment.server.state.create(.pods, namespace: "team", object: try JSONValue.parse(Data(pod.utf8)))
+        func watch(_ name: String, _ token: String, _ protocolFlag: String) throws -> BackgroundProcess {
+            try BackgroundProcess(
+                name: name, executable: "/usr/bin/curl",
+                arguments: ["-s", "-N", protocolFlag, "--cacert", environment.caPath, "-H", "Authorization: Bearer \(token)",
+                            environment.url + "/api/v1/namespaces/cattle-system/configmaps?watch=1"],
+                logPath: environment.scratch.file("\(name).log"))
+        }
+        let watches = ["http/1.1": try watch("h1", alice, "--http1.1"), "h2": try watch("h2", alice, "--http2"), "control": try watch("control", bob, "--http1.1")]
+        defer { for watch in watches.values { watch.stop(grace: 1) } }
+        // kubectl exec -i with its standard input held open: the session lasts until something ends it.
+        let exec = Process()
+        exec.executableURL = URL(fileURLWithPath: try #require(kubectlPath))
+        exec.arguments = ["--kubeconfig", "/dev/null", "--server", environment.url, "--certificate-authority", environment.caPath, "--token", alice,
+                          "exec", "-i", "shell", "-n", "team", "--", "cat"]
+        let input = Pipe()
+        let execLog = environment.scratch.file("exec.log")
+        FileManager.default.createFile(atPath: execLog, contents: nil)
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: execLog))
+        exec.standardInput = input
+        exec.standardOutput = output
+        exec.standardError = output
+        try exec.run()
+        ChildReaper.watch(exec.processIdentifier)
+        defer { if exec.isRunning { exec.terminate() } }
+        PipeIO.writeAll(Data("first line\n".utf8), to: input.fileHandleForWriting)
+        let echoed = try await repeatUntil(within: .seconds(20), { (try? String(contentsOfFile: execLog, encoding: .utf8)) ?? "" }) { $0.contains("first line") }
+        #expect(echoed.contains("first line"), "the exec session did not start: \(echoed)")
+        _ = try await environment.rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"opened"}}"#)
+        for (name, watch) in watches {
+            let seen = try await repeatUntil(within: .seconds(20), { watch.log }) { $0.contains("opened") }
+            #expect(seen.contains("opened"), "the \(name) watch did not start")
+        }
+
+        let name = String(alice.prefix { $0 != ":" })
+        let changed = ContinuousClock.now
+        try await environment.rancher.patch(environment.rancher.tokens + "/\(name)", #"{"enabled":false}"#)
+        var ended: [String: Duration] = [:]
+        _ = try await repeatUntil(within: .seconds(30), {
+            for (kind, watch) in watches where kind != "control" && ended[kind] == nil && !watch.isRunning { ended[kind] = ContinuousClock.now - changed }
+            if ended["exec"] == nil, !exec.isRunning { ended["exec"] = ContinuousClock.now - changed }
+            return "\(ended.count)"
+        }) { $0 == "3" }
+        #expect(Set(ended.keys) == ["http/1.1", "h2", "exec"], "still open: \(ended.keys)")
+        #expect(watches["control"]?.isRunning == true, "another token's watch was ended")
+        _ = try await environment.rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"after"}}"#)
+        let control = try await repeatUntil(within: .seconds(20), { watches["control"]?.log ?? "" }) { $0.contains("after") }
+        #expect(control.contains("after"))
+        let log = environment.proxy.output
+        #expect(log.contains("msg=\"session ended\"") && log.contains("reason=token_disabled") && log.contains("user=u-alice"))
+        #expect(!log.contains("user=u-bob reason"), "\(log)")
+        print("open exchanges ended after the token was disabled: \(ended.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" })")
+        #expect(try environment.proxy.stop() == 0)
+    }
+
     @Test("10,000 seeded hostile requests (headers, smuggling, oversized, invalid UTF-8, impersonation, credentials): no crash, no client Impersonate-* under the proxy's identity, no Rancher token upstream")
     func hostileRequests() async throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 0xF00D_CAFE

@@ -271,6 +271,80 @@ struct ProxyRealAPIServerTests {
             #expect(watcher.isRunning)
         }
     }
+
+    @Test("Open watches follow the records: each revocation kind ends its watch (kubectl get -w over HTTP/2), another token's watch stays open")
+    func openWatchesEnd() async throws {
+        try await WebhookCluster.run(auditPolicy: ProxyFixture.auditPolicy) { cluster in
+            let fixture = try ProxyFixture(cluster)
+            let plane = cluster.plane
+            let ns = ["-n", "cattle-system"]
+            let kubectlBinary = try #require(kubectlPath)
+            // Every test user may watch ConfigMaps in default, through one group.
+            try plane.adminOK(["create", "clusterrole", "cm-watcher", "--verb=get,list,watch", "--resource=configmaps"])
+            try plane.adminOK(["create", "rolebinding", "cm-watchers", "-n", "default", "--clusterrole=cm-watcher", "--group=g://watchers"])
+            let kinds = ["disabled", "deleted", "hashdeleted", "userdisabled", "groups", "expiring", "control"]
+            var tokens: [String: String] = [:]
+            for kind in kinds { tokens[kind] = try cluster.mint(user: "u-\(kind)", groups: ["g://watchers"]) }
+            func name(_ kind: String) -> String { String(tokens[kind]!.prefix { $0 != ":" }) }
+            // An emergency token too, revoked by its id.
+            let keys = try TemporaryDirectory()
+            let manifest = try EmergencyEndToEndTests.keygen(keys, name: "key.pem", audience: "kube-api-auth:envtest")
+            try plane.adminOK(["apply", "-f", "-"], input: manifest)
+            _ = try cluster.mint(user: "u-oncall", groups: ["g://watchers"])
+            let (emergency, jti) = try EmergencyEndToEndTests.issue(keys, key: "key.pem", user: "u-oncall", global: ["--kubeconfig", plane.adminKubeconfig])
+            tokens["emergency"] = emergency
+            for (kind, token) in tokens {
+                let identity = try await repeatUntil(within: .seconds(30), { (try? fixture.whoami(token).get().username) ?? "" }) { !$0.isEmpty }
+                #expect(!identity.isEmpty, "\(kind) never authenticated")
+            }
+            var watches: [String: BackgroundProcess] = [:]
+            for (kind, token) in tokens {
+                watches[kind] = try BackgroundProcess(
+                    name: "watch \(kind)", executable: kubectlBinary,
+                    arguments: ["--kubeconfig", "/dev/null", "--server", fixture.url, "--certificate-authority", fixture.caPath, "--token", token,
+                                "--cache-dir", plane.directory + "/watch-cache-\(kind)", "get", "configmaps", "-n", "default", "-w", "-o", "name"],
+                    logPath: plane.directory + "/watch-\(kind).log")
+            }
+            defer { for watch in watches.values { watch.stop(grace: 1) } }
+            try plane.adminOK(["create", "configmap", "opened", "-n", "default"])
+            for (kind, watch) in watches {
+                let log = try await repeatUntil(within: .seconds(30), { watch.log }) { $0.contains("configmap/opened") }
+                #expect(log.contains("configmap/opened"), "the \(kind) watch did not start: \(log)")
+            }
+            let changed = ContinuousClock.now
+            let changedAt = Date()
+            // The expiring token is given an expiresAt 5 s ahead: still valid, it lapses while its watch is open.
+            let expiresAt = Date(timeIntervalSinceNow: 5)
+            try plane.adminOK(
+                ["patch", "clusterauthtoken", name("expiring"), "--type", "merge", "-p", #"{"expiresAt":"\#(ISO8601DateFormatter().string(from: expiresAt))"}"#]
+                    + ns)
+            try plane.adminOK(["patch", "clusterauthtoken", name("disabled"), "--type", "merge", "-p", #"{"enabled":false}"#] + ns)
+            try plane.adminOK(["delete", "clusterauthtoken", name("deleted")] + ns)
+            try plane.adminOK(["delete", "secret", name("hashdeleted")] + ns)
+            try plane.adminOK(["patch", "clusteruserattribute", "u-userdisabled", "--type", "merge", "-p", #"{"enabled":false}"#] + ns)
+            try plane.adminOK(["patch", "clusteruserattribute", "u-groups", "--type", "merge", "-p", #"{"groups":["g://watchers","g://new"]}"#] + ns)
+            let revoke = try Binary.run(["--kubeconfig", plane.adminKubeconfig, "emergency", "revoke", jti, "--apply", "--reason", "done"])
+            #expect(revoke.status == 0, "\(revoke.stderr)")
+            let revoked = ContinuousClock.now
+            var ended: [String: Duration] = [:]
+            let ending = kinds.filter { $0 != "control" } + ["emergency"]
+            _ = try await repeatUntil(within: .seconds(45), {
+                for kind in ending where ended[kind] == nil && !(watches[kind]?.isRunning ?? true) { ended[kind] = ContinuousClock.now - changed }
+                return "\(ended.count)"
+            }) { $0 == "\(ending.count)" }
+            #expect(Set(ended.keys) == Set(ending), "still open: \(Set(ending).subtracting(ended.keys))")
+            #expect(watches["control"]?.isRunning == true, "the control watch ended")
+            // The control watch still delivers events.
+            try plane.adminOK(["create", "configmap", "after", "-n", "default"])
+            let control = try await repeatUntil(within: .seconds(20), { watches["control"]?.log ?? "" }) { $0.contains("configmap/after") }
+            #expect(control.contains("configmap/after"))
+            let log = cluster.serviceLog
+            for reason in ["token_disabled", "token_deleted", "hash_changed", "user_disabled", "groups_changed", "token_expired", "emergency_revoked"] {
+                #expect(log.contains("reason=\(reason)"), "no session ended with \(reason)")
+            }
+            print("open watches ended after the change (changes made in \(revoked - changed); the expiring token lapsed \(expiresAt.timeIntervalSince(changedAt)) s after the first change): \(ended.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" })")
+        }
+    }
 }
 
 extension Result where Failure == ProcessError {

@@ -24,7 +24,7 @@ struct AuthenticationCoreTests {
             reasons[reason, default: 0] += 1
         }
         #expect(reasons == [.secretMismatch: 1000], "every wrong secret is checked and refused as such")
-        guard case .done(.authenticated(let user)) = core.authenticate(token: validToken, source: "198.51.100.1:5000", start: .now, on: loop) else {
+        guard case .done(.authenticated(let user, _)) = core.authenticate(token: validToken, source: "198.51.100.1:5000", start: .now, on: loop) else {
             Issue.record("the owner's correct secret was refused after someone else's wrong ones")
             return
         }

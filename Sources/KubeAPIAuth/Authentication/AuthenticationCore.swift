@@ -5,8 +5,9 @@ import RancherAuth
 /// What the authentication core concluded about one bearer token. Each front door renders it in
 /// its own way (a TokenReview answer; a forwarded request with impersonation headers or a 401).
 public enum AuthenticationOutcome: Sendable {
-    /// The token is valid: this is the Rancher user, with the groups of its ClusterUserAttribute.
-    case authenticated(UserRecord)
+    /// The token is valid: this is the Rancher user, with the groups of its ClusterUserAttribute,
+    /// and what an exchange let through on it stays valid only as long as (``SessionIdentity``).
+    case authenticated(UserRecord, SessionIdentity?)
     /// A definite "no", for a reason from a closed set.
     case refused(RefusalReason)
     /// Cannot tell now (no records yet, overload, an internal failure). Never a "no": the caller
@@ -160,7 +161,7 @@ public final class AuthenticationCore: Sendable {
         audit.record(decision, source: source, duration: duration, cached: cached)
         if !decision.effects.isEmpty { effects.submit(decision.effects, for: decision) }
         switch decision.outcome {
-        case .authenticated(let user): return .authenticated(user)
+        case .authenticated(let user): return .authenticated(user, decision.session)
         case .refused(let reason): return .refused(reason)
         }
     }

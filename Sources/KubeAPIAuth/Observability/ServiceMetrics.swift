@@ -58,6 +58,7 @@ public final class ServiceMetrics: Sendable {
     /// From the request head written upstream to the response head read back.
     private let proxyUpstreamDuration: CoreMetrics.Timer
     private let proxyUpstreamErrors: CoreMetrics.Counter
+    private let proxySessionsEnded: [SessionEnd: CoreMetrics.Counter]
     /// The log queue's drop count at the last scrape, to export the difference.
     private let logLinesDroppedSeen = Mutex(0)
     private let scrapeHooks = Mutex<[@Sendable (ServiceMetrics) -> Void]>([])
@@ -126,6 +127,10 @@ public final class ServiceMetrics: Sendable {
         }
         proxyUpstreamDuration = CoreMetrics.Timer(label: prefix + "proxy_upstream_duration_seconds", dimensions: [], factory: factory)
         proxyUpstreamErrors = CoreMetrics.Counter(label: prefix + "proxy_upstream_errors_total", dimensions: [], factory: factory)
+        proxySessionsEnded = Dictionary(
+            uniqueKeysWithValues: SessionEnd.allCases.map { reason in
+                (reason, CoreMetrics.Counter(label: prefix + "proxy_sessions_ended_total", dimensions: [("reason", reason.rawValue)], factory: factory))
+            })
         emergencyReviews = Dictionary(
             uniqueKeysWithValues: (["authenticated"] + RefusalReason.allCases.map(\.rawValue)).map { outcome in
                 (outcome, CoreMetrics.Counter(label: prefix + "emergency_reviews_total", dimensions: [("outcome", outcome)], factory: factory))
@@ -158,6 +163,7 @@ public final class ServiceMetrics: Sendable {
 
     func proxyUpstream(duration: Duration) { proxyUpstreamDuration.recordNanoseconds(duration.nanoseconds) }
     func proxyUpstreamFailed() { proxyUpstreamErrors.increment() }
+    func proxySessionEnded(_ reason: SessionEnd) { proxySessionsEnded[reason]?.increment() }
 
     func review(_ result: ReviewResult, reason: String, duration: Duration) {
         reviews["\(result.rawValue)/\(reason)"]?.increment()

@@ -23,6 +23,8 @@ public final class ProxyDoor: Sendable {
     let metrics: ServiceMetrics
     let logger: Logger
     let auditEnabled: Bool
+    /// The exchanges forwarded under an identity of ours, re-decided as the records change.
+    let sessions: OpenExchanges
 
     /// Refusals that mean "not a token of ours": the request is someone else's to decide. A
     /// Rancher-shaped token without a record (`token_not_found`) is not among them: kube-apiserver
@@ -36,6 +38,7 @@ public final class ProxyDoor: Sendable {
         self.metrics = core.metrics
         self.logger = logger
         self.auditEnabled = auditEnabled
+        self.sessions = OpenExchanges(store: core.store, clock: core.clock, metrics: core.metrics, logger: logger, auditEnabled: auditEnabled)
     }
 
     /// Who a forwarded request acts as, for the audit line and the metrics.
@@ -45,6 +48,8 @@ public final class ProxyDoor: Sendable {
         var user: String?
         /// What the upstream request impersonates, when it differs from `user` (`--as`).
         var impersonated: String?
+        /// What the exchange stays valid only as long as (a token of ours authenticated it).
+        var session: SessionIdentity?
     }
 
     enum Route: Sendable {
@@ -106,12 +111,14 @@ public final class ProxyDoor: Sendable {
             return .done(passThrough(headers, clientAddress: clientAddress))
         case .refused:
             return .done(Self.answer(.unauthorized, "Unauthorized", "Unauthorized"))
-        case .authenticated(let user):
+        case .authenticated(let user, let session):
             let name = user.attribute.name
             let groups = user.attribute.groups
             switch ProxyRequestPolicy.impersonation(headers) {
             case .none:
-                return forward(headers, as: ProxyRequestPolicy.Impersonation(user: name, groups: groups), user: name, clientAddress: clientAddress)
+                return forward(
+                    headers, as: ProxyRequestPolicy.Impersonation(user: name, groups: groups), user: name, session: session,
+                    clientAddress: clientAddress)
             case .invalid(let why):
                 return .done(Self.answer(.badRequest, "BadRequest", why, user: name))
             case .requested(let requested):
@@ -122,7 +129,7 @@ public final class ProxyDoor: Sendable {
                                 .forbidden, "Forbidden",
                                 "user \"\(name)\" cannot impersonate \(Self.describe(requested)): no RBAC rule allows it", user: name)
                         }
-                        switch self.forward(headers, as: requested, user: name, clientAddress: clientAddress) {
+                        switch self.forward(headers, as: requested, user: name, session: session, clientAddress: clientAddress) {
                         case .done(let route): return route
                         case .pending: preconditionFailure("forwarding is decided synchronously")
                         }
@@ -132,7 +139,8 @@ public final class ProxyDoor: Sendable {
     }
 
     private func forward(
-        _ headers: ProxyRequestPolicy.Headers, as identity: ProxyRequestPolicy.Impersonation, user: String, clientAddress: String
+        _ headers: ProxyRequestPolicy.Headers, as identity: ProxyRequestPolicy.Impersonation, user: String, session: SessionIdentity?,
+        clientAddress: String
     ) -> Step {
         let token: String
         do {
@@ -143,7 +151,7 @@ public final class ProxyDoor: Sendable {
         }
         let upstreamHeaders = ProxyRequestPolicy.upstreamHeaders(
             headers, identity: .impersonating(identity, proxyToken: token), clientAddress: clientAddress)
-        let caller = Caller(route: .impersonated, user: user, impersonated: identity.user == user ? nil : identity.user)
+        let caller = Caller(route: .impersonated, user: user, impersonated: identity.user == user ? nil : identity.user, session: session)
         return .done(.forward(HTTPHeaders(upstreamHeaders.map { ($0.name, $0.value) }), caller))
     }
 

@@ -76,6 +76,10 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var lastWrite: EventLoopFuture<Void>?
     /// The upstream's `101`, spliced once its (empty) end has been read.
     private var pendingUpgrade: HTTPResponseHead?
+    /// The exchange's place among the open sessions (forwarded under an identity of ours).
+    private var registration: OpenExchanges.Registration?
+    /// Both connections of a spliced upgrade, which a revocation closes.
+    private var spliced: (client: any Channel, upstream: any Channel)?
 
     init(door: ProxyDoor, pool: UpstreamPool, http1: HTTP1Handlers?, logger: Logger) {
         self.door = door
@@ -177,6 +181,12 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .forward(let headers, let caller):
             self.caller = caller
             state = .connecting
+            if let session = caller.session {
+                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                registration = door.sessions.register(session, on: context.eventLoop) { registration, reason in
+                    bound.value.endSession(registration, reason)
+                }
+            }
             let outgoing = upstreamHead(head, headers: headers)
             if let idle = pool.takeIdle(on: context.eventLoop) {
                 attach(idle, head: outgoing, context: context)
@@ -268,6 +278,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if state != .upgraded { leaveSessions() }
         switch state {
         case .deciding, .connecting, .forwarding, .answered:
             if state == .forwarding { status = status == 0 ? 499 : status }
@@ -423,6 +434,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Ends
 
     private func finishExchange(reuseUpstream: Bool) {
+        leaveSessions()
         auditExchange()
         if let upstream {
             self.upstream = nil
@@ -467,6 +479,32 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.head = nil
     }
 
+    // MARK: Sessions
+
+    private func leaveSessions() {
+        if let registration { door.sessions.unregister(registration) }
+        registration = nil
+    }
+
+    /// The records no longer let this exchange's identity through: it ends now. An HTTP/1.1
+    /// connection is closed, an HTTP/2 stream reset, a spliced upgrade closed on both sides.
+    private func endSession(_ ended: OpenExchanges.Registration, _ reason: SessionEnd) {
+        guard ended == registration, let context else { return }
+        registration = nil
+        switch state {
+        case .upgraded:
+            spliced?.upstream.close(promise: nil)
+            spliced?.client.close(promise: nil)
+            spliced = nil
+        case .deciding, .connecting, .forwarding, .answered:
+            upstream?.abandon()
+            upstream = nil
+            context.close(promise: nil)
+        case .idle, .closed:
+            break
+        }
+    }
+
     // MARK: Upgrade
 
     /// Hands the client the `101` and turns both connections into a byte splice.
@@ -476,6 +514,12 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         auditExchange()
         state = .upgraded
         self.upstream = nil
+        if let registration {
+            // The splice outlives this handler: the session ends with the client's connection.
+            spliced = (context.channel, upstreamContext.channel)
+            let sessions = door.sessions
+            context.channel.closeFuture.whenComplete { _ in sessions.unregister(registration) }
+        }
         let clientRelay = RawRelay()
         let upstreamRelay = RawRelay()
         RawRelay.pair(clientRelay, upstreamRelay)

@@ -39,6 +39,13 @@ public final class RecordStore: Sendable {
     }
 
     private let state: Mutex<Status>
+    private let observers = Mutex<[@Sendable (RecordSnapshot) -> Void]>([])
+
+    /// Calls `observer` with every snapshot published from now on, on the publishing thread
+    /// (never an event loop), after the snapshot is current.
+    public func onPublish(_ observer: @escaping @Sendable (RecordSnapshot) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
 
     public init(source: String) {
         self.state = Mutex(Status(snapshot: nil, source: source))
@@ -55,6 +62,7 @@ public final class RecordStore: Sendable {
             $0.loadedAt = time
             $0.problemCount = problemCount
         }
+        for observer in observers.withLock({ $0 }) { observer(snapshot) }
     }
 }
 

@@ -71,12 +71,12 @@ public struct WebhookDoor: Sendable {
 
     static func render(_ outcome: AuthenticationOutcome, as shape: AnswerShape) -> HTTPAnswer {
         switch (shape, outcome) {
-        case (.tokenReview(let apiVersion), .authenticated(let user)):
+        case (.tokenReview(let apiVersion), .authenticated(let user, _)):
             return .json(user.authenticatedBody(for: apiVersion))
         case (.tokenReview(let apiVersion), .refused(let reason)):
             let bodies = refusalBodies[reason]!
             return .json(apiVersion == .v1 ? bodies.v1 : bodies.v1beta1)
-        case (.selfSubjectReview(let apiVersion), .authenticated(let user)):
+        case (.selfSubjectReview(let apiVersion), .authenticated(let user, _)):
             return .json(
                 SelfSubjectReviewResponse.body(apiVersion: apiVersion, username: user.attribute.name, groups: user.attribute.groups),
                 status: .created)

@@ -64,6 +64,14 @@ public struct EmergencyAccess: Sendable {
             self.backing = .p256(p256)
         }
 
+        /// The public key's bytes (Ed25519 raw, P-256 X9.63): what an open session was verified with.
+        public var publicKeyBytes: [UInt8] {
+            switch backing {
+            case .ed25519(let key): return Array(key.rawRepresentation)
+            case .p256(let key): return Array(key.x963Representation)
+            }
+        }
+
         /// Whether `signature` (the JWS signature bytes) signs `input` (`header.payload`).
         public func verify(signature: [UInt8], input: [UInt8]) -> Bool {
             switch backing {

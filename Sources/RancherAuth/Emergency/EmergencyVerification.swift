@@ -46,6 +46,9 @@ enum EmergencyVerification {
         guard user.attribute.enabled else { return refuse(.userDisabled) }
         var decision = Decision(outcome: .authenticated(user), tokenName: nil)
         decision.emergency = use
+        decision.session = SessionIdentity(
+            credential: .emergency(jti: claims.jti, kid: kid, key: key.publicKeyBytes), user: user.attribute.name,
+            groups: user.attribute.groups, deadline: Timestamp(seconds: claims.exp + leeway))
         return decision
     }
 }

@@ -132,6 +132,10 @@ public struct PendingVerification: Sendable {
         if token.lastUsedAt?.truncatedToSeconds != second { effects.touchLastUsedAt = second }
         decision.outcome = .authenticated(user)
         decision.effects = effects
+        var deadline: Timestamp?
+        if case .at(let expiresAt) = token.expiry { deadline = expiresAt }
+        decision.session = SessionIdentity(
+            credential: .token(name: token.name, hash: hash), user: attribute.name, groups: attribute.groups, deadline: deadline)
         return decision
     }
 }

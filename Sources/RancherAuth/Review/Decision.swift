@@ -109,6 +109,9 @@ public struct Decision: Sendable {
     /// A wrong secret for a name that has had many lately (the service's failure count): someone
     /// may be guessing. For the audit line only; it never changes the outcome.
     public var guessing = false
+    /// For an authenticated decision: what an exchange let through on it was authenticated as, so
+    /// that it can be re-decided while it stays open (``SessionIdentity``).
+    public var session: SessionIdentity?
 
     public init(
         outcome: Outcome, tokenName: String?, token: ClusterAuthToken? = nil, hashAlgorithm: HashAlgorithm? = nil,

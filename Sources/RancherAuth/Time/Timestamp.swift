@@ -34,6 +34,15 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         return Timestamp(seconds: seconds, nanoseconds: Int32(nanos))
     }
 
+    /// Nanoseconds from this instant to `other` (negative when `other` is earlier), clamped to
+    /// ±30 years: enough for any timer, and no overflow whatever the instants.
+    public func nanoseconds(until other: Timestamp) -> Int64 {
+        let limit: Int64 = 30 * 365 * 86_400
+        let (difference, overflow) = other.seconds.subtractingReportingOverflow(seconds)
+        let clamped = overflow ? (other.seconds > seconds ? limit : -limit) : max(-limit, min(limit, difference))
+        return clamped * 1_000_000_000 + Int64(other.nanoseconds) - Int64(nanoseconds)
+    }
+
     public var description: String { RFC3339.format(self) }
 }
 
