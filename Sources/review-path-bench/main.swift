@@ -105,3 +105,12 @@ let recheckElapsed = recheckStart.duration(to: .now) / recheckRounds
 guard endedSessions == 0, exchanges.count == 10_000 else { fatalError("sessions ended by an unchanged snapshot") }
 let recheckMilliseconds = Double(recheckElapsed.components.seconds) * 1e3 + Double(recheckElapsed.components.attoseconds) / 1e15
 print("re-check 10,000 open exchanges (one publication)".padding(toLength: 52, withPad: " ", startingAt: 0) + String(format: "%8.2f ms", recheckMilliseconds))
+
+// What an exchange pays to be followed: one registration and its removal (every request the
+// proxy forwards under an identity of ours), with 10,000 others open.
+let followed = pendings[0].decide(secretMatches: true).session!
+measure("register + unregister one open exchange") { _ in
+    let registration = exchanges.register(followed, on: group) { _, _ in }
+    exchanges.unregister(registration)
+    return 1
+}

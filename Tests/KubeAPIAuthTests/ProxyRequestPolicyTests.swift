@@ -184,3 +184,16 @@ struct ProxyRequestPolicyTests {
         ])
     }
 }
+
+@Suite("Log fields from clients")
+struct LogFieldTests {
+    @Test("A client-chosen value is cut to its bound at a character boundary, the cut said; short values stay as they are")
+    func bounded() {
+        #expect(AuditLog.bounded("/api/v1/pods") == "/api/v1/pods")
+        let long = "/api/" + String(repeating: "é", count: 600)
+        let cut = AuditLog.bounded(long)
+        #expect(cut.hasPrefix("/api/é") && cut.hasSuffix("…(1205 bytes)"))
+        #expect(cut.utf8.count <= 512 + "…(1205 bytes)".utf8.count)
+        #expect(AuditLog.bounded(String(repeating: "a", count: 300), to: 253).utf8.count == 253 + "…(300 bytes)".utf8.count)
+    }
+}

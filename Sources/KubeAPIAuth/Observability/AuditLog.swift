@@ -73,6 +73,18 @@ public final class AuditLog: Sendable {
         logger.info("review", metadata: metadata)
     }
 
+    /// A client-chosen value as a log line may hold it: at most `limit` bytes (cut at a character
+    /// boundary, the cut said). Escaping is the log handler's.
+    public static func bounded(_ text: some StringProtocol, to limit: Int = 512) -> String {
+        guard text.utf8.count > limit else { return String(text) }
+        var cut = ""
+        for character in text {
+            guard cut.utf8.count + character.utf8.count <= limit else { break }
+            cut.append(character)
+        }
+        return cut + "…(\(text.utf8.count) bytes)"
+    }
+
     /// `1.2.3.4:5678` → `1.2.3.4`; `[::1]:5678` → `[::1]`.
     static func host(of source: String) -> Substring {
         guard let colon = source.lastIndex(of: ":"), !source.hasSuffix("]") else { return source[...] }

@@ -207,12 +207,12 @@ public final class ProxyDoor: Sendable {
         guard auditEnabled else { return }
         var metadata: Logger.Metadata = [
             "route": "\(caller.route.rawValue)", "verb": "\(method.rawValue)",
-            "path": "\(uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "")",
+            "path": "\(AuditLog.bounded(uri.split(separator: "?", maxSplits: 1).first ?? ""))",
             "status": "\(status)", "bytes": "\(bytes)", "duration_ms": "\(Double(duration.nanoseconds / 1000) / 1000)",
             "source": "\(clientAddress)", "proto": "\(protocolName)",
         ]
         if let user = caller.user { metadata["user"] = "\(user)" }
-        if let impersonated = caller.impersonated { metadata["impersonated"] = "\(impersonated)" }
+        if let impersonated = caller.impersonated { metadata["impersonated"] = "\(AuditLog.bounded(impersonated, to: 253))" }
         logger.info("proxied", metadata: metadata)
     }
 }

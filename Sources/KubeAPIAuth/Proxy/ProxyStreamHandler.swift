@@ -414,7 +414,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         door.metrics.proxyUpstreamFailed()
         if responseStarted {
             // Cut as the upstream cut it: the client sees a truncated response.
-            logger.info("upstream closed during a response", metadata: ["path": "\(head?.uri.prefix(while: { $0 != "?" }) ?? "")"])
+            logger.info("upstream closed during a response", metadata: ["path": "\(AuditLog.bounded(head?.uri.prefix(while: { $0 != "?" }) ?? ""))"])
             auditExchange()
             state = .closed
             context.close(promise: nil)

@@ -61,7 +61,8 @@ public struct UpstreamTarget: Sendable {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
         tls.applicationProtocols = ["http/1.1"]
-        tls.shutdownTimeout = .seconds(1)
+        // As the API client's (KubeClient): a closing upstream connection never holds up the others.
+        tls.shutdownTimeout = .milliseconds(250)
         do {
             if let ca = configuration.certificateAuthorityPEM {
                 tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
