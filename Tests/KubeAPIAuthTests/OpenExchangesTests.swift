@@ -13,6 +13,7 @@ struct OpenExchangesTests {
         let clock: MutableClock
         let logs = LogCapture()
         let exchanges: OpenExchanges
+        let metrics = ServiceMetrics()
         let loop = EmbeddedEventLoop()
         /// What the registry ended, by label (a class: the end closures share it).
         final class Ended: Sendable {
@@ -25,7 +26,7 @@ struct OpenExchangesTests {
         init(at instant: Timestamp = Timestamp(seconds: 1_800_000_000)) throws {
             store = try loadedStore()
             clock = MutableClock(instant)
-            exchanges = OpenExchanges(store: store, clock: clock, metrics: ServiceMetrics(), logger: logs.logger(), auditEnabled: true)
+            exchanges = OpenExchanges(store: store, clock: clock, metrics: metrics, logger: logs.logger(), auditEnabled: true)
         }
 
         var session: SessionIdentity {
@@ -73,6 +74,8 @@ struct OpenExchangesTests {
         #expect(harness.exchanges.count == 0)
         #expect(harness.logs.text.contains("msg=\"session ended\"") && harness.logs.text.contains("reason=token_disabled"))
         #expect(harness.logs.text.contains("user=u-abc12"))
+        let exposition = String(decoding: harness.metrics.render(), as: UTF8.self)
+        #expect(exposition.contains(#"kube_api_auth_proxy_sessions_ended_total{reason="token_disabled"} 2"#), "\(exposition)")
     }
 
     @Test("An exchange that ended by itself is never ended by a later revocation")
