@@ -61,6 +61,9 @@ struct EmergencyEndToEndTests {
         #expect(try curl([service.baseURL + "/readyz?verbose"]).contains("emergency access: on, 1 key(s), 0 revoked"))
         let metrics = try curl([service.baseURL + "/metrics"])
         #expect(metric(metrics, #"kube_api_auth_emergency_reviews_total{outcome="authenticated"}"#) == 1)
+        // The records gauge in directory mode (it once read 0 for every kind here).
+        #expect((metric(metrics, #"kube_api_auth_records{kind="clusterauthtokens"}"#) ?? 0) >= 1, "\(metrics)")
+        #expect(metric(metrics, #"kube_api_auth_records{kind="emergency-secret"}"#) == 1)
 
         // Revocation: the printed patch adds revoked.<jti>; here the directory's manifest gets it.
         let revoke = try Binary.run(["emergency", "revoke", jti, "--reason", "done"])

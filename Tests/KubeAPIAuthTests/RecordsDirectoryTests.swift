@@ -162,12 +162,18 @@ struct RecordsDirectoryTests {
         try directory.write("fixture.yaml", fixtureManifest)
         let store = RecordStore(source: "test")
         #expect(store.snapshot == nil)
+        let metrics = ServiceMetrics()
         let source = RecordsDirectorySource(
             directory: RecordsDirectory(path: directory.path, namespace: "cattle-system"), store: store,
-            clock: FixedClock(instant: Timestamp(seconds: 5)), pollInterval: .seconds(1), logger: LogCapture().logger())
+            clock: FixedClock(instant: Timestamp(seconds: 5)), pollInterval: .seconds(1), metrics: metrics, logger: LogCapture().logger())
         try source.reload()
         #expect(store.status.generation == 1)
         #expect(store.snapshot?.tokens.count == 1)
+        // The records gauge, as the API source sets it.
+        let exposition = String(decoding: metrics.render(), as: UTF8.self)
+        for sample in [#"kind="clusterauthtokens"} 1"#, #"kind="clusteruserattributes"} 1"#, #"kind="secrets"} 1"#, #"kind="configmaps"} 0"#] {
+            #expect(exposition.contains("kube_api_auth_records{" + sample), "\(sample) in \(exposition)")
+        }
         try FileManager.default.removeItem(atPath: directory.path)
         #expect(throws: RecordsDirectory.DirectoryError.self) { try source.reload() }
         #expect(store.snapshot?.tokens.count == 1)

@@ -41,7 +41,8 @@ public struct ServiceAssembly {
             let directory = RecordsDirectory(
                 path: path, namespace: configuration.namespace, emergencySecretName: configuration.emergencySecretName)
             store = RecordStore(source: "records directory \(directory.path)")
-            let source = RecordsDirectorySource(directory: directory, store: store, clock: clock, pollInterval: pollInterval, logger: logger)
+            let source = RecordsDirectorySource(
+                directory: directory, store: store, clock: clock, pollInterval: pollInterval, metrics: metrics, logger: logger)
             do {
                 try source.reload()
             } catch {

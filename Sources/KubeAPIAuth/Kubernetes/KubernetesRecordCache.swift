@@ -3,7 +3,8 @@ import Logging
 import RancherAuth
 import Synchronization
 
-/// The four kinds of records the service mirrors from the namespace.
+/// The five kinds of records the service mirrors from the namespace (the emergency Secret is
+/// watched on its own, by name).
 public enum RecordKind: String, Sendable, CaseIterable {
     case clusterAuthTokens = "clusterauthtokens"
     case clusterUserAttributes = "clusteruserattributes"

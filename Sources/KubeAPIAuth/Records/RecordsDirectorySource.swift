@@ -13,14 +13,19 @@ public final class RecordsDirectorySource: Service {
     let clock: any WallClock
     let pollInterval: Duration
     let logger: Logger
+    let metrics: ServiceMetrics?
     /// The fingerprint taken just before the last load, so a change made during it is not missed.
     private let loadedFingerprint = Mutex<[String]>([])
 
-    public init(directory: RecordsDirectory, store: RecordStore, clock: any WallClock, pollInterval: Duration, logger: Logger) {
+    public init(
+        directory: RecordsDirectory, store: RecordStore, clock: any WallClock, pollInterval: Duration, metrics: ServiceMetrics? = nil,
+        logger: Logger
+    ) {
         self.directory = directory
         self.store = store
         self.clock = clock
         self.pollInterval = pollInterval
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -42,6 +47,14 @@ public final class RecordsDirectorySource: Service {
         }
         store.publish(
             load.snapshot(revision: "records-\(store.status.generation + 1)"), problemCount: load.problems.count, at: clock.now())
+        // The same gauge as the API source's, per kind (it read 0 for every kind in this mode).
+        if let metrics {
+            let counts: [RecordKind: Int] = [
+                .clusterAuthTokens: load.tokens.count, .clusterUserAttributes: load.users.count, .secrets: load.hashSecrets.count,
+                .configMaps: load.refreshConfigMap == nil ? 0 : 1, .emergencySecret: load.emergency == nil ? 0 : 1,
+            ]
+            for (kind, count) in counts { metrics.setRecords(kind, count: count) }
+        }
         logger.info(
             "records loaded",
             metadata: [
