@@ -15,10 +15,15 @@ struct KubeAPIAuthCommand: AsyncParsableCommand {
 
             Global options go before the subcommand, as with the Go service: \
             kube-api-auth --debug serve --records-dir examples/records
+
+            Without a subcommand it serves (as the Go service's newer releases do). The environment \
+            those releases are configured with is read too, and a flag wins over it: CATTLE_DEBUG or \
+            RANCHER_DEBUG (true/1: --debug), KUBECONFIG (--kubeconfig), CATTLE_NAMESPACE (--namespace), \
+            CATTLE_LISTEN (serve --listen).
             """,
         version: "0.1.0",
         subcommands: [Serve.self, Proxy.self, HashCommand.self, VerifyCommand.self, TokenCommand.self, EmergencyCommand.self, KubeconfigCommand.self],
-        defaultSubcommand: nil)
+        defaultSubcommand: Serve.self)
 
     @OptionGroup var global: GlobalOptions
 
@@ -69,7 +74,7 @@ enum GoCLIArguments {
 
 /// Options of the Go service that precede the subcommand.
 struct GlobalOptions: ParsableArguments {
-    @Flag(help: "Log at debug level (never secrets).")
+    @Flag(help: "Log at debug level (never secrets). Also on when $CATTLE_DEBUG or $RANCHER_DEBUG is true.")
     var debug = false
 
     @Option(help: ArgumentHelp("Log format: text (logfmt, for people) or json (for collectors).", valueName: "format"))
@@ -81,18 +86,25 @@ struct GlobalOptions: ParsableArguments {
             valueName: "path"))
     var kubeconfig: String?
 
-    @Option(help: ArgumentHelp("Namespace of the ClusterAuthToken, ClusterUserAttribute, Secret and ConfigMap records.", valueName: "name"))
-    var namespace = "cattle-system"
+    /// What `--namespace` was given as (the effective value is ``namespace``).
+    @Option(
+        name: .customLong("namespace"),
+        help: ArgumentHelp(
+            "Namespace of the ClusterAuthToken, ClusterUserAttribute, Secret and ConfigMap records (default: $CATTLE_NAMESPACE, else cattle-system).",
+            valueName: "name"))
+    var namespaceFlag: String?
+
+    /// `--namespace`, else `$CATTLE_NAMESPACE`, else `cattle-system`.
+    var namespace: String { EnvironmentConfiguration.current.value(flag: namespaceFlag, variable: "CATTLE_NAMESPACE") ?? "cattle-system" }
+
+    /// `--debug`, or `$CATTLE_DEBUG` / `$RANCHER_DEBUG` true as Go's `strconv.ParseBool` reads it.
+    var effectiveDebug: Bool { debug || EnvironmentConfiguration.current.debug }
 
     /// `--kubeconfig`, else `$KUBECONFIG`, as the Go service reads it.
-    var effectiveKubeconfig: String? {
-        if let kubeconfig, !kubeconfig.isEmpty { return kubeconfig }
-        if let environment = ProcessEnvironment.value("KUBECONFIG"), !environment.isEmpty { return environment }
-        return nil
-    }
+    var effectiveKubeconfig: String? { EnvironmentConfiguration.current.value(flag: kubeconfig, variable: "KUBECONFIG") }
 
     func bootstrapLogging() {
-        let level: Logger.Level = debug ? .debug : .info
+        let level: Logger.Level = effectiveDebug ? .debug : .info
         let format = logFormat
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
     }

@@ -24,3 +24,37 @@ enum ProcessEnvironment {
         DescriptorWriter.standardError.write(message + "\n")
     }
 }
+
+/// The configuration the Go service's newer releases read from the environment instead of flags
+/// (`CATTLE_DEBUG` or `RANCHER_DEBUG`, `KUBECONFIG`, `CATTLE_NAMESPACE`, `CATTLE_LISTEN`), so that
+/// Rancher's DaemonSet works with this image whichever way it configures the container. A flag
+/// given on the command line wins over its variable; an empty variable counts as unset.
+struct EnvironmentConfiguration {
+    let variables: [String: String]
+
+    static let current = EnvironmentConfiguration(variables: ProcessInfo.processInfo.environment)
+
+    /// `flag` when given, else `variable` when set (neither empty).
+    func value(flag: String?, variable: String) -> String? {
+        if let flag, !flag.isEmpty { return flag }
+        if let value = variables[variable], !value.isEmpty { return value }
+        return nil
+    }
+
+    /// `CATTLE_DEBUG` or `RANCHER_DEBUG` true, as Go's `strconv.ParseBool` reads it (anything it
+    /// cannot read is false).
+    var debug: Bool {
+        ["CATTLE_DEBUG", "RANCHER_DEBUG"].contains { Self.goParseBool(variables[$0] ?? "") == true }
+    }
+
+    /// `CATTLE_LISTEN`: the webhook's address, `host:port`.
+    var listen: String? { value(flag: nil, variable: "CATTLE_LISTEN") }
+
+    static func goParseBool(_ text: String) -> Bool? {
+        switch text {
+        case "1", "t", "T", "TRUE", "true", "True": return true
+        case "0", "f", "F", "FALSE", "false", "False": return false
+        default: return nil
+        }
+    }
+}

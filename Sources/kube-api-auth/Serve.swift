@@ -28,7 +28,7 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: [.short, .long],
         help: ArgumentHelp(
-            "Address to listen on, host:port or [ipv6]:port; repeat for several. Default: 127.0.0.1:6440 and [::1]:6440.",
+            "Address to listen on, host:port or [ipv6]:port; repeat for several. Default: $CATTLE_LISTEN, else 127.0.0.1:6440 and [::1]:6440.",
             valueName: "host:port"))
     var listen: [String] = []
 
@@ -40,8 +40,21 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var service: ServiceOptions
 
+    /// `--listen`, else `$CATTLE_LISTEN` (empty: the defaults).
+    var effectiveListen: [String] {
+        if !listen.isEmpty { return listen }
+        return EnvironmentConfiguration.current.listen.map { [$0] } ?? []
+    }
+
     func validate() throws {
         try ServiceOptions.validate(listen: listen)
+        if listen.isEmpty, let variable = EnvironmentConfiguration.current.listen {
+            do {
+                _ = try ListenAddress(parsing: variable)
+            } catch {
+                throw ValidationError("CATTLE_LISTEN: \(error)")
+            }
+        }
         guard clientCaFile == nil || service.tlsCertFile != nil else {
             throw ValidationError("--client-ca-file needs --tls-cert-file and --tls-private-key-file")
         }
@@ -54,7 +67,7 @@ struct Serve: AsyncParsableCommand {
 
     /// The flags as a ``ServiceConfiguration`` (already validated by ``validate()``).
     func configuration() throws -> ServiceConfiguration {
-        var configuration = try service.configuration(global: global, listen: listen)
+        var configuration = try service.configuration(global: global, listen: effectiveListen)
         configuration.maxBodyBytes = maxBodyBytes
         if let clientCaFile { configuration.tls?.clientCAFile = clientCaFile }
         return configuration

@@ -255,6 +255,41 @@ struct KubernetesEndToEndTests {
         #expect(!service.output.contains("guess-"))
     }
 
+    @Test("Configured as the Go service's newer releases are: no arguments, CATTLE_LISTEN, CATTLE_NAMESPACE, CATTLE_DEBUG and KUBECONFIG; a flag wins over its variable")
+    func environmentConfiguration() async throws {
+        let environment = try await Environment()
+        let bearer = try await environment.rancher.createToken(user: "u-env")
+        let port = try freeLoopbackPort()
+        let variables = [
+            "KUBECONFIG": environment.kubeconfig, "CATTLE_LISTEN": "127.0.0.1:\(port)", "CATTLE_DEBUG": "true", "CATTLE_NAMESPACE": "elsewhere",
+        ]
+        // Nothing on the command line: it serves, configured by the environment alone.
+        let bare = try ServiceProcess(global: [], command: nil, serve: [], listen: [], environment: variables)
+        #expect(bare.address == "127.0.0.1:\(port)")
+        try environment.waitUntilReady(bare)
+        #expect(bare.output.contains("level=debug"))
+        // The records of CATTLE_NAMESPACE (none there): the cattle-system token is unknown.
+        #expect(bare.output.contains("tokens=0"))
+        #expect(!authenticated(try await post(bare.baseURL + "/v1/authenticate", review(bearer)).2))
+        #expect(try bare.stop() == 0)
+
+        // Flags win: --namespace over CATTLE_NAMESPACE, --listen over CATTLE_LISTEN; "no" is not a
+        // Go boolean, so debug stays off.
+        let flagged = try ServiceProcess(
+            global: ["--namespace", "cattle-system"], command: "serve", serve: [], listen: ["127.0.0.1:0"],
+            environment: variables.merging(["CATTLE_DEBUG": "no"]) { _, new in new })
+        #expect(flagged.address != "127.0.0.1:\(port)")
+        try environment.waitUntilReady(flagged)
+        #expect(authenticated(try await reviewUntil(flagged, bearer, authenticated)))
+        #expect(!flagged.output.contains("level=debug"))
+        #expect(try flagged.stop() == 0)
+
+        // A CATTLE_LISTEN that is not an address is refused by name.
+        #expect {
+            _ = try ServiceProcess(global: [], command: nil, serve: [], listen: [], environment: variables.merging(["CATTLE_LISTEN": "nowhere"]) { _, new in new })
+        } throws: { "\($0)".contains("CATTLE_LISTEN") }
+    }
+
     @Test("Restarted while the API server is down: serves from the snapshot file, then reconciles deletions")
     func snapshotFile() async throws {
         let environment = try await Environment()

@@ -16,13 +16,16 @@ private let stagedPath = Mutex<String?>(nil)
 enum PodLaunch {
     static let setpriv = "/usr/bin/setpriv"
 
-    /// What to execute for `executable arguments` run as a pod runs it.
-    static func command(_ executable: String, _ arguments: [String]) throws -> (executable: String, arguments: [String]) {
+    /// What to execute for `executable arguments` run as a pod runs it; `environment` values that
+    /// name test-made files are handed over like arguments.
+    static func command(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:]
+    ) throws -> (executable: String, arguments: [String]) {
         guard PodUser.testsRunAsRoot else { return (executable, arguments) }
         guard FileManager.default.isExecutableFile(atPath: setpriv) else {
             throw ProcessError(description: "\(setpriv) (util-linux) is missing: the tests run as root and start the service as uid \(PodUser.uid) through it")
         }
-        for path in testMadePaths(in: arguments) { try handOver(path) }
+        for path in testMadePaths(in: arguments + environment.values) { try handOver(path) }
         return (setpriv, dropPrivileges + ["--", executable] + arguments)
     }
 

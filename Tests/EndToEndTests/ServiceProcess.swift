@@ -140,15 +140,20 @@ final class ServiceProcess: @unchecked Sendable {
 
     /// Starts `kube-api-auth <globalArguments> serve <serveArguments> --listen 127.0.0.1:0` and waits
     /// until it logs its listening address.
+    /// `command` nil runs the binary without a subcommand (it serves); `environment` is added to
+    /// the test's own (less anything that could point it at a developer's cluster).
     init(
-        global globalArguments: [String] = ["--debug"], command: String = "serve", serve serveArguments: [String],
-        listen: [String] = ["127.0.0.1:0"]
+        global globalArguments: [String] = ["--debug"], command: String? = "serve", serve serveArguments: [String],
+        listen: [String] = ["127.0.0.1:0"], environment: [String: String] = [:]
     ) throws {
-        let launch = try PodLaunch.command(Binary.path, globalArguments + [command] + serveArguments + listen.flatMap { ["--listen", $0] })
+        let arguments = globalArguments + (command.map { [$0] } ?? []) + serveArguments + listen.flatMap { ["--listen", $0] }
+        let launch = try PodLaunch.command(Binary.path, arguments, environment: environment)
         process.executableURL = URL(fileURLWithPath: launch.executable)
         process.arguments = launch.arguments
         // The service must not pick up a developer's cluster: only what the test passes.
-        process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "KUBECONFIG" && !$0.key.hasPrefix("KUBERNETES_") }
+        process.environment = ProcessInfo.processInfo.environment
+            .filter { $0.key != "KUBECONFIG" && !$0.key.hasPrefix("KUBERNETES_") && !Self.goServiceVariables.contains($0.key) }
+            .merging(environment) { _, given in given }
         let stderr = Pipe()
         process.standardError = stderr
         process.standardOutput = stderr
@@ -188,6 +193,9 @@ final class ServiceProcess: @unchecked Sendable {
         }
         try PodLaunch.verifyUnprivileged(pid: process.processIdentifier, binary: Binary.path)
     }
+
+    /// The variables the Go service's newer releases are configured with, never inherited.
+    static let goServiceVariables: Set<String> = ["CATTLE_DEBUG", "RANCHER_DEBUG", "CATTLE_NAMESPACE", "CATTLE_LISTEN"]
 
     var output: String {
         condition.lock()
