@@ -13,8 +13,8 @@ struct Serve: AsyncParsableCommand {
 
             Records come from the Kubernetes API (as with the Go service): the cluster of --kubeconfig or \
             $KUBECONFIG, else the in-cluster service account; ClusterAuthTokens, ClusterUserAttributes, \
-            Secrets and the refresh ConfigMap of --namespace are listed and watched, and reviews are \
-            answered 503 until all four have synced. lastUsedAt, needsRefresh and legacy-hash migration \
+            Secrets, the refresh ConfigMap and the emergency Secret of --namespace are listed and watched, \
+            and reviews are answered 503 until all five have synced. lastUsedAt, needsRefresh and legacy-hash migration \
             are written in the background.
 
             With --records-dir they come from a directory of the same manifests (YAML or JSON) instead, \

@@ -14,9 +14,10 @@ import Synchronization
 /// non-blocking pipe). An authenticator must not stop answering reviews because its log cannot be
 /// written; a line that cannot be written is dropped.
 ///
-/// Audit lines are written where decisions are made, on the event loops, so a non-blocking
-/// descriptor that stops draining may cost one bounded wait, not one per line: after a wait that
-/// ran out, lines are dropped at once until the descriptor takes a write again.
+/// The log queue's own thread writes the lines (``LogQueue``; the event loops only enqueue them),
+/// and a non-blocking descriptor that stops draining costs that thread one bounded wait, not one
+/// per line: after a wait that ran out, lines are dropped at once until the descriptor takes a
+/// write again.
 public final class DescriptorWriter: Sendable {
     /// Standard error, where the service logs.
     public static let standardError = DescriptorWriter(descriptor: STDERR_FILENO)
