@@ -64,7 +64,7 @@ public final class OpenExchanges: Sendable {
         shard(registration.id).entries.withLock {
             $0[registration.id] = Entry(registration: registration, identity: identity, eventLoop: eventLoop, opened: .now, end: end)
         }
-        if let snapshot = store.snapshot { recheck([registration.id], against: snapshot) }
+        if let snapshot = store.snapshot { recheck(registration.id, against: snapshot) }
         return registration
     }
 
@@ -91,12 +91,10 @@ public final class OpenExchanges: Sendable {
         return ended
     }
 
-    private func recheck(_ ids: [UInt64], against snapshot: RecordSnapshot) {
+    private func recheck(_ id: UInt64, against snapshot: RecordSnapshot) {
         let now = clock.now()
-        for id in ids {
-            let finished = shard(id).entries.withLock { entries in Self.recheck(&entries, ids: [id], snapshot: snapshot, now: now, schedule: schedule) }
-            for (entry, reason) in finished { finish(entry, reason) }
-        }
+        let finished = shard(id).entries.withLock { entries in Self.recheck(&entries, ids: [id], snapshot: snapshot, now: now, schedule: schedule) }
+        for (entry, reason) in finished { finish(entry, reason) }
     }
 
     /// Re-decides `ids` (all when `nil`) among `entries`: removes and returns those to end, and
@@ -131,7 +129,7 @@ public final class OpenExchanges: Sendable {
         let id = entry.registration.id
         return entry.eventLoop.scheduleTask(in: .nanoseconds(delay)) { [weak self] in
             guard let self, let snapshot = self.store.snapshot else { return }
-            self.recheck([id], against: snapshot)
+            self.recheck(id, against: snapshot)
         }
     }
 
@@ -143,7 +141,7 @@ public final class OpenExchanges: Sendable {
                 "session ended",
                 metadata: [
                     "user": "\(entry.identity.user)", "reason": "\(reason.rawValue)",
-                    "open_ms": "\(Double(entry.opened.duration(to: .now).nanoseconds / 1000) / 1000)",
+                    "open_ms": "\(entry.opened.duration(to: .now).logMilliseconds)",
                 ])
         }
         let end = entry.end

@@ -208,7 +208,7 @@ public final class ProxyDoor: Sendable {
         var metadata: Logger.Metadata = [
             "route": "\(caller.route.rawValue)", "verb": "\(method.rawValue)",
             "path": "\(AuditLog.bounded(uri.split(separator: "?", maxSplits: 1).first ?? ""))",
-            "status": "\(status)", "bytes": "\(bytes)", "duration_ms": "\(Double(duration.nanoseconds / 1000) / 1000)",
+            "status": "\(status)", "bytes": "\(bytes)", "duration_ms": "\(duration.logMilliseconds)",
             "source": "\(clientAddress)", "proto": "\(protocolName)",
         ]
         if let user = caller.user { metadata["user"] = "\(user)" }

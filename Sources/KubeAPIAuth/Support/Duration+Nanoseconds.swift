@@ -4,4 +4,7 @@ extension Duration {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
+
+    /// Milliseconds to the microsecond, as the proxy's log lines give durations.
+    var logMilliseconds: Double { Double(nanoseconds / 1000) / 1000 }
 }

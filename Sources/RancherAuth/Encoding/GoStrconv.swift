@@ -35,9 +35,9 @@ public enum GoStrconv {
 }
 
 /// ASCII helpers shared by the parsers.
-enum ASCII {
+public enum ASCII {
     /// The value of a hexadecimal digit (either case), or `nil`.
-    static func hexValue(_ byte: UInt8) -> UInt8? {
+    public static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10

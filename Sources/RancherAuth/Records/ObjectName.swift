@@ -35,11 +35,9 @@ public enum ObjectName {
     /// and 16 hex digits of its SHA-256, enough to match repeated lines, impossible to turn back.
     public static func forLog(_ name: some StringProtocol) -> String {
         if isValid(name) { return String(name) }
-        let digest = SHA256.hash(data: Array(name.utf8))
-        let hex = digest.prefix(8).map { byte in
-            let digits = Array("0123456789abcdef".utf8)
-            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]], as: UTF8.self)
-        }
-        return "invalid-name:" + hex.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        for byte in SHA256.hash(data: Array(name.utf8)).prefix(8) { hex += [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]] }
+        return "invalid-name:" + String(decoding: hex, as: UTF8.self)
     }
 }
