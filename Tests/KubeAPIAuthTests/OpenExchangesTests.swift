@@ -110,4 +110,18 @@ struct OpenExchangesTests {
         harness.loop.advanceTime(by: .seconds(2))
         #expect(harness.ended == ["watch": .tokenExpired])
     }
+
+    @Test("A deadline timer that fires while the wall clock still says valid is set again, so the exchange still ends at its expiry")
+    func clockBehindTimer() throws {
+        let expiry = try #require(RFC3339.parse("2099-01-01T00:00:00Z"))
+        let harness = try Harness(at: Timestamp(seconds: expiry.seconds - 60))
+        harness.open("watch", try harness.session)
+        // The loop's timer runs out while the injected wall clock is still a second short of it.
+        harness.clock.advance(seconds: 59)
+        harness.loop.advanceTime(by: .seconds(61))
+        #expect(harness.ended.isEmpty)
+        harness.clock.advance(seconds: 2)
+        harness.loop.advanceTime(by: .seconds(2))
+        #expect(harness.ended == ["watch": .tokenExpired])
+    }
 }

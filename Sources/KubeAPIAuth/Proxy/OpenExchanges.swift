@@ -129,6 +129,9 @@ public final class OpenExchanges: Sendable {
         let id = entry.registration.id
         return entry.eventLoop.scheduleTask(in: .nanoseconds(delay)) { [weak self] in
             guard let self, let snapshot = self.store.snapshot else { return }
+            // Spent: if the wall clock still says valid (it lags the loop's timer), the re-check
+            // then sets a new one for the same deadline instead of leaving none.
+            self.shard(id).entries.withLock { $0[id]?.timer = nil }
             self.recheck(id, against: snapshot)
         }
     }
