@@ -207,6 +207,11 @@ public final class KubeClient: Sendable {
         try await send(try request(.GET, resource.path(namespace: namespace, name: name)))
     }
 
+    /// GETs a path of the API that is not a namespaced object (discovery, for example `/apis/GROUP/VERSION`).
+    public func get(path: String) async throws(KubeError) -> Data {
+        try await send(try request(.GET, path))
+    }
+
     private struct ListBody<T: Decodable & Sendable>: Decodable {
         struct Metadata: Decodable {
             var resourceVersion: String?

@@ -24,8 +24,25 @@ public struct ReflectorObserver: Sendable {
     public var watchRestarted: @Sendable () -> Void = {}
     /// The resourceVersion to resume from is gone (410): the reflector lists again.
     public var relisting: @Sendable () -> Void = {}
+    /// The objects that cannot be decoded, as the API holds them now: all of them after each list,
+    /// then one at a time (`upserted` when one becomes unreadable, `removed` when an object of that
+    /// name is readable again or deleted). For a census of broken records; they are never handed
+    /// to the consumer.
+    public var unreadable: @Sendable (ReflectorEvent<UnreadableObject>) -> Void = { _ in }
 
     public init() {}
+}
+
+/// An object of the collection that cannot be decoded, and why (the decoder's words, which name
+/// fields, never their values).
+public struct UnreadableObject: Sendable, Hashable {
+    public var name: String
+    public var problem: String
+
+    public init(name: String, problem: String) {
+        self.name = name
+        self.problem = problem
+    }
 }
 
 /// Mirrors one resource collection of a namespace, the way client-go's reflector does: list
@@ -112,12 +129,16 @@ public struct Reflector<Object: Decodable & Sendable>: Sendable {
 
     private func list() async throws(KubeError) -> String {
         var objects: [Object] = []
+        var unreadable: [UnreadableObject] = []
         let resourceVersion = try await client.list(resource, namespace: namespace, as: Object.self, fieldSelector: fieldSelector) { item in
             switch item.result {
             case .success(let object): objects.append(object)
-            case .failure(let error): reportMalformed(item.name, error)
+            case .failure(let error):
+                reportMalformed(item.name, error)
+                unreadable.append(UnreadableObject(name: item.name, problem: error.message))
             }
         }
+        observer.unreadable(.replaced(unreadable))
         handle(.replaced(objects))
         observer.listed(objects.count, resourceVersion)
         var metadata: Logger.Metadata = ["kind": "\(resource.plural)", "objects": "\(objects.count)", "resourceVersion": "\(resourceVersion)"]
@@ -132,14 +153,18 @@ public struct Reflector<Object: Decodable & Sendable>: Sendable {
         switch event {
         case .added(let object), .modified(let object):
             switch object.result {
-            case .success(let decoded): handle(.upserted(decoded))
+            case .success(let decoded):
+                observer.unreadable(.removed(name: object.name))
+                handle(.upserted(decoded))
             case .failure(let error):
                 // A record that became unreadable must not keep its previous, readable version alive.
                 reportMalformed(object.name, error)
+                observer.unreadable(.upserted(UnreadableObject(name: object.name, problem: error.message)))
                 handle(.removed(name: object.name))
             }
             next = object.resourceVersion
         case .deleted(let object):
+            observer.unreadable(.removed(name: object.name))
             handle(.removed(name: object.name))
             next = object.resourceVersion
         case .bookmark(let resourceVersion):

@@ -8,6 +8,7 @@ public struct ResourceAttributes: Codable, Sendable, Hashable {
     public var resource: String
     public var namespace: String?
     public var name: String?
+    public var subresource: String?
 
     public init(verb: String, group: String = "", resource: String, namespace: String? = nil, name: String? = nil) {
         self.verb = verb

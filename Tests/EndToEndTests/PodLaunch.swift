@@ -49,7 +49,7 @@ enum PodLaunch {
 
     /// An existing path is handed over whole; for one the service is to create (a snapshot file, a
     /// key to write), the directory it goes in.
-    private static func handOver(_ path: String) throws {
+    static func handOver(_ path: String) throws {
         if FileManager.default.fileExists(atPath: path) {
             try PodUser.handOver(path)
         }
@@ -98,31 +98,75 @@ enum PodLaunch {
 
     /// Checks that process `pid` runs as the pod's user (when the tests are root; else as this
     /// user) with no capability in any set, and that it is `binary` itself (setpriv has exec'd it).
-    static func verifyUnprivileged(pid: Int32, binary: String) throws {
+    /// - Parameters:
+    ///   - binary: the executable the process must be (`nil` for a container's, whose path is the image's).
+    ///   - asPod: check the pod's uid and the root-only limits even when the tests do not run as root.
+    static func verifyUnprivileged(pid: Int32, binary: String?, asPod: Bool = false) throws {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         func field(_ name: String) -> [String] {
             let line = status.split(separator: "\n").first { $0.hasPrefix(name + ":") } ?? ""
             return line.dropFirst(name.count + 1).split(whereSeparator: { $0 == "\t" || $0 == " " }).map(String.init)
         }
-        let uid = PodUser.testsRunAsRoot ? PodUser.uid : getuid()
-        let gid = PodUser.testsRunAsRoot ? PodUser.gid : getgid()
+        let pod = PodUser.testsRunAsRoot || asPod
+        let uid = pod ? PodUser.uid : getuid()
+        let gid = pod ? PodUser.gid : getgid()
         var problems: [String] = []
         if field("Uid") != Array(repeating: "\(uid)", count: 4) { problems.append("Uid \(field("Uid")), expected \(uid)") }
         if field("Gid") != Array(repeating: "\(gid)", count: 4) { problems.append("Gid \(field("Gid")), expected \(gid)") }
         for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] where field(set) != ["0000000000000000"] {
             problems.append("\(set) \(field(set)), expected none")
         }
-        if PodUser.testsRunAsRoot {
+        if pod {
             if field("CapBnd") != ["0000000000000000"] { problems.append("CapBnd \(field("CapBnd")), expected none") }
             if !field("Groups").isEmpty { problems.append("supplementary groups \(field("Groups"))") }
             if field("NoNewPrivs") != ["1"] { problems.append("NoNewPrivs \(field("NoNewPrivs"))") }
         }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? "?"
-        if (executable as NSString).resolvingSymlinksInPath != (binary as NSString).resolvingSymlinksInPath {
+        if let binary, (executable as NSString).resolvingSymlinksInPath != (binary as NSString).resolvingSymlinksInPath {
             problems.append("process \(pid) is \(executable), not \(binary)")
         }
         guard problems.isEmpty else {
             throw ProcessError(description: "kube-api-auth is not running as a pod runs it: " + problems.joined(separator: "; "))
         }
+    }
+}
+
+/// Runs the built image instead of the binary (`KUBE_API_AUTH_IMAGE`, made by scripts/image-test),
+/// as a pod runs it: uid/gid 1000, read-only root, no capabilities, no new privileges, the host's
+/// loopback (host network). The directories of the test-made files the arguments name are mounted
+/// at the same paths, handed to uid 1000 first as PodLaunch does.
+enum ContainerLaunch {
+    /// The image under test, when the tests are to run it.
+    static let image: String? = ProcessInfo.processInfo.environment["KUBE_API_AUTH_IMAGE"].flatMap { $0.isEmpty ? nil : $0 }
+    static let podman = "/usr/bin/podman"
+
+    static func command(
+        image: String, name: String, _ arguments: [String], environment: [String: String] = [:]
+    ) throws -> (executable: String, arguments: [String]) {
+        var mounts: Set<String> = []
+        for path in PodLaunch.testMadePaths(in: arguments + environment.values) {
+            if PodUser.testsRunAsRoot { try PodLaunch.handOver(path) }
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            mounts.insert(exists && isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent)
+        }
+        var run = [
+            "run", "--rm", "--name", name, "--pull", "never", "--network", "host", "--read-only", "--user", "\(PodUser.uid):\(PodUser.gid)",
+            "--cap-drop", "all", "--security-opt", "no-new-privileges",
+        ]
+        for mount in mounts.sorted() { run += ["--volume", "\(mount):\(mount)"] }
+        for (key, value) in environment.sorted(by: { $0.key < $1.key }) { run += ["--env", "\(key)=\(value)"] }
+        return (podman, run + [image] + arguments)
+    }
+
+    /// The container's main process, checked as PodLaunch checks the binary's.
+    static func verifyUnprivileged(container name: String) throws {
+        let inspected = try runProcess(podman, ["inspect", "--format", "{{.State.Pid}} {{.HostConfig.ReadonlyRootfs}}", name])
+        let fields = inspected.stdout.split(whereSeparator: \.isWhitespace)
+        guard fields.count == 2, let pid = Int32(fields[0]), pid > 0 else {
+            throw ProcessError(description: "podman inspect \(name): \(inspected.stdout)\(inspected.stderr)")
+        }
+        guard fields[1] == "true" else { throw ProcessError(description: "container \(name) runs with a writable root") }
+        try PodLaunch.verifyUnprivileged(pid: pid, binary: nil, asPod: true)
     }
 }

@@ -36,11 +36,11 @@ final class ProxyEnvironment: @unchecked Sendable {
 
     /// Starts the proxy with the test server as upstream and waits until it has synced.
     @discardableResult
-    func startProxy(_ extra: [String] = []) throws -> ServiceProcess {
+    func startProxy(_ extra: [String] = [], image: String? = nil) throws -> ServiceProcess {
         let kubeconfig = try writeKubeconfig(for: server, in: scratch)
         proxy = try ServiceProcess(
             global: ["--debug", "--kubeconfig", kubeconfig], command: "proxy",
-            serve: ["--tls-cert-file", caPath, "--tls-private-key-file", scratch.file("proxy.key")] + extra)
+            serve: ["--tls-cert-file", caPath, "--tls-private-key-file", scratch.file("proxy.key")] + extra, image: image)
         try proxy.waitForLog(containing: "msg=\"records synced from the API; answering reviews\"")
         return proxy
     }

@@ -118,6 +118,19 @@ struct ProxyRealAPIServerTests {
             #expect(events.allSatisfy { $0.auditUser == fixture.proxyServiceAccount && $0.auditImpersonatedUser == "u-alice" })
             #expect(events.allSatisfy { ($0["sourceIPs"] as? [String])?.first == "127.0.0.1" })
 
+            // The README's step 5: a kubeconfig for the endpoint from the token on standard input.
+            let printed = try Binary.run(["kubeconfig", "--server", fixture.url, "--certificate-authority", fixture.caPath], input: alice + "\n")
+            #expect(printed.status == 0, "\(printed.stderr)")
+            let userKubeconfig = plane.directory + "/proxy-ace.kubeconfig"
+            try printed.stdout.write(toFile: userKubeconfig, atomically: true, encoding: .utf8)
+            let whoami = try EndToEndTests.kubectl(["--kubeconfig", userKubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+            #expect(whoami.stdout == "u-alice", "\(whoami.stderr)")
+            // And what the README says to check: diagnose finds the proxy's rights and records complete.
+            let diagnosed = try Binary.run(["--kubeconfig", plane.adminKubeconfig, "diagnose", "--door", "proxy"])
+            #expect(diagnosed.status == 0, "\(diagnosed.stdout)\(diagnosed.stderr)")
+            #expect(diagnosed.stdout.contains("service account cattle-system/kube-api-auth-proxy (proxy)"))
+            #expect(diagnosed.stdout.contains("ok   impersonate users") && diagnosed.stdout.contains("ok   create subjectaccessreviews.authorization.k8s.io"))
+
             // kubectl (client-go) speaks HTTP/2 to the proxy; so does curl --http2.
             #expect(fixture.proxy.output.contains("proto=h2"))
             let version = try fixture.curl("/version", ["--http2", "-o", "/dev/null", "-w", "%{http_version}"])

@@ -122,6 +122,14 @@ final class WebhookCluster: @unchecked Sendable {
 
     /// `kube-api-auth token create … --output - | kubectl apply -f -`; returns the bearer token.
     func mint(user: String, groups: [String] = []) throws -> String {
+        let (bearer, manifests) = try mintedManifests(user: user, groups: groups)
+        try plane.adminOK(["apply", "-f", "-"], input: manifests)
+        return bearer
+    }
+
+    /// `kube-api-auth token create … --output -`: the bearer token and the three manifests, not
+    /// applied (the secret and hash are registered for the log checks).
+    func mintedManifests(user: String, groups: [String] = []) throws -> (bearer: String, manifests: String) {
         let minted = try Binary.run(["token", "create", "--user", user, "--output", "-"] + groups.flatMap { ["--group", $0] })
         guard minted.status == 0, let bearer = minted.stderr.split(separator: "\n").last.map(String.init) else {
             throw ProcessError(description: "token create: \(minted.stderr)")
@@ -131,8 +139,7 @@ final class WebhookCluster: @unchecked Sendable {
             let value = line.split(separator: "\"").dropFirst().first.map(String.init) ?? ""
             if let decoded = Data(base64Encoded: value) { Credentials.register(hash: String(decoding: decoded, as: UTF8.self)) }
         }
-        try plane.adminOK(["apply", "-f", "-"], input: minted.stdout)
-        return bearer
+        return (bearer, minted.stdout)
     }
 
     struct Identity: Equatable {

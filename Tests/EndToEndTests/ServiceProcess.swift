@@ -142,12 +142,18 @@ final class ServiceProcess: @unchecked Sendable {
     /// until it logs its listening address.
     /// `command` nil runs the binary without a subcommand (it serves); `environment` is added to
     /// the test's own (less anything that could point it at a developer's cluster).
+    /// With `image`, the image runs instead of the binary (ContainerLaunch).
     init(
         global globalArguments: [String] = ["--debug"], command: String? = "serve", serve serveArguments: [String],
-        listen: [String] = ["127.0.0.1:0"], environment: [String: String] = [:]
+        listen: [String] = ["127.0.0.1:0"], environment: [String: String] = [:], image: String? = nil
     ) throws {
         let arguments = globalArguments + (command.map { [$0] } ?? []) + serveArguments + listen.flatMap { ["--listen", $0] }
-        let launch = try PodLaunch.command(Binary.path, arguments, environment: environment)
+        let container = image.map { _ in "kube-api-auth-test-\(UUID().uuidString.prefix(8).lowercased())" }
+        let launch = if let image, let container {
+            try ContainerLaunch.command(image: image, name: container, arguments, environment: environment)
+        } else {
+            try PodLaunch.command(Binary.path, arguments, environment: environment)
+        }
         process.executableURL = URL(fileURLWithPath: launch.executable)
         process.arguments = launch.arguments
         // The service must not pick up a developer's cluster: only what the test passes.
@@ -191,7 +197,11 @@ final class ServiceProcess: @unchecked Sendable {
         } else {
             throw ProcessError(description: "no address in \(line)")
         }
-        try PodLaunch.verifyUnprivileged(pid: process.processIdentifier, binary: Binary.path)
+        if let container {
+            try ContainerLaunch.verifyUnprivileged(container: container)
+        } else {
+            try PodLaunch.verifyUnprivileged(pid: process.processIdentifier, binary: Binary.path)
+        }
     }
 
     /// The variables the Go service's newer releases are configured with, never inherited.

@@ -36,6 +36,7 @@ public struct ServiceAssembly {
         metrics.onScrape { $0.exportDroppedLogLines(of: .standardError) }
         let store: RecordStore
         let effects: any ReviewEffectsSink
+        let unreadable: @Sendable () -> [RecordFinding]
         switch configuration.records {
         case .directory(let path, let pollInterval):
             let directory = RecordsDirectory(
@@ -50,6 +51,7 @@ public struct ServiceAssembly {
             }
             logger.info("records directory is read-only: lastUsedAt, needsRefresh and hash migration are not written")
             effects = ReadOnlySourceEffects()
+            unreadable = { source.unreadableFindings() }
             background.append(source)
         case .kubernetes(let kubeconfig):
             let client = try Self.makeKubeClient(kubeconfig: kubeconfig, logger: logger)
@@ -60,13 +62,15 @@ public struct ServiceAssembly {
             effects = writer
             // The client is closed only after everything that uses it has stopped.
             background.append(ClosingService { try await client.shutdown() })
-            background.append(
-                KubernetesSource(
-                    client: client, namespace: configuration.namespace, store: store, clock: clock,
-                    snapshotFile: configuration.snapshotFile, snapshotInterval: configuration.snapshotInterval,
-                    emergencySecretName: configuration.emergencySecretName, metrics: metrics, logger: logger))
+            let source = KubernetesSource(
+                client: client, namespace: configuration.namespace, store: store, clock: clock,
+                snapshotFile: configuration.snapshotFile, snapshotInterval: configuration.snapshotInterval,
+                emergencySecretName: configuration.emergencySecretName, metrics: metrics, logger: logger)
+            unreadable = { source.cache.unreadableFindings() }
+            background.append(source)
             background.append(writer)
         }
+        background.append(RecordCensusService(store: store, clock: clock, unreadable: unreadable, metrics: metrics, logger: logger))
         let workers = ExpensiveHashWorkers(threads: configuration.scryptWorkers, maxQueued: configuration.scryptQueue)
         background.append(workers)
         core = AuthenticationCore(

@@ -132,6 +132,7 @@ public struct Endpoints: Sendable {
             } else {
                 lines.append("emergency access: off (no usable emergency Secret)")
             }
+            lines += store.censusLines
         }
         let details = verbose ? lines.map { "  \($0)\n" }.joined() : ""
         guard status.snapshot != nil else {

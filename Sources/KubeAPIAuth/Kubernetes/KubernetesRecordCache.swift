@@ -64,6 +64,8 @@ public final class KubernetesRecordCache: Sendable {
         /// Tokens whose legacy hash was cleared before their hash Secret arrived (see `apply`), and
         /// until when (the injected clock) the previous hash is carried.
         var carriedLegacyHashes: [String: Timestamp] = [:]
+        /// Objects the API holds that cannot be decoded (absent from the records), per kind.
+        var unreadable: [RecordKind: [String: String]] = [:]
     }
 
     /// How long a cleared legacy hash is kept while its Secret has not arrived.
@@ -251,6 +253,40 @@ public final class KubernetesRecordCache: Sendable {
     }
 
     public var statuses: [RecordKind: ReflectorStatus] { state.withLock { $0.status } }
+
+    /// Keeps the set of objects a reflector could not decode (for the census; see ``unreadableFindings()``).
+    func applyUnreadable(_ change: Change<UnreadableObject>, kind: RecordKind) {
+        state.withLock { state in
+            switch change {
+            case .replaced(let all):
+                state.unreadable[kind] = Dictionary(all.map { ($0.name, $0.problem) }, uniquingKeysWith: { _, last in last })
+            case .upserted(let one):
+                state.unreadable[kind, default: [:]][one.name] = one.problem
+            case .removed(let name):
+                // Nearly every event is of a readable object: no write when there is nothing to remove.
+                if state.unreadable[kind]?[name] != nil { state.unreadable[kind]?[name] = nil }
+            }
+        }
+    }
+
+    /// The records that cannot be read, as census findings.
+    func unreadableFindings() -> [RecordFinding] {
+        let unreadable = state.withLock { $0.unreadable }
+        var findings: [RecordFinding] = []
+        for (kind, objects) in unreadable {
+            let findingKind: RecordFinding.Kind
+            switch kind {
+            case .clusterAuthTokens: findingKind = .clusterAuthToken
+            case .clusterUserAttributes: findingKind = .clusterUserAttribute
+            case .secrets, .emergencySecret: findingKind = .secret
+            case .configMaps: continue
+            }
+            for (name, problem) in objects {
+                findings.append(RecordFinding(kind: findingKind, name: name, reason: .unreadable, detail: problem))
+            }
+        }
+        return findings
+    }
 
     /// Publishes snapshots as changes arrive (coalescing bursts), once every kind has synced.
     func runPublisher() async {

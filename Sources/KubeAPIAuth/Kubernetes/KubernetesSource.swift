@@ -97,6 +97,7 @@ public final class KubernetesSource: Service {
         reflector.observer.failed = { error in cache.updateStatus(kind) { $0.lastError = error } }
         reflector.observer.watchRestarted = { cache.metrics?.watchRestarted(kind) }
         reflector.observer.relisting = { cache.metrics?.relisted(kind) }
+        reflector.observer.unreadable = { cache.applyUnreadable($0, kind: kind) }
         return reflector
     }
 

@@ -49,6 +49,8 @@ public final class ServiceMetrics: Sendable {
     private let guessedTokens: CoreMetrics.Meter
     private let verifiedCacheEntries: CoreMetrics.Meter
     private let snapshotAge: CoreMetrics.Meter
+    /// Records that cannot authenticate, or that nothing refers to, per kind and reason (the census).
+    private let recordsUnusable: [RecordFinding.Kind: [RecordFinding.Reason: CoreMetrics.Meter]]
     private let snapshotWriteFailures: CoreMetrics.Counter
     private let logLinesDropped: CoreMetrics.Counter
     /// Emergency-token reviews by outcome: `authenticated` or the refusal reason.
@@ -117,6 +119,13 @@ public final class ServiceMetrics: Sendable {
         guessedTokens = CoreMetrics.Meter(label: prefix + "guessed_tokens", dimensions: [], factory: factory)
         verifiedCacheEntries = CoreMetrics.Meter(label: prefix + "verified_cache_entries", dimensions: [], factory: factory)
         snapshotAge = CoreMetrics.Meter(label: prefix + "snapshot_age_seconds", dimensions: [], factory: factory)
+        recordsUnusable = Dictionary(
+            uniqueKeysWithValues: RecordFinding.Kind.allCases.map { kind in
+                (kind, Dictionary(uniqueKeysWithValues: kind.reasons.map { reason in
+                    (reason, CoreMetrics.Meter(
+                        label: prefix + "records_unusable", dimensions: [("kind", kind.metricLabel), ("reason", reason.rawValue)], factory: factory))
+                }))
+            })
         snapshotWriteFailures = CoreMetrics.Counter(label: prefix + "snapshot_write_failures_total", dimensions: [], factory: factory)
         logLinesDropped = CoreMetrics.Counter(label: prefix + "log_lines_dropped_total", dimensions: [], factory: factory)
         proxyRequests = ProxyRouteKind.allCases.map { route in
@@ -216,6 +225,14 @@ public final class ServiceMetrics: Sendable {
     func setGuessedTokens(_ value: Int) { guessedTokens.set(value) }
     func setVerifiedCacheEntries(_ value: Int) { verifiedCacheEntries.set(value) }
     func setSnapshotAge(seconds: Double) { snapshotAge.set(seconds) }
+
+    /// Every census gauge, from one census (a reason absent from it reads 0).
+    func setCensus(_ census: RecordCensus) {
+        let counts = census.countsByReason
+        for (kind, gauges) in recordsUnusable {
+            for (reason, gauge) in gauges { gauge.set(counts[kind]?[reason] ?? 0) }
+        }
+    }
 
     /// Registers a hook that refreshes gauges just before each scrape.
     public func onScrape(_ hook: @escaping @Sendable (ServiceMetrics) -> Void) {

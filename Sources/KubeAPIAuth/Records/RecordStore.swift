@@ -38,6 +38,15 @@ public final class RecordStore: Sendable {
         detailsProvider.withLock { $0 = provider }
     }
 
+    private let censusProvider = Mutex<(@Sendable () -> [String])?>(nil)
+
+    /// What the record census says, for `/readyz?verbose` (empty until a census runs).
+    public var censusLines: [String] { censusProvider.withLock { $0 }?() ?? [] }
+
+    public func setCensusProvider(_ provider: @escaping @Sendable () -> [String]) {
+        censusProvider.withLock { $0 = provider }
+    }
+
     private let state: Mutex<Status>
     private let observers = Mutex<[@Sendable (RecordSnapshot) -> Void]>([])
 

@@ -16,6 +16,8 @@ public final class RecordsDirectorySource: Service {
     let metrics: ServiceMetrics?
     /// The fingerprint taken just before the last load, so a change made during it is not missed.
     private let loadedFingerprint = Mutex<[String]>([])
+    /// The files the last load ignored, for the census.
+    private let lastProblems = Mutex<[RecordProblem]>([])
 
     public init(
         directory: RecordsDirectory, store: RecordStore, clock: any WallClock, pollInterval: Duration, metrics: ServiceMetrics? = nil,
@@ -45,6 +47,7 @@ public final class RecordsDirectorySource: Service {
         for problem in load.problems {
             logger.error("records file ignored", metadata: ["problem": "\(problem)"])
         }
+        lastProblems.withLock { $0 = load.problems }
         store.publish(
             load.snapshot(revision: "records-\(store.status.generation + 1)"), problemCount: load.problems.count, at: clock.now())
         // The same gauge as the API source's, per kind (it read 0 for every kind in this mode).
@@ -63,6 +66,13 @@ public final class RecordsDirectorySource: Service {
                 "problems": "\(load.problems.count)", "generation": "\(store.status.generation)",
             ])
         return load
+    }
+
+    /// The files the last load ignored, as census findings.
+    func unreadableFindings() -> [RecordFinding] {
+        lastProblems.withLock { $0 }.map { problem in
+            RecordFinding(kind: .file, name: problem.file, reason: .unreadable, detail: problem.line.map { "line \($0): \(problem.message)" } ?? problem.message)
+        }
     }
 
     public func run() async throws {

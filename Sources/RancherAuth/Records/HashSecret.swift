@@ -37,6 +37,13 @@ public struct HashSecret: Codable, Sendable {
 
     public var name: String { metadata.name }
 
+    /// Whether the Secret holds a `hash` entry at all: the namespace's other Secrets (certificates,
+    /// service-account tokens) are decoded the same way but are not hash records.
+    public var hasHashEntry: Bool {
+        if case .success = storage.hash { return true }
+        return !(storage.unparsableText ?? "").isEmpty
+    }
+
     public init(metadata: ObjectMeta, hash: String) {
         let parsed = StoredHash.parse(hash)
         switch parsed {
