@@ -32,7 +32,11 @@ struct APIRouter {
         let segments = request.path.split(separator: "/").map(String.init)
         switch segments.first {
         case "version" where segments.count == 1:
-            return .json(.object(["major": .string("1"), "minor": .string("36"), "gitVersion": .string("v1.36.0-kube-api-test-server"), "platform": .string("linux/amd64")]))
+            return .json(
+                .object([
+                    "major": .string("1"), "minor": .string("36"), "gitVersion": .string("v1.36.0-kube-api-test-server"),
+                    "platform": .string("linux/amd64"),
+                ]))
         case "openapi" where segments.count == 2 && segments[1] == "v2":
             // kubectl asks for the protobuf form; an empty Document is zero bytes.
             if request.headers.first(name: "accept")?.contains("application/com.github.proto-openapi.spec.v2") == true {
@@ -40,10 +44,11 @@ struct APIRouter {
             }
             // No schemas: kubectl's client-side validation then accepts any object, as for
             // schemaless CRDs (the server stores what it is given, like x-kubernetes-preserve-unknown-fields).
-            return .json(.object([
-                "swagger": .string("2.0"), "info": .object(["title": .string("kube-api-test-server"), "version": .string("v1.36.0")]),
-                "paths": .object([:]), "definitions": .object([:]),
-            ]))
+            return .json(
+                .object([
+                    "swagger": .string("2.0"), "info": .object(["title": .string("kube-api-test-server"), "version": .string("v1.36.0")]),
+                    "paths": .object([:]), "definitions": .object([:]),
+                ]))
         case "openapi" where segments.count == 2 && segments[1] == "v3":
             return .json(.object(["paths": .object([:])]))
         case "api":
@@ -55,7 +60,9 @@ struct APIRouter {
             return resourceRequest(group: "", version: "v1", rest: Array(segments.dropFirst(2)), request)
         case "apis":
             if segments.count == 1 { return .json(groupList()) }
-            if segments.count == 2 { return .json(group(segments[1]) ?? APIStatusError.unknownResource.body, status: group(segments[1]) == nil ? 404 : 200) }
+            if segments.count == 2 {
+                return .json(group(segments[1]) ?? APIStatusError.unknownResource.body, status: group(segments[1]) == nil ? 404 : 200)
+            }
             if segments.count == 3 {
                 let list = resourceList(group: segments[1], version: segments[2])
                 guard case .array(let resources)? = list["resources"], !resources.isEmpty else { return .failure(.unknownResource) }
@@ -150,10 +157,11 @@ struct APIRouter {
                     metadata["continue"] = .string("\(revision)/\(lastKey)")
                     metadata["remainingItemCount"] = .number(Double(page.remaining))
                 }
-                return .json(.object([
-                    "kind": .string("\(resource.kind)List"), "apiVersion": .string(resource.groupVersion),
-                    "metadata": .object(metadata), "items": .array(page.items),
-                ]))
+                return .json(
+                    .object([
+                        "kind": .string("\(resource.kind)List"), "apiVersion": .string(resource.groupVersion),
+                        "metadata": .object(metadata), "items": .array(page.items),
+                    ]))
             case (.GET, let name?):
                 return .json(try state.get(resource, namespace: objectNamespace, name: name))
             case (.POST, nil):
@@ -164,18 +172,24 @@ struct APIRouter {
             case (.PATCH, let name?):
                 let contentType = request.headers.first(name: "content-type")?.split(separator: ";").first.map(String.init) ?? ""
                 guard let type = APIServerState.PatchType(rawValue: contentType) else {
-                    return .failure(APIStatusError(code: 415, reason: "UnsupportedMediaType", message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"))
+                    return .failure(
+                        APIStatusError(
+                            code: 415, reason: "UnsupportedMediaType",
+                            message:
+                                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
+                        ))
                 }
                 return .json(try state.patch(resource, namespace: objectNamespace, name: name, type: type, patch: try body(request)))
             case (.DELETE, let name?):
                 let deleted = try state.delete(resource, namespace: objectNamespace, name: name)
-                return .json(.object([
-                    "kind": .string("Status"), "apiVersion": .string("v1"), "metadata": .object([:]), "status": .string("Success"),
-                    "details": .object([
-                        "name": .string(name), "group": .string(resource.group), "kind": .string(resource.plural),
-                        "uid": deleted["metadata"]?["uid"] ?? .null,
-                    ]),
-                ]))
+                return .json(
+                    .object([
+                        "kind": .string("Status"), "apiVersion": .string("v1"), "metadata": .object([:]), "status": .string("Success"),
+                        "details": .object([
+                            "name": .string(name), "group": .string(resource.group), "kind": .string(resource.plural),
+                            "uid": deleted["metadata"]?["uid"] ?? .null,
+                        ]),
+                    ]))
             default:
                 return .failure(.methodNotAllowed)
             }

@@ -195,7 +195,9 @@ public final class APIServerState: Sendable {
 
     /// PATCH; a patched `metadata.resourceVersion` that differs from the stored one is a conflict,
     /// which is how clients make patches conditional.
-    public func patch(_ resource: ResourceType, namespace: String, name: String, type: PatchType, patch: JSONValue) throws(APIStatusError) -> JSONValue {
+    public func patch(
+        _ resource: ResourceType, namespace: String, name: String, type: PatchType, patch: JSONValue
+    ) throws(APIStatusError) -> JSONValue {
         try modify(resource, namespace: namespace, name: name) { (current) throws(APIStatusError) in
             switch type {
             case .merge, .strategicMerge:
@@ -294,8 +296,10 @@ public final class APIServerState: Sendable {
                     sink.finish()
                     return nil
                 }
-                for event in state.history where event.revision > from && event.resourceKey == resourceKey
-                    && Self.matches(event.object, namespace: namespace, name: name) {
+                for event in state.history
+                where event.revision > from && event.resourceKey == resourceKey
+                    && Self.matches(event.object, namespace: namespace, name: name)
+                {
                     sink.deliver(Self.eventLine(type: event.type, object: event.object))
                 }
             } else {

@@ -241,7 +241,8 @@ final class APIConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
             headers.add(name: "content-type", value: contentType)
             headers.add(name: "content-length", value: String(body.count))
             if !keepAlive { headers.add(name: "connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))), promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
             let channel = context.channel
             let server = self.server
@@ -250,7 +251,8 @@ final class APIConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
                 if !keepAlive { channel.close(promise: nil) }
             }
         case .watch(let resource, let namespace, let name, let resourceVersion, let bookmarks, let timeoutSeconds):
-            startWatch(resource, namespace: namespace, name: name, from: resourceVersion, bookmarks: bookmarks, timeout: timeoutSeconds, context: context)
+            startWatch(
+                resource, namespace: namespace, name: name, from: resourceVersion, bookmarks: bookmarks, timeout: timeoutSeconds, context: context)
         }
     }
 

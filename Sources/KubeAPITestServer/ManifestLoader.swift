@@ -22,7 +22,8 @@ public enum ManifestLoader {
             let text = try String(contentsOfFile: path, encoding: .utf8)
             objects += try parse(text, file: file)
         }
-        let ordered = objects.filter { $0["kind"]?.stringValue == "CustomResourceDefinition" }
+        let ordered =
+            objects.filter { $0["kind"]?.stringValue == "CustomResourceDefinition" }
             + objects.filter { $0["kind"]?.stringValue != "CustomResourceDefinition" }
         for object in ordered { try create(object, in: state) }
         return ordered.count

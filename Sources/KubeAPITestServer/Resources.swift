@@ -12,18 +12,23 @@ public struct ResourceType: Sendable, Hashable {
     public var qualifiedName: String { group.isEmpty ? plural : "\(plural).\(group)" }
 
     public static let secrets = ResourceType(group: "", version: "v1", plural: "secrets", singular: "secret", kind: "Secret", namespaced: true)
-    public static let configMaps = ResourceType(group: "", version: "v1", plural: "configmaps", singular: "configmap", kind: "ConfigMap", namespaced: true)
-    public static let namespaces = ResourceType(group: "", version: "v1", plural: "namespaces", singular: "namespace", kind: "Namespace", namespaced: false)
+    public static let configMaps = ResourceType(
+        group: "", version: "v1", plural: "configmaps", singular: "configmap", kind: "ConfigMap", namespaced: true)
+    public static let namespaces = ResourceType(
+        group: "", version: "v1", plural: "namespaces", singular: "namespace", kind: "Namespace", namespaced: false)
     public static let customResourceDefinitions = ResourceType(
         group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", singular: "customresourcedefinition",
         kind: "CustomResourceDefinition", namespaced: false)
 
-    public static let serviceAccounts = ResourceType(group: "", version: "v1", plural: "serviceaccounts", singular: "serviceaccount", kind: "ServiceAccount", namespaced: true)
-    public static let roles = ResourceType(group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", singular: "role", kind: "Role", namespaced: true)
+    public static let serviceAccounts = ResourceType(
+        group: "", version: "v1", plural: "serviceaccounts", singular: "serviceaccount", kind: "ServiceAccount", namespaced: true)
+    public static let roles = ResourceType(
+        group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", singular: "role", kind: "Role", namespaced: true)
     public static let roleBindings = ResourceType(
         group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", singular: "rolebinding", kind: "RoleBinding", namespaced: true)
     public static let pods = ResourceType(group: "", version: "v1", plural: "pods", singular: "pod", kind: "Pod", namespaced: true)
-    public static let daemonSets = ResourceType(group: "apps", version: "v1", plural: "daemonsets", singular: "daemonset", kind: "DaemonSet", namespaced: true)
+    public static let daemonSets = ResourceType(
+        group: "apps", version: "v1", plural: "daemonsets", singular: "daemonset", kind: "DaemonSet", namespaced: true)
 
     /// Served without a CRD: what the service reads, and what its manifests create.
     public static let builtIn: [ResourceType] = [
@@ -97,5 +102,6 @@ public struct APIStatusError: Error, Sendable {
 
     static let unknownResource = APIStatusError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
     static let unauthorized = APIStatusError(code: 401, reason: "Unauthorized", message: "Unauthorized")
-    static let methodNotAllowed = APIStatusError(code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource")
+    static let methodNotAllowed = APIStatusError(
+        code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource")
 }

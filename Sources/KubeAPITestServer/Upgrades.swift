@@ -98,7 +98,8 @@ final class ExecSession: ChannelInboundHandler {
         if code == 0 {
             status = #"{"metadata":{},"status":"Success"}"#
         } else {
-            status = #"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: exit code \#(code)","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"\#(code)"}]}}"#
+            status =
+                #"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: exit code \#(code)","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"\#(code)"}]}}"#
         }
         send(3, Array(status.utf8), context: context)
         var close = context.channel.allocator.buffer(capacity: 2)

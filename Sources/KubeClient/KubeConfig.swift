@@ -46,7 +46,8 @@ public struct KubeConfig: Sendable {
             init(from decoder: any Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
                 name = try container.decode(String.self, forKey: .name)
-                value = try container.decodeIfPresent(T.self, forKey: .cluster)
+                value =
+                    try container.decodeIfPresent(T.self, forKey: .cluster)
                     ?? container.decodeIfPresent(T.self, forKey: .user)
                     ?? container.decodeIfPresent(T.self, forKey: .context)
             }
@@ -164,7 +165,10 @@ public struct KubeConfig: Sendable {
                 let key = user.clientKeyData != nil ? try decode(keySource, what: "client-key-data") : try read(keySource, what: "client-key")
                 credentials = .clientCertificate(certificatePEM: certificate, keyPEM: key)
             } else if user.exec != nil {
-                throw LoadError(description: "kubeconfig \(path): user \(userName) uses an exec plugin, which kube-api-auth does not run; use a token, token file or client certificate")
+                throw LoadError(
+                    description:
+                        "kubeconfig \(path): user \(userName) uses an exec plugin, which kube-api-auth does not run; use a token, token file or client certificate"
+                )
             }
         }
         return KubeConfig(
@@ -183,7 +187,10 @@ public struct KubeConfig: Sendable {
     ) throws(LoadError) -> KubeConfig {
         guard let host = environment["KUBERNETES_SERVICE_HOST"], !host.isEmpty, let port = environment["KUBERNETES_SERVICE_PORT"], !port.isEmpty
         else {
-            throw LoadError(description: "not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set) and no --kubeconfig or KUBECONFIG was given")
+            throw LoadError(
+                description:
+                    "not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set) and no --kubeconfig or KUBECONFIG was given"
+            )
         }
         let tokenPath = (directory as NSString).appendingPathComponent("token")
         guard FileManager.default.isReadableFile(atPath: tokenPath) else {

@@ -22,7 +22,10 @@ struct KubeAPIAuthCommand: AsyncParsableCommand {
             CATTLE_LISTEN (serve --listen).
             """,
         version: "0.1.0",
-        subcommands: [Serve.self, Proxy.self, HashCommand.self, VerifyCommand.self, TokenCommand.self, EmergencyCommand.self, KubeconfigCommand.self, DiagnoseCommand.self],
+        subcommands: [
+            Serve.self, Proxy.self, HashCommand.self, VerifyCommand.self, TokenCommand.self, EmergencyCommand.self, KubeconfigCommand.self,
+            DiagnoseCommand.self,
+        ],
         defaultSubcommand: Serve.self)
 
     @OptionGroup var global: GlobalOptions

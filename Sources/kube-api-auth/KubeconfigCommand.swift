@@ -44,7 +44,9 @@ struct KubeconfigCommand: ParsableCommand {
         }
         let input: [UInt8]
         if let tokenFile {
-            guard let data = FileManager.default.contents(atPath: tokenFile) else { throw ValidationError("--token-file \(tokenFile) cannot be read") }
+            guard let data = FileManager.default.contents(atPath: tokenFile) else {
+                throw ValidationError("--token-file \(tokenFile) cannot be read")
+            }
             input = Array(data)
         } else {
             input = Array(FileHandle.standardInput.readDataToEndOfFile())

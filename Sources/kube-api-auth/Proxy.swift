@@ -32,12 +32,15 @@ struct Proxy: AsyncParsableCommand {
 
     @Option(
         name: [.short, .long],
-        help: ArgumentHelp("Address to serve the proxy on (TLS), host:port or [ipv6]:port; repeat for several. Default: 0.0.0.0:6443.", valueName: "host:port"))
+        help: ArgumentHelp(
+            "Address to serve the proxy on (TLS), host:port or [ipv6]:port; repeat for several. Default: 0.0.0.0:6443.", valueName: "host:port"))
     var listen: [String] = []
 
     @Flag(
         inversion: .prefixedNo,
-        help: "Forward requests that carry no Rancher token (service-account tokens, anonymous) with the client's own credential; off: answer them 401.")
+        help:
+            "Forward requests that carry no Rancher token (service-account tokens, anonymous) with the client's own credential; off: answer them 401."
+    )
     var passthrough = true
 
     @OptionGroup var service: ServiceOptions

@@ -37,7 +37,11 @@ struct ServiceOptions: ParsableArguments {
             valueName: "host:port"))
     var metricsListen: String?
 
-    @Flag(inversion: .prefixedNo, help: "One info line per review decision (token name, user, result, reason, latency, source; repeats folded), and for the proxy one per request (user, verb, path, status, bytes, duration).")
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "One info line per review decision (token name, user, result, reason, latency, source; repeats folded), and for the proxy one per request (user, verb, path, status, bytes, duration)."
+    )
     var auditLog = true
 
     @Option(help: ArgumentHelp("PEM certificate (chain) to serve HTTPS with (serve: plain HTTP without it; proxy: required).", valueName: "path"))
@@ -61,13 +65,17 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds allowed to receive a request's headers.", valueName: "seconds"))
     var headerTimeout = 10
 
-    @Option(help: ArgumentHelp("Seconds allowed to receive a whole request (the proxy streams bodies: for it, the request head).", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp("Seconds allowed to receive a whole request (the proxy streams bodies: for it, the request head).", valueName: "seconds"))
     var readTimeout = 30
 
     @Option(help: ArgumentHelp("Seconds a keep-alive connection may wait for its next request.", valueName: "seconds"))
     var idleTimeout = 120
 
-    @Option(help: ArgumentHelp("Seconds to let in-flight requests (for the proxy: watches, exec sessions) finish on SIGTERM/SIGINT before they are closed.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds to let in-flight requests (for the proxy: watches, exec sessions) finish on SIGTERM/SIGINT before they are closed.",
+            valueName: "seconds"))
     var drainTimeout = 15
 
     @Option(help: ArgumentHelp("Threads for scrypt verifications (each takes ~100 ms and 32 MiB).", valueName: "count"))
@@ -92,7 +100,9 @@ struct ServiceOptions: ParsableArguments {
             valueName: "name"))
     var emergencySecret = EmergencyAccess.defaultSecretName
 
-    @Option(help: ArgumentHelp("Verified tokens remembered (keyed by a SHA-256 of the token; reused only while its records are unchanged).", valueName: "count"))
+    @Option(
+        help: ArgumentHelp(
+            "Verified tokens remembered (keyed by a SHA-256 of the token; reused only while its records are unchanged).", valueName: "count"))
     var verifiedCacheSize = 10_000
 
     static func validate(listen: [String]) throws {

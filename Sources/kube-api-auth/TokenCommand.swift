@@ -19,7 +19,7 @@ struct TokenCommand: ParsableCommand {
                 """)
 
         @ParentCommand var root: KubeAPIAuthCommand
-    var global: GlobalOptions { root.global }
+        var global: GlobalOptions { root.global }
 
         @Option(help: ArgumentHelp("Rancher user ID, e.g. u-abc12 (the username kube-apiserver sees).", valueName: "id"))
         var user: String

@@ -20,7 +20,9 @@ let load = try RecordsDirectory(path: arguments[1], namespace: "cattle-system").
 let snapshot = load.snapshot()
 let tokens = try String(contentsOfFile: arguments[2], encoding: .utf8).split(separator: "\n").prefix(1000).map(String.init)
 let bodies = tokens.map { token in
-    Array(#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","metadata":{},"spec":{"token":"\#(token)","audiences":["https://kubernetes.default.svc"]},"status":{"user":{}}}"#.utf8)
+    Array(
+        #"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","metadata":{},"spec":{"token":"\#(token)","audiences":["https://kubernetes.default.svc"]},"status":{"user":{}}}"#
+            .utf8)
 }
 let now = Timestamp(seconds: Int64(Date().timeIntervalSince1970))
 var logger = Logger(label: "bench")
@@ -47,7 +49,9 @@ measure("Authenticator.begin") { index in
     return 0
 }
 let pendings = tokens.map { token -> PendingVerification in
-    guard case .verify(let pending) = authenticator.begin(token: token, snapshot: snapshot, now: now) else { fatalError("token \(token.prefix(20)) refused") }
+    guard case .verify(let pending) = authenticator.begin(token: token, snapshot: snapshot, now: now) else {
+        fatalError("token \(token.prefix(20)) refused")
+    }
     return pending
 }
 measure("hash check (\(pendings[0].hash.algorithm.rawValue))") { index in pendings[index].run().isAuthenticated ? 1 : 0 }
@@ -76,7 +80,9 @@ try channel.pipeline.syncOperations.addServiceHTTPHandlers(
 try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
 let requests = bodies.map { body in
     var buffer = ByteBufferAllocator().buffer(capacity: body.count + 200)
-    buffer.writeString("POST /v1/authenticate?timeout=30s HTTP/1.1\r\nHost: 127.0.0.1:6440\r\nUser-Agent: kube-apiserver\r\nContent-Type: application/json\r\nAccept: application/json, */*\r\nContent-Length: \(body.count)\r\n\r\n")
+    buffer.writeString(
+        "POST /v1/authenticate?timeout=30s HTTP/1.1\r\nHost: 127.0.0.1:6440\r\nUser-Agent: kube-apiserver\r\nContent-Type: application/json\r\nAccept: application/json, */*\r\nContent-Length: \(body.count)\r\n\r\n"
+    )
     buffer.writeBytes(body)
     return buffer
 }
@@ -84,7 +90,8 @@ measure("HTTP request in, response out (EmbeddedChannel)") { index in
     try! channel.writeInbound(requests[index])
     return (try! channel.readOutbound(as: ByteBuffer.self))?.readableBytes ?? 0
 }
-let healthcheck = ByteBuffer(string: "GET /healthcheck HTTP/1.1\r\nHost: 127.0.0.1:6440\r\nUser-Agent: kube-apiserver\r\nAccept: application/json, */*\r\n\r\n")
+let healthcheck = ByteBuffer(
+    string: "GET /healthcheck HTTP/1.1\r\nHost: 127.0.0.1:6440\r\nUser-Agent: kube-apiserver\r\nAccept: application/json, */*\r\n\r\n")
 measure("HTTP GET /healthcheck in, response out (no review)") { _ in
     try! channel.writeInbound(healthcheck)
     return (try! channel.readOutbound(as: ByteBuffer.self))?.readableBytes ?? 0
@@ -104,7 +111,9 @@ for _ in 0..<recheckRounds { endedSessions += exchanges.recheckAll(snapshot) }
 let recheckElapsed = recheckStart.duration(to: .now) / recheckRounds
 guard endedSessions == 0, exchanges.count == 10_000 else { fatalError("sessions ended by an unchanged snapshot") }
 let recheckMilliseconds = Double(recheckElapsed.components.seconds) * 1e3 + Double(recheckElapsed.components.attoseconds) / 1e15
-print("re-check 10,000 open exchanges (one publication)".padding(toLength: 52, withPad: " ", startingAt: 0) + String(format: "%8.2f ms", recheckMilliseconds))
+print(
+    "re-check 10,000 open exchanges (one publication)".padding(toLength: 52, withPad: " ", startingAt: 0)
+        + String(format: "%8.2f ms", recheckMilliseconds))
 
 // What an exchange pays to be followed: one registration and its removal (every request the
 // proxy forwards under an identity of ours), with 10,000 others open.

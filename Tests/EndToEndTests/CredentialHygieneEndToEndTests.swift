@@ -16,7 +16,8 @@ struct CredentialHygieneEndToEndTests {
             Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
                 .replacingOccurrences(of: "=", with: "")
         }
-        let jwt = base64URL(#"{"alg":"RS256","kid":"oidc"}"#) + "." + base64URL(#"{"iss":"https://idp.example","sub":"alice"}"#)
+        let jwt =
+            base64URL(#"{"alg":"RS256","kid":"oidc"}"#) + "." + base64URL(#"{"iss":"https://idp.example","sub":"alice"}"#)
             + ".SIGNATURE" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         var generator = SystemRandomNumberGenerator()
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_./+=~!")

@@ -149,7 +149,9 @@ struct DiagnoseRealAPIServerTests {
             #expect(missing.map(\.check) == ["patch clusteruserattributes.cluster.cattle.io"])
             #expect(missing.first?.fix?.contains(#"resources: ["clusteruserattributes"] verbs: ["patch"]"#) == true, "\(missing)")
             #expect(broken.report.emergency?.present == true && broken.report.emergency?.problem != nil)
-            for named in ["token-nohash", "token-v9", "token-unreadable", "u-unreadable", name(ghost), "patch clusteruserattributes", "kube-api-auth-emergency"] {
+            for named in [
+                "token-nohash", "token-v9", "token-unreadable", "u-unreadable", name(ghost), "patch clusteruserattributes", "kube-api-auth-emergency",
+            ] {
                 #expect(broken.text.contains(named), "the text report does not name \(named)")
             }
 
@@ -219,13 +221,13 @@ struct DiagnoseCommandTests {
         let port = try freeLoopbackPort()
         let kubeconfig = directory.file("kubeconfig")
         try """
-            apiVersion: v1
-            kind: Config
-            clusters: [{name: c, cluster: {server: "https://127.0.0.1:\(port)"}}]
-            users: [{name: u, user: {token: abc}}]
-            contexts: [{name: c, context: {cluster: c, user: u}}]
-            current-context: c
-            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        apiVersion: v1
+        kind: Config
+        clusters: [{name: c, cluster: {server: "https://127.0.0.1:\(port)"}}]
+        users: [{name: u, user: {token: abc}}]
+        contexts: [{name: c, context: {cluster: c, user: u}}]
+        current-context: c
+        """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         let result = try Binary.run(["--kubeconfig", kubeconfig, "diagnose"])
         #expect(result.status == 2, "\(result.stdout)\(result.stderr)")
         #expect(result.stderr.contains("cannot be reached"), "\(result.stderr)")

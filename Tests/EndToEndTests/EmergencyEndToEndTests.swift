@@ -46,8 +46,10 @@ struct EmergencyEndToEndTests {
 
         // The TTL limit is checked against the Secret when it can be read.
         let tooLong = try Binary.run(
-            ["emergency", "issue", "--private-key", keys.file("key.pem"), "--user", "u-demo1", "--ttl", "3h", "--reason", "x",
-             "--secret-file", records.file("emergency.yaml")])
+            [
+                "emergency", "issue", "--private-key", keys.file("key.pem"), "--user", "u-demo1", "--ttl", "3h", "--reason", "x",
+                "--secret-file", records.file("emergency.yaml"),
+            ])
         #expect(tooLong.status != 0 && tooLong.stderr.contains("longer than the cluster allows"), "\(tooLong.stderr)")
         let (token, jti) = try Self.issue(keys, key: "key.pem", user: "u-demo1", extra: ["--secret-file", records.file("emergency.yaml")])
         #expect(token.split(separator: ".").count == 3 && !jti.isEmpty)

@@ -128,7 +128,8 @@ func hostileBody(_ generator: inout SeededGenerator, validToken: String, names: 
         ])
     case 7:
         let depth = Int(generator.next() % 200)
-        return #"{"kind":"TokenReview","spec":{"token":"\#(token)"},"x":"# + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}"
+        return #"{"kind":"TokenReview","spec":{"token":"\#(token)"},"x":"# + String(repeating: "[", count: depth)
+            + String(repeating: "]", count: depth) + "}"
     case 8:
         return #"{"kind":"TokenReview","spec":{"token":"\#(token)"},"pad":""# + String(repeating: "p", count: Int(generator.next() % 80_000)) + #""}"#
     default:

@@ -67,7 +67,9 @@ struct KubernetesEndToEndTests {
         #expect(!service.output.contains(String(bearer.drop { $0 != ":" }.dropFirst())))
     }
 
-    @Test("Rancher stopped: synced tokens keep working and kubectl revocations downstream still apply", .enabled(if: kubectlPath != nil, "needs kubectl"))
+    @Test(
+        "Rancher stopped: synced tokens keep working and kubectl revocations downstream still apply",
+        .enabled(if: kubectlPath != nil, "needs kubectl"))
     func rancherStopped() async throws {
         let environment = try await Environment()
         let service = try environment.startService()
@@ -173,7 +175,8 @@ struct KubernetesEndToEndTests {
         try FileManager.default.createDirectory(atPath: loadDirectory, withIntermediateDirectories: true)
         for file in ["manifests/crds.yaml", "examples/records/user-u-demo1.yaml", "examples/records/kubeconfig-u-demo15wfb6.yaml"] {
             let source = Binary.repositoryRoot.appendingPathComponent(file)
-            try FileManager.default.copyItem(atPath: source.path, toPath: (loadDirectory as NSString).appendingPathComponent(source.lastPathComponent))
+            try FileManager.default.copyItem(
+                atPath: source.path, toPath: (loadDirectory as NSString).appendingPathComponent(source.lastPathComponent))
         }
         let testServerPath = (Binary.built as NSString).deletingLastPathComponent + "/kube-api-test-server"
         let apiServer = Process()
@@ -198,7 +201,9 @@ struct KubernetesEndToEndTests {
         let service = try ServiceProcess(global: ["--kubeconfig", kubeconfig], serve: [])
         try service.waitForLog(containing: "msg=\"records synced from the API; answering reviews\"")
         #expect(authenticated(try await reviewUntil(service, demoToken, authenticated)))
-        #expect(try await post(service.baseURL + "/v1/authenticate", review("kubeconfig-u-demo1disab:disabled-demo-secret")).2.contains("token is disabled"))
+        #expect(
+            try await post(service.baseURL + "/v1/authenticate", review("kubeconfig-u-demo1disab:disabled-demo-secret")).2.contains(
+                "token is disabled"))
         #expect(try service.stop() == 0)
     }
 
@@ -226,7 +231,8 @@ struct KubernetesEndToEndTests {
         #expect(authenticated(try await reviewUntil(service, bearer, authenticated)))
 
         let rotated = try await rancher.rotateSecret(bearer)
-        #expect(try await reviewUntil(service, bearer, within: .seconds(15)) { $0.contains("does not match") }.contains("token secret does not match"))
+        #expect(
+            try await reviewUntil(service, bearer, within: .seconds(15)) { $0.contains("does not match") }.contains("token secret does not match"))
         #expect(authenticated(try await reviewUntil(service, rotated, within: .seconds(15), authenticated)))
 
         try await rancher.patch(rancher.tokens + "/\(name)", #"{"enabled":false}"#)
@@ -255,7 +261,9 @@ struct KubernetesEndToEndTests {
         #expect(!service.output.contains("guess-"))
     }
 
-    @Test("Configured as the Go service's newer releases are: no arguments, CATTLE_LISTEN, CATTLE_NAMESPACE, CATTLE_DEBUG and KUBECONFIG; a flag wins over its variable")
+    @Test(
+        "Configured as the Go service's newer releases are: no arguments, CATTLE_LISTEN, CATTLE_NAMESPACE, CATTLE_DEBUG and KUBECONFIG; a flag wins over its variable"
+    )
     func environmentConfiguration() async throws {
         let environment = try await Environment()
         let bearer = try await environment.rancher.createToken(user: "u-env")
@@ -286,7 +294,8 @@ struct KubernetesEndToEndTests {
 
         // A CATTLE_LISTEN that is not an address is refused by name.
         #expect {
-            _ = try ServiceProcess(global: [], command: nil, serve: [], listen: [], environment: variables.merging(["CATTLE_LISTEN": "nowhere"]) { _, new in new })
+            _ = try ServiceProcess(
+                global: [], command: nil, serve: [], listen: [], environment: variables.merging(["CATTLE_LISTEN": "nowhere"]) { _, new in new })
         } throws: { "\($0)".contains("CATTLE_LISTEN") }
     }
 
@@ -360,9 +369,12 @@ struct KubernetesEndToEndTests {
         #expect(authenticated(try await post(service.baseURL + "/v1/authenticate", review(bearer)).2))
         try service.waitForLog(containing: "kept for the next round", since: mark)
         try await environment.server.start()
-        let lastUsed = try await repeatUntil(within: .seconds(20), {
-            try await environment.rancher.call(.GET, environment.rancher.tokens + "/\(name)")["lastUsedAt"]?.stringValue ?? ""
-        }) { !$0.isEmpty }
+        let lastUsed = try await repeatUntil(
+            within: .seconds(20),
+            {
+                try await environment.rancher.call(.GET, environment.rancher.tokens + "/\(name)")["lastUsedAt"]?.stringValue ?? ""
+            }
+        ) { !$0.isEmpty }
         #expect(!lastUsed.isEmpty, "lastUsedAt was dropped instead of written when the API came back")
         #expect(try service.stop() == 0)
     }
@@ -371,7 +383,9 @@ struct KubernetesEndToEndTests {
     func needsRefresh() async throws {
         let environment = try await Environment()
         let rancher = environment.rancher
-        try await rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"auth-provider-refresh-debounce-seconds"},"data":{"value":"0"}}"#)
+        try await rancher.call(
+            .POST, "/api/v1/namespaces/cattle-system/configmaps",
+            #"{"metadata":{"name":"auth-provider-refresh-debounce-seconds"},"data":{"value":"0"}}"#)
         let bearer = try await rancher.createToken(user: "u-ivan")
         try await rancher.patch(rancher.users + "/u-ivan", #"{"lastRefresh":"2026-01-01T00:00:00Z"}"#)
         let service = try environment.startService()

@@ -8,10 +8,11 @@ struct ManifestsEndToEndTests {
     let manifests = Binary.repositoryRoot.appendingPathComponent("manifests")
 
     /// Installed by scripts/setup from PyPI (`kubernetes-validate`).
-    static let validator: String? = ["/root/.pyenv/shims/kubernetes-validate", "/usr/local/bin/kubernetes-validate", "/usr/bin/kubernetes-validate"]
+    static let validator: String? =
+        ["/root/.pyenv/shims/kubernetes-validate", "/usr/local/bin/kubernetes-validate", "/usr/bin/kubernetes-validate"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
         ?? (try? runProcess("/bin/sh", ["-c", "command -v kubernetes-validate"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines))
-            .flatMap { $0.isEmpty ? nil : $0 }
+        .flatMap { $0.isEmpty ? nil : $0 }
 
     @Test("Every resource manifest passes strict Kubernetes schema validation")
     func schemaValidation() throws {
@@ -53,10 +54,11 @@ struct ManifestsEndToEndTests {
         // The ClusterRole: impersonate and SubjectAccessReviews, nothing else.
         let rules = try #require(objects["ClusterRole/kube-api-auth-proxy"]?["rules"])
         guard case .array(let list) = rules else { throw ProcessError(description: "no rules") }
-        let verbs = Set(list.flatMap { rule -> [String] in
-            guard case .array(let verbs)? = rule["verbs"] else { return [] }
-            return verbs.compactMap(\.stringValue)
-        })
+        let verbs = Set(
+            list.flatMap { rule -> [String] in
+                guard case .array(let verbs)? = rule["verbs"] else { return [] }
+                return verbs.compactMap(\.stringValue)
+            })
         #expect(verbs == ["impersonate", "create"])
         let text = String(decoding: rules.serialized(), as: UTF8.self)
         for resource in ["users", "groups", "uids", "userextras/*", "subjectaccessreviews"] { #expect(text.contains("\"\(resource)\"")) }
@@ -84,13 +86,17 @@ struct ManifestsEndToEndTests {
         #expect(crds.status == 0, "\(crds.stderr)")
         let applied = try kubectl(["--kubeconfig", kubeconfig, "apply", "-k", manifests.path])
         #expect(applied.status == 0, "\(applied.stderr)")
-        for line in ["serviceaccount/kube-api-auth created", "role.rbac.authorization.k8s.io/kube-api-auth created",
-                     "rolebinding.rbac.authorization.k8s.io/kube-api-auth created", "daemonset.apps/kube-api-auth created"] {
+        for line in [
+            "serviceaccount/kube-api-auth created", "role.rbac.authorization.k8s.io/kube-api-auth created",
+            "rolebinding.rbac.authorization.k8s.io/kube-api-auth created", "daemonset.apps/kube-api-auth created",
+        ] {
             #expect(applied.stdout.contains(line), "\(applied.stdout)")
         }
         let daemonSet = try kubectl(
-            ["--kubeconfig", kubeconfig, "-n", "cattle-system", "get", "daemonset", "kube-api-auth", "-o",
-             "jsonpath={.spec.template.spec.hostNetwork} {.spec.template.spec.securityContext.runAsUser} {.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem}"])
+            [
+                "--kubeconfig", kubeconfig, "-n", "cattle-system", "get", "daemonset", "kube-api-auth", "-o",
+                "jsonpath={.spec.template.spec.hostNetwork} {.spec.template.spec.securityContext.runAsUser} {.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem}",
+            ])
         #expect(daemonSet.stdout == "true 1000 true", "\(daemonSet.stderr)")
     }
 }

@@ -73,15 +73,19 @@ extension KubeAPITestServer.SeenRequest {
 
 @Suite("kube-api-auth proxy in front of the in-repo API server: exec, upgrades, failures, drain, headers, hostile input", .serialized)
 struct ProxyEndToEndTests {
-    @Test("Upstream headers: the Rancher token replaced by the proxy's and the user's identity; hop-by-hop and client Impersonate-* dropped; X-Forwarded-For appended; pass-through untouched")
+    @Test(
+        "Upstream headers: the Rancher token replaced by the proxy's and the user's identity; hop-by-hop and client Impersonate-* dropped; X-Forwarded-For appended; pass-through untouched"
+    )
     func upstreamHeaders() async throws {
         let environment = try await ProxyEnvironment()
         try environment.startProxy(["--metrics-listen", "127.0.0.1:0"])
         let alice = try await environment.rancher.createToken(user: "u-alice", groups: ["g://devs"])
         let answer = try environment.curl(
             "/api/v1/namespaces/cattle-system/configmaps?marker=impersonated",
-            ["--http1.1", "-H", "Authorization: Bearer \(alice)", "-H", "Connection: keep-alive, X-Hop", "-H", "X-Hop: secret-hop",
-             "-H", "X-Forwarded-For: 10.1.2.3", "-H", "Accept: application/json"])
+            [
+                "--http1.1", "-H", "Authorization: Bearer \(alice)", "-H", "Connection: keep-alive, X-Hop", "-H", "X-Hop: secret-hop",
+                "-H", "X-Forwarded-For: 10.1.2.3", "-H", "Accept: application/json",
+            ])
         #expect(answer.hasSuffix("\n200"), "\(answer)")
         let seen = try #require(environment.upstreamRequests("marker=impersonated").last)
         #expect(seen.values("authorization") == ["Bearer \(environment.upstreamToken)"])
@@ -102,8 +106,9 @@ struct ProxyEndToEndTests {
 
         // One audit line per request, and the proxy's metrics on the health listener.
         let log = environment.proxy.output
-        #expect(log.contains("msg=proxied") && log.contains("path=/api/v1/namespaces/cattle-system/configmaps") && log.contains("route=impersonated")
-            && log.contains("status=200") && log.contains("user=u-alice") && log.contains("verb=GET") && log.contains("proto=http/1.1"))
+        #expect(
+            log.contains("msg=proxied") && log.contains("path=/api/v1/namespaces/cattle-system/configmaps") && log.contains("route=impersonated")
+                && log.contains("status=200") && log.contains("user=u-alice") && log.contains("verb=GET") && log.contains("proto=http/1.1"))
         #expect(!log.contains("marker=impersonated"), "query strings stay out of the audit line")
         let health = try #require(log.split(separator: "\n").first { $0.contains("purpose=\"health and metrics\"") })
         let metrics = try curl(["http://" + String(health.split(separator: "address=").last?.prefix { $0 != " " } ?? "") + "/metrics"])
@@ -149,31 +154,33 @@ struct ProxyEndToEndTests {
         let tls = ["--tls-cert-file", environment.caPath, "--tls-private-key-file", environment.scratch.file("proxy.key")]
         let upstream = environment.server.url
         let cases: [(user: String, cluster: String, expected: String)] = [
-            ("client-certificate-data: \(Data("x".utf8).base64EncodedString())\n    client-key-data: \(Data("y".utf8).base64EncodedString())",
-             "certificate-authority: \(environment.caPath)", "client certificate"),
+            (
+                "client-certificate-data: \(Data("x".utf8).base64EncodedString())\n    client-key-data: \(Data("y".utf8).base64EncodedString())",
+                "certificate-authority: \(environment.caPath)", "client certificate"
+            ),
             ("token: t", "insecure-skip-tls-verify: true", "insecure-skip-tls-verify"),
             ("{}", "certificate-authority: \(environment.caPath)", "needs a bearer token"),
         ]
         for (index, item) in cases.enumerated() {
             let kubeconfig = environment.scratch.file("upstream-\(index).kubeconfig")
             try """
-                apiVersion: v1
-                kind: Config
-                clusters:
-                - name: c
-                  cluster:
-                    server: \(upstream)
-                    \(item.cluster)
-                users:
-                - name: u
-                  user:
-                    \(item.user)
-                contexts:
-                - name: c
-                  context: {cluster: c, user: u}
-                current-context: c
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: c
+              cluster:
+                server: \(upstream)
+                \(item.cluster)
+            users:
+            - name: u
+              user:
+                \(item.user)
+            contexts:
+            - name: c
+              context: {cluster: c, user: u}
+            current-context: c
 
-                """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
             let result = try Binary.run(["--kubeconfig", kubeconfig, "proxy", "--records-dir", examplesDirectory, "--listen", "127.0.0.1:0"] + tls)
             #expect(result.status != 0, "\(item.expected): \(result.stderr)")
             #expect(result.stderr.contains(item.expected) && result.stderr.contains(kubeconfig), "\(result.stderr)")
@@ -191,7 +198,9 @@ struct ProxyEndToEndTests {
         let kubeconfig = try writeKubeconfig(for: environment.server, in: environment.scratch)
         let proxy = try ServiceProcess(
             global: ["--kubeconfig", kubeconfig], command: "proxy",
-            serve: ["--records-dir", examplesDirectory, "--tls-cert-file", certificate, "--tls-private-key-file", key, "--tls-reload-interval", "0.1"])
+            serve: [
+                "--records-dir", examplesDirectory, "--tls-cert-file", certificate, "--tls-private-key-file", key, "--tls-reload-interval", "0.1",
+            ])
         let url = "https://\(proxy.address)/version"
         func handshake(_ ca: String) throws -> String {
             try runProcess("/usr/bin/curl", ["-s", "-m", "10", "--http2", "-o", "/dev/null", "-w", "%{http_version}", "--cacert", ca, url]).stdout
@@ -204,7 +213,8 @@ struct ProxyEndToEndTests {
         #expect(try proxy.stop() == 0)
     }
 
-    @Test("Records not synced yet: a Rancher token is answered 503 with a Status, never forwarded; an upstream whose certificate does not verify: 502")
+    @Test(
+        "Records not synced yet: a Rancher token is answered 503 with a Status, never forwarded; an upstream whose certificate does not verify: 502")
     func cannotTellAndUnverifiedUpstream() async throws {
         let environment = try await ProxyEnvironment()
         try await environment.server.stop()
@@ -224,12 +234,19 @@ struct ProxyEndToEndTests {
         try environment.server.kubeconfig()
             .replacingOccurrences(
                 of: Data((environment.server.configuration.tls?.certificatePEM ?? "").utf8).base64EncodedString(),
-                with: Data(other.certificatePEM.utf8).base64EncodedString())
+                with: Data(other.certificatePEM.utf8).base64EncodedString()
+            )
             .write(toFile: wrongCA, atomically: true, encoding: .utf8)
         let unverified = try ServiceProcess(
             global: ["--kubeconfig", wrongCA], command: "proxy",
-            serve: ["--records-dir", examplesDirectory, "--tls-cert-file", environment.caPath, "--tls-private-key-file", environment.scratch.file("proxy.key")])
-        let answer = try curl(["--cacert", environment.caPath, "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(demoToken)", "https://\(unverified.address)/api?unverified"])
+            serve: [
+                "--records-dir", examplesDirectory, "--tls-cert-file", environment.caPath, "--tls-private-key-file",
+                environment.scratch.file("proxy.key"),
+            ])
+        let answer = try curl([
+            "--cacert", environment.caPath, "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(demoToken)",
+            "https://\(unverified.address)/api?unverified",
+        ])
         #expect(answer.hasSuffix("\n502") && answer.contains(#""kind":"Status""#), "\(answer)")
         #expect(environment.upstreamRequests("unverified").isEmpty)
         #expect(try unverified.stop() == 0)
@@ -244,17 +261,21 @@ struct ProxyEndToEndTests {
         var batch = ""
         for index in 0..<3 {
             let body = #"{"metadata":{"name":"piped-\#(index)"}}"#
-            batch += "POST /api/v1/namespaces/team/configmaps?pipelined-\(index) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n"
+            batch +=
+                "POST /api/v1/namespaces/team/configmaps?pipelined-\(index) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n"
                 + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            batch += "GET /api/v1/namespaces/team/configmaps/piped-\(index)?pipelined-get-\(index) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n\r\n"
+            batch +=
+                "GET /api/v1/namespaces/team/configmaps/piped-\(index)?pipelined-get-\(index) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n\r\n"
         }
         try await client.send(batch)
         for index in 0..<3 {
             for expected in ["HTTP/1.1 201", "HTTP/1.1 200"] {
                 let head = try await client.read(until: "\r\n\r\n")
                 #expect(head.hasPrefix(expected), "request \(index): \(head)")
-                let length = Int(head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }?
-                    .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+                let length =
+                    Int(
+                        head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }?
+                            .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
                 let body = String(decoding: try await client.read(count: length), as: UTF8.self)
                 #expect(body.contains("piped-\(index)"), "\(body)")
             }
@@ -269,7 +290,8 @@ struct ProxyEndToEndTests {
         let environment = try await ProxyEnvironment()
         try environment.startProxy()
         let alice = try await environment.rancher.createToken(user: "u-alice", groups: ["g://devs"])
-        let pod = #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"shell","namespace":"team"},"spec":{"containers":[{"name":"main","image":"busybox"}]},"status":{"phase":"Running"}}"#
+        let pod =
+            #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"shell","namespace":"team"},"spec":{"containers":[{"name":"main","image":"busybox"}]},"status":{"phase":"Running"}}"#
         _ = try environment.server.state.create(.pods, namespace: "team", object: try JSONValue.parse(Data(pod.utf8)))
         let input = (1...200).map { "line \($0) of the standard input\n" }.joined()
         let succeeded = try environment.kubectl(alice, ["exec", "-i", "shell", "-n", "team", "--", "cat"], input: input)
@@ -407,8 +429,10 @@ struct ProxyEndToEndTests {
         for (index, protocolFlag) in ["--http1.1", "--http2"].enumerated() {
             let watcher = try BackgroundProcess(
                 name: "curl watch", executable: "/usr/bin/curl",
-                arguments: ["-s", "-N", protocolFlag, "--cacert", environment.caPath, "-H", "Authorization: Bearer \(alice)",
-                            environment.url + "/api/v1/namespaces/cattle-system/configmaps?watch=1", "-w", "\nexit-marker\n"],
+                arguments: [
+                    "-s", "-N", protocolFlag, "--cacert", environment.caPath, "-H", "Authorization: Bearer \(alice)",
+                    environment.url + "/api/v1/namespaces/cattle-system/configmaps?watch=1", "-w", "\nexit-marker\n",
+                ],
                 logPath: environment.scratch.file("watch-\(index).log"))
             watchers.append(watcher)
         }
@@ -474,7 +498,8 @@ struct ProxyEndToEndTests {
             try client.run()
             ChildReaper.watch(client.processIdentifier)
             clients.append(client)
-            let request = "GET /api/v1/namespaces/cattle-system/configmaps?watch=1&marker=stuck-\(index) HTTP/1.1\r\nHost: proxy\r\n"
+            let request =
+                "GET /api/v1/namespaces/cattle-system/configmaps?watch=1&marker=stuck-\(index) HTTP/1.1\r\nHost: proxy\r\n"
                 + "Authorization: Bearer \(alice)\r\n\r\n"
             PipeIO.writeAll(Data(request.utf8), to: input.fileHandleForWriting)
         }
@@ -493,29 +518,38 @@ struct ProxyEndToEndTests {
         #expect(environment.proxy.output.contains("drain timeout reached; closing remaining connections"))
     }
 
-    @Test("A revocation ends the token's open exchanges: an HTTP/1.1 chunked watch, an HTTP/2 watch, an exec session; another token's watch stays open")
+    @Test(
+        "A revocation ends the token's open exchanges: an HTTP/1.1 chunked watch, an HTTP/2 watch, an exec session; another token's watch stays open")
     func revocationEndsOpenExchanges() async throws {
         let environment = try await ProxyEnvironment()
         // The control watch is still open at the stop: a short drain.
         try environment.startProxy(["--drain-timeout", "1"])
         let alice = try await environment.rancher.createToken(user: "u-alice", groups: ["g://devs"])
         let bob = try await environment.rancher.createToken(user: "u-bob", groups: ["g://devs"])
-        let pod = #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"shell","namespace":"team"},"spec":{"containers":[{"name":"main","image":"busybox"}]},"status":{"phase":"Running"}}"#
+        let pod =
+            #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"shell","namespace":"team"},"spec":{"containers":[{"name":"main","image":"busybox"}]},"status":{"phase":"Running"}}"#
         _ = try environment.server.state.create(.pods, namespace: "team", object: try JSONValue.parse(Data(pod.utf8)))
         func watch(_ name: String, _ token: String, _ protocolFlag: String) throws -> BackgroundProcess {
             try BackgroundProcess(
                 name: name, executable: "/usr/bin/curl",
-                arguments: ["-s", "-N", protocolFlag, "--cacert", environment.caPath, "-H", "Authorization: Bearer \(token)",
-                            environment.url + "/api/v1/namespaces/cattle-system/configmaps?watch=1"],
+                arguments: [
+                    "-s", "-N", protocolFlag, "--cacert", environment.caPath, "-H", "Authorization: Bearer \(token)",
+                    environment.url + "/api/v1/namespaces/cattle-system/configmaps?watch=1",
+                ],
                 logPath: environment.scratch.file("\(name).log"))
         }
-        let watches = ["http/1.1": try watch("h1", alice, "--http1.1"), "h2": try watch("h2", alice, "--http2"), "control": try watch("control", bob, "--http1.1")]
+        let watches = [
+            "http/1.1": try watch("h1", alice, "--http1.1"), "h2": try watch("h2", alice, "--http2"),
+            "control": try watch("control", bob, "--http1.1"),
+        ]
         defer { for watch in watches.values { watch.stop(grace: 1) } }
         // kubectl exec -i with its standard input held open: the session lasts until something ends it.
         let exec = Process()
         exec.executableURL = URL(fileURLWithPath: try #require(kubectlPath))
-        exec.arguments = ["--kubeconfig", "/dev/null", "--server", environment.url, "--certificate-authority", environment.caPath, "--token", alice,
-                          "exec", "-i", "shell", "-n", "team", "--", "cat"]
+        exec.arguments = [
+            "--kubeconfig", "/dev/null", "--server", environment.url, "--certificate-authority", environment.caPath, "--token", alice,
+            "exec", "-i", "shell", "-n", "team", "--", "cat",
+        ]
         let input = Pipe()
         let execLog = environment.scratch.file("exec.log")
         FileManager.default.createFile(atPath: execLog, contents: nil)
@@ -527,7 +561,9 @@ struct ProxyEndToEndTests {
         ChildReaper.watch(exec.processIdentifier)
         defer { if exec.isRunning { exec.terminate() } }
         PipeIO.writeAll(Data("first line\n".utf8), to: input.fileHandleForWriting)
-        let echoed = try await repeatUntil(within: .seconds(20), { (try? String(contentsOfFile: execLog, encoding: .utf8)) ?? "" }) { $0.contains("first line") }
+        let echoed = try await repeatUntil(within: .seconds(20), { (try? String(contentsOfFile: execLog, encoding: .utf8)) ?? "" }) {
+            $0.contains("first line")
+        }
         #expect(echoed.contains("first line"), "the exec session did not start: \(echoed)")
         _ = try await environment.rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"opened"}}"#)
         for (name, watch) in watches {
@@ -539,11 +575,16 @@ struct ProxyEndToEndTests {
         let changed = ContinuousClock.now
         try await environment.rancher.patch(environment.rancher.tokens + "/\(name)", #"{"enabled":false}"#)
         var ended: [String: Duration] = [:]
-        _ = try await repeatUntil(within: .seconds(30), {
-            for (kind, watch) in watches where kind != "control" && ended[kind] == nil && !watch.isRunning { ended[kind] = ContinuousClock.now - changed }
-            if ended["exec"] == nil, !exec.isRunning { ended["exec"] = ContinuousClock.now - changed }
-            return "\(ended.count)"
-        }) { $0 == "3" }
+        _ = try await repeatUntil(
+            within: .seconds(30),
+            {
+                for (kind, watch) in watches where kind != "control" && ended[kind] == nil && !watch.isRunning {
+                    ended[kind] = ContinuousClock.now - changed
+                }
+                if ended["exec"] == nil, !exec.isRunning { ended["exec"] = ContinuousClock.now - changed }
+                return "\(ended.count)"
+            }
+        ) { $0 == "3" }
         #expect(Set(ended.keys) == ["http/1.1", "h2", "exec"], "still open: \(ended.keys)")
         #expect(watches["control"]?.isRunning == true, "another token's watch was ended")
         _ = try await environment.rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"after"}}"#)
@@ -556,7 +597,9 @@ struct ProxyEndToEndTests {
         #expect(try environment.proxy.stop() == 0)
     }
 
-    @Test("10,000 seeded hostile requests (headers, smuggling, oversized, invalid UTF-8, impersonation, credentials): no crash, no client Impersonate-* under the proxy's identity, no Rancher token upstream")
+    @Test(
+        "10,000 seeded hostile requests (headers, smuggling, oversized, invalid UTF-8, impersonation, credentials): no crash, no client Impersonate-* under the proxy's identity, no Rancher token upstream"
+    )
     func hostileRequests() async throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 0xF00D_CAFE
         var generator = SeededGenerator(state: seed)
@@ -564,7 +607,9 @@ struct ProxyEndToEndTests {
         let proxy = try environment.startProxy(["--metrics-listen", "127.0.0.1:0", "--no-audit-log", "--header-timeout", "2"])
         let alice = try await environment.rancher.createToken(user: "u-alice", groups: ["g://devs"])
         let aliceSecret = String(alice.split(separator: ":")[1])
-        let requests = (0..<(ProcessInfo.processInfo.environment["FUZZ_DEBUG"] != nil ? 300 : 10_000)).map { ProxyFuzz.request($0, &generator, token: alice) }
+        let requests = (0..<(ProcessInfo.processInfo.environment["FUZZ_DEBUG"] != nil ? 300 : 10_000)).map {
+            ProxyFuzz.request($0, &generator, token: alice)
+        }
         let concurrency = 8
         var statuses: [String: Int] = [:]
         try await withThrowingTaskGroup(of: [String].self) { group in
@@ -579,7 +624,9 @@ struct ProxyEndToEndTests {
                         let answer = try await client.read(until: "\r\n\r\n", timeout: .seconds(5))
                         await client.close()
                         if ProcessInfo.processInfo.environment["FUZZ_DEBUG"] != nil, answer.contains(" 400 ") || answer.isEmpty {
-                            print("FUZZ \(answer.isEmpty ? "closed" : "400") after \(ContinuousClock.now - began) closed=\(client.closed): \(String(decoding: request.prefix(600), as: UTF8.self).debugDescription)")
+                            print(
+                                "FUZZ \(answer.isEmpty ? "closed" : "400") after \(ContinuousClock.now - began) closed=\(client.closed): \(String(decoding: request.prefix(600), as: UTF8.self).debugDescription)"
+                            )
                         }
                         results.append(String(answer.prefix(12).dropFirst(9)))
                     }
@@ -608,12 +655,15 @@ struct ProxyEndToEndTests {
             let bearerEntries = seen.values("sec-websocket-protocol").flatMap { $0.split(separator: ",") }
                 .map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { $0 == "base64url.bearer.authorization.k8s.io." + ProxyFuzz.encodedBearer(alice) }
-            #expect(!seen.values("authorization").contains { $0.contains(aliceSecret) } && bearerEntries.isEmpty,
-                    "seed \(seed): the Rancher token went upstream: \(text.prefix(300))")
+            #expect(
+                !seen.values("authorization").contains { $0.contains(aliceSecret) } && bearerEntries.isEmpty,
+                "seed \(seed): the Rancher token went upstream: \(text.prefix(300))")
             if seen.values("authorization").contains(proxyCredential) {
                 #expect(!text.contains(aliceSecret) && !text.contains(ProxyFuzz.encodedBearer(alice)), "seed \(seed): \(text.prefix(300))")
                 let impersonation = seen.headers.filter { $0.name.lowercased().hasPrefix("impersonate-") }
-                #expect(!impersonation.contains { $0.value.contains("fuzz-imp") }, "seed \(seed): a client's impersonation under the proxy's identity: \(impersonation)")
+                #expect(
+                    !impersonation.contains { $0.value.contains("fuzz-imp") },
+                    "seed \(seed): a client's impersonation under the proxy's identity: \(impersonation)")
                 #expect(seen.values("impersonate-user") == ["u-alice"], "seed \(seed): \(impersonation)")
                 #expect(seen.values("authorization").count == 1)
             }

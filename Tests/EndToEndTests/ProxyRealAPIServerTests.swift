@@ -48,7 +48,10 @@ final class ProxyFixture: @unchecked Sendable {
 
     /// kubectl through the proxy with only a bearer token, as a Rancher user's kubeconfig would run it.
     func kubectl(_ token: String?, _ arguments: [String], input: String = "") throws -> Binary.Result {
-        var global = ["--kubeconfig", "/dev/null", "--server", url, "--certificate-authority", caPath, "--cache-dir", cluster.plane.directory + "/proxy-kubectl-cache"]
+        var global = [
+            "--kubeconfig", "/dev/null", "--server", url, "--certificate-authority", caPath, "--cache-dir",
+            cluster.plane.directory + "/proxy-kubectl-cache",
+        ]
         if let token { global += ["--token", token] }
         return try EndToEndTests.kubectl(global + arguments, input: input)
     }
@@ -78,7 +81,9 @@ extension [String: Any] {
 
 @Suite(
     "The authenticating proxy in front of a real kube-apiserver (kubectl v1.36 through kube-api-auth proxy)",
-    .enabled(if: Envtest.available, "KUBEBUILDER_ASSETS is unset, so there is no real kube-apiserver (export KUBEBUILDER_ASSETS=$(bash ../shared/envtest/install))"),
+    .enabled(
+        if: Envtest.available,
+        "KUBEBUILDER_ASSETS is unset, so there is no real kube-apiserver (export KUBEBUILDER_ASSETS=$(bash ../shared/envtest/install))"),
     .serialized)
 struct ProxyRealAPIServerTests {
     @Test("Identity equals the webhook's; get/apply/patch/delete as the Rancher user; Forbidden without a binding; HTTP/2 from kubectl and curl")
@@ -96,9 +101,12 @@ struct ProxyRealAPIServerTests {
             try plane.adminOK(["create", "namespace", "team"])
             try plane.adminOK(["create", "role", "cm-editor", "-n", "team", "--verb=*", "--resource=configmaps"])
             try plane.adminOK(["create", "rolebinding", "devs", "-n", "team", "--role=cm-editor", "--group=g://devs"])
-            let created = try await repeatUntil(within: .seconds(20), {
-                try fixture.kubectl(alice, ["create", "configmap", "one", "-n", "team", "--from-literal=a=1"]).stdout
-            }) { $0.contains("created") }
+            let created = try await repeatUntil(
+                within: .seconds(20),
+                {
+                    try fixture.kubectl(alice, ["create", "configmap", "one", "-n", "team", "--from-literal=a=1"]).stdout
+                }
+            ) { $0.contains("created") }
             #expect(created.contains("configmap/one created"))
             let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: two, namespace: team}\ndata: {b: \"2\"}\n"
             let applied = try fixture.kubectl(alice, ["apply", "-f", "-"], input: manifest)
@@ -129,7 +137,9 @@ struct ProxyRealAPIServerTests {
             let diagnosed = try Binary.run(["--kubeconfig", plane.adminKubeconfig, "diagnose", "--door", "proxy"])
             #expect(diagnosed.status == 0, "\(diagnosed.stdout)\(diagnosed.stderr)")
             #expect(diagnosed.stdout.contains("service account cattle-system/kube-api-auth-proxy (proxy)"))
-            #expect(diagnosed.stdout.contains("ok   impersonate users") && diagnosed.stdout.contains("ok   create subjectaccessreviews.authorization.k8s.io"))
+            #expect(
+                diagnosed.stdout.contains("ok   impersonate users")
+                    && diagnosed.stdout.contains("ok   create subjectaccessreviews.authorization.k8s.io"))
 
             // kubectl (client-go) speaks HTTP/2 to the proxy; so does curl --http2.
             #expect(fixture.proxy.output.contains("proto=h2"))
@@ -138,7 +148,9 @@ struct ProxyRealAPIServerTests {
         }
     }
 
-    @Test("Revocations (token disabled, expired, deleted; user disabled; groups changed) reach kubectl through the proxy as soon as the proxy has them: no success cache")
+    @Test(
+        "Revocations (token disabled, expired, deleted; user disabled; groups changed) reach kubectl through the proxy as soon as the proxy has them: no success cache"
+    )
     func revocations() async throws {
         try await WebhookCluster.run(auditPolicy: ProxyFixture.auditPolicy) { cluster in
             let fixture = try ProxyFixture(cluster)
@@ -165,11 +177,14 @@ struct ProxyRealAPIServerTests {
             #expect(pending.isEmpty, "not revoked through the proxy: \(pending)")
             // kube-apiserver's webhook cache would hold successes for ~10 s; the proxy has none.
             #expect(reached.values.allSatisfy { $0 < .seconds(8) }, "\(reached)")
-            print("revocations reached kubectl through the proxy after: \(reached.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }) (changes made in \(changed - started))")
+            print(
+                "revocations reached kubectl through the proxy after: \(reached.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }) (changes made in \(changed - started))"
+            )
             // The refusal is the proxy's own 401 (a Kubernetes Status), for the deleted token too
             // (a Rancher-shaped token without a record is never passed upstream).
             let refused = try fixture.curl("/api?disabled-token", ["-H", "Authorization: Bearer \(tokens["disabled"]!)"])
-            #expect(refused.hasSuffix("\n401") && refused.contains(#""kind":"Status""#) && refused.contains(#""reason":"Unauthorized""#), "\(refused)")
+            #expect(
+                refused.hasSuffix("\n401") && refused.contains(#""kind":"Status""#) && refused.contains(#""reason":"Unauthorized""#), "\(refused)")
             let deleted = try fixture.curl("/api?deleted-token", ["-H", "Authorization: Bearer \(tokens["deleted"]!)"])
             #expect(deleted.hasSuffix("\n401") && deleted.contains(#""kind":"Status""#), "\(deleted)")
             #expect(!fixture.auditEvents.contains { $0.auditURI.contains("deleted-token") }, "a token without a record reached the apiserver")
@@ -177,21 +192,30 @@ struct ProxyRealAPIServerTests {
         }
     }
 
-    @Test("Client impersonation: --as/--as-group allowed by an impersonation binding, Forbidden without; Impersonate-User: system:admin with an unprivileged Rancher token never reaches the apiserver as the proxy")
+    @Test(
+        "Client impersonation: --as/--as-group allowed by an impersonation binding, Forbidden without; Impersonate-User: system:admin with an unprivileged Rancher token never reaches the apiserver as the proxy"
+    )
     func clientImpersonation() async throws {
         try await WebhookCluster.run(auditPolicy: ProxyFixture.auditPolicy) { cluster in
             let fixture = try ProxyFixture(cluster)
             let plane = cluster.plane
             let lead = try cluster.mint(user: "u-lead", groups: ["g://leads"])
             let intern = try cluster.mint(user: "u-intern", groups: ["g://interns"])
-            try plane.adminOK(["create", "clusterrole", "impersonate-carol", "--verb=impersonate", "--resource=users,groups", "--resource-name=carol", "--resource-name=g://viewers"])
+            try plane.adminOK([
+                "create", "clusterrole", "impersonate-carol", "--verb=impersonate", "--resource=users,groups", "--resource-name=carol",
+                "--resource-name=g://viewers",
+            ])
             try plane.adminOK(["create", "clusterrolebinding", "leads-impersonate", "--clusterrole=impersonate-carol", "--group=g://leads"])
 
-            let allowed = try await repeatUntil(within: .seconds(20), {
-                (try? fixture.whoami(lead, ["--as", "carol", "--as-group", "g://viewers"]).get().username) ?? ""
-            }) { $0 == "carol" }
+            let allowed = try await repeatUntil(
+                within: .seconds(20),
+                {
+                    (try? fixture.whoami(lead, ["--as", "carol", "--as-group", "g://viewers"]).get().username) ?? ""
+                }
+            ) { $0 == "carol" }
             #expect(allowed == "carol")
-            #expect(try fixture.whoami(lead, ["--as", "carol", "--as-group", "g://viewers"]).get().groups == ["g://viewers", "system:authenticated"])
+            #expect(
+                try fixture.whoami(lead, ["--as", "carol", "--as-group", "g://viewers"]).get().groups == ["g://viewers", "system:authenticated"])
             // Beyond the binding: another group, another user.
             func forbidden(_ token: String, _ impersonation: [String]) throws -> Bool {
                 let result = try fixture.kubectl(token, ["get", "--raw", "/api"] + impersonation)
@@ -215,7 +239,9 @@ struct ProxyRealAPIServerTests {
         }
     }
 
-    @Test("Pass-through: a service-account token acts as itself, anonymous /version as anonymous, with no credential of the proxy's; an emergency token is accepted")
+    @Test(
+        "Pass-through: a service-account token acts as itself, anonymous /version as anonymous, with no credential of the proxy's; an emergency token is accepted"
+    )
     func passThroughAndEmergency() async throws {
         try await WebhookCluster.run(auditPolicy: ProxyFixture.auditPolicy) { cluster in
             let fixture = try ProxyFixture(cluster)
@@ -240,7 +266,11 @@ struct ProxyRealAPIServerTests {
             #expect(!events.contains { $0.auditURI.contains("query-credential") }, "a query with access_token reached the apiserver")
             #expect(events.contains { $0.auditURI == "/version" && $0.auditUser == "system:anonymous" })
             #expect(events.contains { $0.auditUser == "system:serviceaccount:team:robot" && $0.auditImpersonatedUser == nil })
-            #expect(!events.contains { $0.auditUser == fixture.proxyServiceAccount && $0.auditImpersonatedUser == nil && !$0.auditURI.contains("cattle-system") && !$0.auditURI.contains("subjectaccessreviews") })
+            #expect(
+                !events.contains {
+                    $0.auditUser == fixture.proxyServiceAccount && $0.auditImpersonatedUser == nil && !$0.auditURI.contains("cattle-system")
+                        && !$0.auditURI.contains("subjectaccessreviews")
+                })
 
             // An emergency token (issue 13) works at this door too.
             let keys = try TemporaryDirectory()
@@ -263,7 +293,9 @@ struct ProxyRealAPIServerTests {
             try plane.adminOK(["create", "namespace", "team"])
             try plane.adminOK(["create", "role", "cm-reader", "-n", "team", "--verb=get,list,watch", "--resource=configmaps"])
             try plane.adminOK(["create", "rolebinding", "devs", "-n", "team", "--role=cm-reader", "--group=g://devs"])
-            _ = try await repeatUntil(within: .seconds(20), { "\(try fixture.kubectl(alice, ["get", "configmaps", "-n", "team"]).status)" }) { $0 == "0" }
+            _ = try await repeatUntil(within: .seconds(20), { "\(try fixture.kubectl(alice, ["get", "configmaps", "-n", "team"]).status)" }) {
+                $0 == "0"
+            }
             let log = plane.directory + "/watch.log"
             let watcher = try BackgroundProcess(
                 name: "kubectl get -w", executable: try #require(kubectlPath),
@@ -304,7 +336,8 @@ struct ProxyRealAPIServerTests {
             let manifest = try EmergencyEndToEndTests.keygen(keys, name: "key.pem", audience: "kube-api-auth:envtest")
             try plane.adminOK(["apply", "-f", "-"], input: manifest)
             _ = try cluster.mint(user: "u-oncall", groups: ["g://watchers"])
-            let (emergency, jti) = try EmergencyEndToEndTests.issue(keys, key: "key.pem", user: "u-oncall", global: ["--kubeconfig", plane.adminKubeconfig])
+            let (emergency, jti) = try EmergencyEndToEndTests.issue(
+                keys, key: "key.pem", user: "u-oncall", global: ["--kubeconfig", plane.adminKubeconfig])
             tokens["emergency"] = emergency
             for (kind, token) in tokens {
                 let identity = try await repeatUntil(within: .seconds(30), { (try? fixture.whoami(token).get().username) ?? "" }) { !$0.isEmpty }
@@ -314,8 +347,10 @@ struct ProxyRealAPIServerTests {
             for (kind, token) in tokens {
                 watches[kind] = try BackgroundProcess(
                     name: "watch \(kind)", executable: kubectlBinary,
-                    arguments: ["--kubeconfig", "/dev/null", "--server", fixture.url, "--certificate-authority", fixture.caPath, "--token", token,
-                                "--cache-dir", plane.directory + "/watch-cache-\(kind)", "get", "configmaps", "-n", "default", "-w", "-o", "name"],
+                    arguments: [
+                        "--kubeconfig", "/dev/null", "--server", fixture.url, "--certificate-authority", fixture.caPath, "--token", token,
+                        "--cache-dir", plane.directory + "/watch-cache-\(kind)", "get", "configmaps", "-n", "default", "-w", "-o", "name",
+                    ],
                     logPath: plane.directory + "/watch-\(kind).log")
             }
             defer { for watch in watches.values { watch.stop(grace: 1) } }
@@ -326,20 +361,41 @@ struct ProxyRealAPIServerTests {
             }
             // One change at a time: each ends its own watch, and only that one.
             let changes: [(kind: String, change: () throws -> Void)] = [
-                ("disabled", { try plane.adminOK(["patch", "clusterauthtoken", name("disabled"), "--type", "merge", "-p", #"{"enabled":false}"#] + ns) }),
+                (
+                    "disabled",
+                    { try plane.adminOK(["patch", "clusterauthtoken", name("disabled"), "--type", "merge", "-p", #"{"enabled":false}"#] + ns) }
+                ),
                 ("deleted", { try plane.adminOK(["delete", "clusterauthtoken", name("deleted")] + ns) }),
                 ("hashdeleted", { try plane.adminOK(["delete", "secret", name("hashdeleted")] + ns) }),
-                ("userdisabled", { try plane.adminOK(["patch", "clusteruserattribute", "u-userdisabled", "--type", "merge", "-p", #"{"enabled":false}"#] + ns) }),
-                ("groups", { try plane.adminOK(["patch", "clusteruserattribute", "u-groups", "--type", "merge", "-p", #"{"groups":["g://watchers","g://new"]}"#] + ns) }),
-                ("emergency", {
-                    let revoke = try Binary.run(["--kubeconfig", plane.adminKubeconfig, "emergency", "revoke", jti, "--apply", "--reason", "done"])
-                    guard revoke.status == 0 else { throw ProcessError(description: "emergency revoke: \(revoke.stderr)") }
-                }),
+                (
+                    "userdisabled",
+                    { try plane.adminOK(["patch", "clusteruserattribute", "u-userdisabled", "--type", "merge", "-p", #"{"enabled":false}"#] + ns) }
+                ),
+                (
+                    "groups",
+                    {
+                        try plane.adminOK(
+                            ["patch", "clusteruserattribute", "u-groups", "--type", "merge", "-p", #"{"groups":["g://watchers","g://new"]}"#] + ns)
+                    }
+                ),
+                (
+                    "emergency",
+                    {
+                        let revoke = try Binary.run([
+                            "--kubeconfig", plane.adminKubeconfig, "emergency", "revoke", jti, "--apply", "--reason", "done",
+                        ])
+                        guard revoke.status == 0 else { throw ProcessError(description: "emergency revoke: \(revoke.stderr)") }
+                    }
+                ),
                 // Given an expiresAt 3 s ahead: still valid, it lapses while its watch is open.
-                ("expiring", {
-                    let expiresAt = ISO8601DateFormatter().string(from: Date(timeIntervalSinceNow: 3))
-                    try plane.adminOK(["patch", "clusterauthtoken", name("expiring"), "--type", "merge", "-p", #"{"expiresAt":"\#(expiresAt)"}"#] + ns)
-                }),
+                (
+                    "expiring",
+                    {
+                        let expiresAt = ISO8601DateFormatter().string(from: Date(timeIntervalSinceNow: 3))
+                        try plane.adminOK(
+                            ["patch", "clusterauthtoken", name("expiring"), "--type", "merge", "-p", #"{"expiresAt":"\#(expiresAt)"}"#] + ns)
+                    }
+                ),
             ]
             var ended: [String: Duration] = [:]
             for (kind, change) in changes {
@@ -360,7 +416,9 @@ struct ProxyRealAPIServerTests {
             let control = try await repeatUntil(within: .seconds(20), { watches["control"]?.log ?? "" }) { $0.contains("configmap/after") }
             #expect(control.contains("configmap/after"))
             let log = cluster.serviceLog
-            for reason in ["token_disabled", "token_deleted", "hash_changed", "user_disabled", "groups_changed", "token_expired", "emergency_revoked"] {
+            for reason in [
+                "token_disabled", "token_deleted", "hash_changed", "user_disabled", "groups_changed", "token_expired", "emergency_revoked",
+            ] {
                 #expect(log.contains("reason=\(reason)"), "no session ended with \(reason)")
             }
             print("open watches ended after their change: \(ended.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" })")

@@ -61,17 +61,24 @@ struct RancherStandIn {
         Credentials.register(hash: hash)
         try await ensureUser(user, groups: groups)
         if !legacy {
-            try await call(.POST, secrets, #"{"metadata":{"name":"\#(name)"},"type":"Opaque","data":{"hash":"\#(Data(hash.utf8).base64EncodedString())"}}"#)
+            try await call(
+                .POST, secrets, #"{"metadata":{"name":"\#(name)"},"type":"Opaque","data":{"hash":"\#(Data(hash.utf8).base64EncodedString())"}}"#)
         }
         let expiry = expiresAt.map { #","expiresAt":"\#($0)""# } ?? ""
-        try await call(.POST, tokens, #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterAuthToken","metadata":{"name":"\#(name)"},"userName":"\#(user)","enabled":true,"hash":"\#(legacy ? hash : "")"\#(expiry)}"#)
+        try await call(
+            .POST, tokens,
+            #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterAuthToken","metadata":{"name":"\#(name)"},"userName":"\#(user)","enabled":true,"hash":"\#(legacy ? hash : "")"\#(expiry)}"#
+        )
         return bearer
     }
 
     func ensureUser(_ user: String, groups: [String]) async throws {
         let list = groups.map { #""\#($0)""# }.joined(separator: ",")
         do {
-            try await call(.POST, users, #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterUserAttribute","metadata":{"name":"\#(user)"},"groups":[\#(list)],"enabled":true,"needsRefresh":false}"#)
+            try await call(
+                .POST, users,
+                #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterUserAttribute","metadata":{"name":"\#(user)"},"groups":[\#(list)],"enabled":true,"needsRefresh":false}"#
+            )
         } catch {
             try await patch(users + "/\(user)", #"{"groups":[\#(list)]}"#)
         }

@@ -53,12 +53,14 @@ final class WebhookCluster: @unchecked Sendable {
             let pki = try CertificateAuthority(in: pkiDirectory)
             try pki.issue("webhook", subject: "/CN=kube-api-auth", extensions: "subjectAltName=IP:127.0.0.1")
             try pki.issue("apiserver-client", subject: "/CN=kube-apiserver", extensions: "extendedKeyUsage=clientAuth")
-            let config = try rewrite(shipped, [
-                "127.0.0.1:6440": "127.0.0.1:\(webhookPort)",
-                "/etc/kubernetes/kube-api-auth/serving-ca.pem": pki.path("ca.pem"),
-                "/etc/kubernetes/kube-api-auth/apiserver-client.pem": pki.path("apiserver-client.pem"),
-                "/etc/kubernetes/kube-api-auth/apiserver-client.key": pki.path("apiserver-client.key"),
-            ])
+            let config = try rewrite(
+                shipped,
+                [
+                    "127.0.0.1:6440": "127.0.0.1:\(webhookPort)",
+                    "/etc/kubernetes/kube-api-auth/serving-ca.pem": pki.path("ca.pem"),
+                    "/etc/kubernetes/kube-api-auth/apiserver-client.pem": pki.path("apiserver-client.pem"),
+                    "/etc/kubernetes/kube-api-auth/apiserver-client.key": pki.path("apiserver-client.key"),
+                ])
             plane = try await RealControlPlane(in: directory, webhook: .init(config: config, version: version), auditPolicy: auditPolicy)
         } else {
             let config = try rewrite(shipped, ["127.0.0.1:6440": "127.0.0.1:\(webhookPort)"])
@@ -167,10 +169,13 @@ final class WebhookCluster: @unchecked Sendable {
         _ token: String, within: Duration, _ accept: (Result<Identity, ProcessError>) -> Bool
     ) async throws -> Result<Identity, ProcessError> {
         var last: Result<Identity, ProcessError> = .failure(ProcessError(description: "not asked"))
-        _ = try await repeatUntil(within: within, {
-            last = try whoami(token)
-            return accept(last) ? "yes" : "no"
-        }) { $0 == "yes" }
+        _ = try await repeatUntil(
+            within: within,
+            {
+                last = try whoami(token)
+                return accept(last) ? "yes" : "no"
+            }
+        ) { $0 == "yes" }
         return last
     }
 
@@ -193,17 +198,20 @@ func awaitRevocations(
 ) async throws -> (pending: Set<String>, reached: [String: Duration]) {
     var pending = Set(tokens.keys)
     var reached: [String: Duration] = [:]
-    _ = try await repeatUntil(within: within, {
-        for kind in pending.sorted() {
-            let answer = try whoami(tokens[kind]!)
-            let done = kind == "groups" ? answer.identity?.groups == ["g://new", "system:authenticated"] : answer.unauthorized
-            if done {
-                pending.remove(kind)
-                reached[kind] = ContinuousClock.now - start
+    _ = try await repeatUntil(
+        within: within,
+        {
+            for kind in pending.sorted() {
+                let answer = try whoami(tokens[kind]!)
+                let done = kind == "groups" ? answer.identity?.groups == ["g://new", "system:authenticated"] : answer.unauthorized
+                if done {
+                    pending.remove(kind)
+                    reached[kind] = ContinuousClock.now - start
+                }
             }
+            return pending.isEmpty ? "all" : "\(pending)"
         }
-        return pending.isEmpty ? "all" : "\(pending)"
-    }) { $0 == "all" }
+    ) { $0 == "all" }
     return (pending, reached)
 }
 
@@ -230,7 +238,8 @@ struct RealAPIServerTests {
             #expect(try cluster.whoami("ext/" + bearer).identity == identity)
             // The kubeconfig a user would be handed for the endpoint (token on standard input).
             let printed = try Binary.run(
-                ["kubeconfig", "--server", cluster.plane.url, "--certificate-authority", cluster.plane.certificates.path("ca.pem")], input: bearer + "\n")
+                ["kubeconfig", "--server", cluster.plane.url, "--certificate-authority", cluster.plane.certificates.path("ca.pem")],
+                input: bearer + "\n")
             #expect(printed.status == 0, "\(printed.stderr)")
             let kubeconfig = cluster.plane.directory + "/ace.kubeconfig"
             try printed.stdout.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
@@ -240,10 +249,13 @@ struct RealAPIServerTests {
             // An explicit role: the aggregated "view" role is filled by kube-controller-manager, which envtest does not run.
             try cluster.plane.adminOK(["create", "clusterrole", "configmap-reader", "--verb=get,list,watch", "--resource=configmaps"])
             try cluster.plane.adminOK(["create", "clusterrolebinding", "viewers", "--clusterrole=configmap-reader", "--group=github_team://viewers"])
-            let allowed = try await repeatUntil(within: .seconds(20), {
-                let result = try cluster.plane.withToken(bearer, ["get", "configmaps", "-n", "kube-system", "-o", "name"])
-                return result.status == 0 ? "allowed" : result.stderr
-            }) { $0 == "allowed" }
+            let allowed = try await repeatUntil(
+                within: .seconds(20),
+                {
+                    let result = try cluster.plane.withToken(bearer, ["get", "configmaps", "-n", "kube-system", "-o", "name"])
+                    return result.status == 0 ? "allowed" : result.stderr
+                }
+            ) { $0 == "allowed" }
             #expect(allowed == "allowed")
             // What the group's binding does not grant stays Forbidden for the Rancher user.
             let secrets = try cluster.plane.withToken(bearer, ["get", "secrets", "-n", "kube-system"])
@@ -260,7 +272,9 @@ struct RealAPIServerTests {
         try await WebhookCluster.run(version: version) { cluster in
             let bearer = try cluster.mint(user: "u-bob")
             let name = String(bearer.prefix { $0 != ":" })
-            for token in [name + ":" + String(repeating: "x", count: 54), "kubeconfig-u-nobody:secret", "ext/kubeconfig-u-nobody:s", "no-colon-at-all"] {
+            for token in [
+                name + ":" + String(repeating: "x", count: 54), "kubeconfig-u-nobody:secret", "ext/kubeconfig-u-nobody:s", "no-colon-at-all",
+            ] {
                 let answer = try cluster.whoami(token)
                 #expect(answer.unauthorized, "\(token): \(answer)")
             }
@@ -317,9 +331,12 @@ struct RealAPIServerTests {
             let bearer = try cluster.mint(user: "u-carol")
             #expect(try cluster.whoami(bearer).identity?.username == "u-carol")
             let name = String(bearer.prefix { $0 != ":" })
-            let lastUsed = try await repeatUntil(within: .seconds(20), {
-                try plane.adminOK(["get", "clusterauthtoken", name, "-o", "jsonpath={.lastUsedAt}"] + ns)
-            }) { !$0.isEmpty }
+            let lastUsed = try await repeatUntil(
+                within: .seconds(20),
+                {
+                    try plane.adminOK(["get", "clusterauthtoken", name, "-o", "jsonpath={.lastUsedAt}"] + ns)
+                }
+            ) { !$0.isEmpty }
             #expect(!lastUsed.isEmpty, "lastUsedAt was not written")
 
             // A token as Rancher ≤ 2.12 wrote it: the hash in the token, no Secret.
@@ -346,9 +363,12 @@ struct RealAPIServerTests {
                     """)
             let legacy = legacyName + ":" + secret
             #expect(try await cluster.whoamiUntil(legacy, within: .seconds(10)) { $0.identity != nil }.identity?.username == "u-dave")
-            let cleared = try await repeatUntil(within: .seconds(20), {
-                try plane.adminOK(["get", "clusterauthtoken", legacyName, "-o", "jsonpath={.hash}"] + ns)
-            }) { $0.isEmpty }
+            let cleared = try await repeatUntil(
+                within: .seconds(20),
+                {
+                    try plane.adminOK(["get", "clusterauthtoken", legacyName, "-o", "jsonpath={.hash}"] + ns)
+                }
+            ) { $0.isEmpty }
             #expect(cleared.isEmpty, "the legacy hash was not cleared")
             let stored = try plane.adminOK(["get", "secret", legacyName, "-o", "jsonpath={.data.hash}"] + ns)
             #expect(Data(base64Encoded: stored).map { String(decoding: $0, as: UTF8.self) } == hash)
@@ -396,7 +416,10 @@ struct RealAPIServerTests {
             try first.waitForLog(containing: "snapshot file written")
             try cluster.stopServices()
 
-            try plane.adminOK(["patch", "clusterauthtoken", String(revoked.prefix { $0 != ":" }), "-n", "cattle-system", "--type", "merge", "-p", #"{"enabled":false}"#])
+            try plane.adminOK([
+                "patch", "clusterauthtoken", String(revoked.prefix { $0 != ":" }), "-n", "cattle-system", "--type", "merge", "-p",
+                #"{"enabled":false}"#,
+            ])
             plane.stopAPIServer()
             let second = try cluster.startService(["--snapshot-file", snapshot])
             try second.waitForLog(containing: "serving from the snapshot file")
@@ -451,7 +474,10 @@ struct RealAPIServerTests {
     func impersonationReviews() async throws {
         try await WebhookCluster.run(startService: false) { cluster in
             let plane = cluster.plane
-            try plane.adminOK(["create", "clusterrole", "impersonate-bob", "--verb=impersonate", "--resource=users,groups", "--resource-name=bob", "--resource-name=devs"])
+            try plane.adminOK([
+                "create", "clusterrole", "impersonate-bob", "--verb=impersonate", "--resource=users,groups", "--resource-name=bob",
+                "--resource-name=devs",
+            ])
             try plane.adminOK(["create", "clusterrolebinding", "impersonators", "--clusterrole=impersonate-bob", "--group=g://imp"])
             let client = try KubeClient(configuration: try KubeConfig.load(path: plane.adminKubeconfig), logger: Logger(label: "test"))
             func allowed(_ impersonation: ProxyRequestPolicy.Impersonation, groups: [String]) async throws -> Bool {
@@ -461,9 +487,12 @@ struct RealAPIServerTests {
                 return true
             }
             // RBAC bindings take a moment to reach the authorizer.
-            let first = try await repeatUntil(within: .seconds(20), {
-                try await allowed(.init(user: "bob", groups: ["devs"]), groups: ["g://imp"]) ? "allowed" : "denied"
-            }) { $0 == "allowed" }
+            let first = try await repeatUntil(
+                within: .seconds(20),
+                {
+                    try await allowed(.init(user: "bob", groups: ["devs"]), groups: ["g://imp"]) ? "allowed" : "denied"
+                }
+            ) { $0 == "allowed" }
             #expect(first == "allowed")
             #expect(try await !allowed(.init(user: "alice"), groups: ["g://imp"]))
             #expect(try await !allowed(.init(user: "bob", groups: ["system:masters"]), groups: ["g://imp"]))

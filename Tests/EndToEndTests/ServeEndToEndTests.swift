@@ -73,7 +73,10 @@ struct ServeEndToEndTests {
         #expect(status == .ok)
         #expect(headers.first(name: "content-type") == "application/json")
         #expect(headers["retry-after"].isEmpty)
-        #expect(body == #"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","status":{"authenticated":true,"user":{"username":"u-demo1","groups":["github_org://rancher","local://g-admins"]}}}"#)
+        #expect(
+            body
+                == #"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","status":{"authenticated":true,"user":{"username":"u-demo1","groups":["github_org://rancher","local://g-admins"]}}}"#
+        )
 
         let beta = try await post(url, review("ext/" + demoToken, apiVersion: "authentication.k8s.io/v1beta1"))
         #expect(beta.2.hasPrefix(#"{"apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","status":{"authenticated":true"#))
@@ -235,7 +238,9 @@ struct ServeEndToEndTests {
         let long = try await post(url, review("kubeconfig-u-demo15wfb6:" + String(repeating: "x", count: 300)))
         #expect(long.2.hasSuffix(#""status":{"authenticated":false}}"#))
         #expect(authenticated(try await post(url, review(demoToken)).2))
-        let bigHeader = try curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Big: " + String(repeating: "a", count: 4000), service.baseURL + "/livez"])
+        let bigHeader = try curl([
+            "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Big: " + String(repeating: "a", count: 4000), service.baseURL + "/livez",
+        ])
         #expect(bigHeader.hasPrefix("4"))
 
         #expect(try service.stop() == 0)
@@ -434,14 +439,16 @@ struct CLIEndToEndTests {
         #expect(!result.stdout.contains(bearer.split(separator: ":")[1]))
     }
 
-    @Test("Usage errors name the flag and explain", arguments: [
-        (["serve"], "not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set) and no --kubeconfig"),
-        (["--kubeconfig", "/nonexistent/kubeconfig", "serve"], "kubeconfig /nonexistent/kubeconfig cannot be read"),
-        (["serve", "--records-dir", "/nonexistent"], "--records-dir: records directory /nonexistent does not exist"),
-        (["serve", "--records-dir", "/tmp", "--listen", "6440"], "--listen: listen address \"6440\" must look like"),
-        (["token", "create", "--user", "U_X", "--output", "-"], "--user \"U_X\" is not a valid Kubernetes name"),
-        (["token", "create", "--user", "u-x", "--ttl", "soon", "--output", "-"], "--ttl \"soon\" is not a duration"),
-    ])
+    @Test(
+        "Usage errors name the flag and explain",
+        arguments: [
+            (["serve"], "not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set) and no --kubeconfig"),
+            (["--kubeconfig", "/nonexistent/kubeconfig", "serve"], "kubeconfig /nonexistent/kubeconfig cannot be read"),
+            (["serve", "--records-dir", "/nonexistent"], "--records-dir: records directory /nonexistent does not exist"),
+            (["serve", "--records-dir", "/tmp", "--listen", "6440"], "--listen: listen address \"6440\" must look like"),
+            (["token", "create", "--user", "U_X", "--output", "-"], "--user \"U_X\" is not a valid Kubernetes name"),
+            (["token", "create", "--user", "u-x", "--ttl", "soon", "--output", "-"], "--ttl \"soon\" is not a duration"),
+        ])
     func usageErrors(arguments: [String], message: String) throws {
         let result = try Binary.run(arguments)
         #expect(result.status != 0)

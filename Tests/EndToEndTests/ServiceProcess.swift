@@ -149,11 +149,12 @@ final class ServiceProcess: @unchecked Sendable {
     ) throws {
         let arguments = globalArguments + (command.map { [$0] } ?? []) + serveArguments + listen.flatMap { ["--listen", $0] }
         let container = image.map { _ in "kube-api-auth-test-\(UUID().uuidString.prefix(8).lowercased())" }
-        let launch = if let image, let container {
-            try ContainerLaunch.command(image: image, name: container, arguments, environment: environment)
-        } else {
-            try PodLaunch.command(Binary.path, arguments, environment: environment)
-        }
+        let launch =
+            if let image, let container {
+                try ContainerLaunch.command(image: image, name: container, arguments, environment: environment)
+            } else {
+                try PodLaunch.command(Binary.path, arguments, environment: environment)
+            }
         process.executableURL = URL(fileURLWithPath: launch.executable)
         process.arguments = launch.arguments
         // The service must not pick up a developer's cluster: only what the test passes.

@@ -121,7 +121,9 @@ struct TLSEndToEndTests {
 
     @Test("Bad TLS files are named in the error")
     func badFiles() throws {
-        let result = try Binary.run(["serve", "--records-dir", examplesDirectory, "--tls-cert-file", "/nonexistent.pem", "--tls-private-key-file", "/nonexistent.key"])
+        let result = try Binary.run([
+            "serve", "--records-dir", examplesDirectory, "--tls-cert-file", "/nonexistent.pem", "--tls-private-key-file", "/nonexistent.key",
+        ])
         #expect(result.status != 0)
         #expect(result.stderr.contains("--tls-cert-file /nonexistent.pem"))
         let alone = try Binary.run(["serve", "--records-dir", examplesDirectory, "--client-ca-file", "/x.pem"])

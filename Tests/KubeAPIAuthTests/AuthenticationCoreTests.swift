@@ -5,7 +5,8 @@ import Testing
 
 @Suite("Authentication core")
 struct AuthenticationCoreTests {
-    @Test("No lock-out by name: after 1,000 wrong secrets for a never-verified token, its correct secret is accepted; the refusals are marked guessing")
+    @Test(
+        "No lock-out by name: after 1,000 wrong secrets for a never-verified token, its correct secret is accepted; the refusals are marked guessing")
     func noLockOutByName() throws {
         let logs = LogCapture()
         let core = AuthenticationCore(
@@ -16,7 +17,9 @@ struct AuthenticationCoreTests {
         let name = String(validToken.prefix { $0 != ":" })
         var reasons: [RefusalReason: Int] = [:]
         for attempt in 0..<1000 {
-            guard case .done(.refused(let reason)) = core.authenticate(token: "\(name):wrong-\(attempt)", source: "192.0.2.7:4000", start: .now, on: loop)
+            guard
+                case .done(.refused(let reason)) = core.authenticate(
+                    token: "\(name):wrong-\(attempt)", source: "192.0.2.7:4000", start: .now, on: loop)
             else {
                 Issue.record("attempt \(attempt) was not refused at once")
                 return
@@ -24,7 +27,8 @@ struct AuthenticationCoreTests {
             reasons[reason, default: 0] += 1
         }
         #expect(reasons == [.secretMismatch: 1000], "every wrong secret is checked and refused as such")
-        guard case .done(.authenticated(let user, _)) = core.authenticate(token: validToken, source: "198.51.100.1:5000", start: .now, on: loop) else {
+        guard case .done(.authenticated(let user, _)) = core.authenticate(token: validToken, source: "198.51.100.1:5000", start: .now, on: loop)
+        else {
             Issue.record("the owner's correct secret was refused after someone else's wrong ones")
             return
         }

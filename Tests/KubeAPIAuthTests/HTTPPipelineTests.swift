@@ -61,7 +61,8 @@ struct HTTPPipelineTests {
         let harness = try HTTPHarness(store: try loadedStore())
         try harness.send(harness.post("/v1/authenticate?timeout=30s", reviewBody) + harness.post("/v1/authenticate", reviewBody))
         let output = try harness.output()
-        let expected = #"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","status":{"authenticated":true,"user":{"username":"u-abc12","groups":["github_org://456","github_team://123"]}}}"#
+        let expected =
+            #"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","status":{"authenticated":true,"user":{"username":"u-abc12","groups":["github_org://456","github_team://123"]}}}"#
         #expect(output.components(separatedBy: "HTTP/1.1 200 OK").count == 3)
         #expect(output.components(separatedBy: expected).count == 3)
         #expect(output.contains("content-type: application/json"))
@@ -75,7 +76,10 @@ struct HTTPPipelineTests {
         try harness.send(harness.post("/v1/authenticate", #"{"kind":"TokenReview","spec":{"token":"kubeconfig-u-abc12x7k2q:wrong"}}"#))
         let output = try harness.output()
         #expect(output.hasPrefix("HTTP/1.1 200 OK"))
-        #expect(output.hasSuffix(#"{"apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","status":{"authenticated":false,"error":"token secret does not match"}}"#))
+        #expect(
+            output.hasSuffix(
+                #"{"apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","status":{"authenticated":false,"error":"token secret does not match"}}"#
+            ))
     }
 
     @Test("Before records are loaded: 503 without Retry-After, and /readyz fails")
@@ -101,16 +105,18 @@ struct HTTPPipelineTests {
         #expect(output.contains(#""code":400}"#))
     }
 
-    @Test("Routing: 404, 405 with Allow, 301 for trailing slash and unclean paths", arguments: [
-        ("GET /nope HTTP/1.1", "HTTP/1.1 404 Not Found", "404 page not found\n"),
-        ("GET /v1/authenticate HTTP/1.1", "HTTP/1.1 405 Method Not Allowed", "Allow: POST"),
-        ("HEAD /healthcheck HTTP/1.1", "HTTP/1.1 405 Method Not Allowed", "Allow: GET"),
-        ("GET /healthcheck/ HTTP/1.1", "HTTP/1.1 301 Moved Permanently", "Location: /healthcheck\r\n"),
-        ("GET //healthcheck?x=1 HTTP/1.1", "HTTP/1.1 301 Moved Permanently", "Location: /healthcheck?x=1\r\n"),
-        ("POST /v1/./authenticate HTTP/1.1", "HTTP/1.1 301 Moved Permanently", "Location: /v1/authenticate\r\n"),
-        ("GET /livez HTTP/1.1", "HTTP/1.1 200 OK", "ok\n"),
-        ("GET /readyz HTTP/1.1", "HTTP/1.1 200 OK", "generation 1"),
-    ])
+    @Test(
+        "Routing: 404, 405 with Allow, 301 for trailing slash and unclean paths",
+        arguments: [
+            ("GET /nope HTTP/1.1", "HTTP/1.1 404 Not Found", "404 page not found\n"),
+            ("GET /v1/authenticate HTTP/1.1", "HTTP/1.1 405 Method Not Allowed", "Allow: POST"),
+            ("HEAD /healthcheck HTTP/1.1", "HTTP/1.1 405 Method Not Allowed", "Allow: GET"),
+            ("GET /healthcheck/ HTTP/1.1", "HTTP/1.1 301 Moved Permanently", "Location: /healthcheck\r\n"),
+            ("GET //healthcheck?x=1 HTTP/1.1", "HTTP/1.1 301 Moved Permanently", "Location: /healthcheck?x=1\r\n"),
+            ("POST /v1/./authenticate HTTP/1.1", "HTTP/1.1 301 Moved Permanently", "Location: /v1/authenticate\r\n"),
+            ("GET /livez HTTP/1.1", "HTTP/1.1 200 OK", "ok\n"),
+            ("GET /readyz HTTP/1.1", "HTTP/1.1 200 OK", "generation 1"),
+        ])
     func routing(requestLine: String, status: String, contains: String) throws {
         let harness = try HTTPHarness(store: try loadedStore())
         try harness.send("\(requestLine)\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
@@ -133,7 +139,8 @@ struct HTTPPipelineTests {
     func chunkedBodyCap() throws {
         let harness = try HTTPHarness(store: try loadedStore(), maxBodyBytes: 1024)
         let chunk = String(repeating: "x", count: 800)
-        try harness.send("POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n\(chunk)\r\n320\r\n\(chunk)\r\n0\r\n\r\n")
+        try harness.send(
+            "POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n\(chunk)\r\n320\r\n\(chunk)\r\n0\r\n\r\n")
         #expect(try harness.output().hasPrefix("HTTP/1.1 413"))
     }
 
@@ -154,7 +161,9 @@ struct HTTPPipelineTests {
         try harness.send("HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(try harness.output() == "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 19\r\n\r\n")
         try harness.send("GET /livez HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        #expect(try harness.output().hasPrefix("HTTP/1.0 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\nok\n"))
+        #expect(
+            try harness.output().hasPrefix(
+                "HTTP/1.0 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\nok\n"))
         try harness.send("GET /livez HTTP/1.0\r\n\r\n")
         #expect(try harness.output().contains("connection: close\r\n\r\nok\n"))
         #expect(!harness.channel.isActive)
@@ -262,9 +271,11 @@ struct ConnectionTimeoutTests {
 
 @Suite("Small parts")
 struct SmallPartsTests {
-    @Test("Listen addresses", arguments: [
-        ("127.0.0.1:6440", "127.0.0.1", 6440), ("[::1]:6440", "::1", 6440), ("localhost:0", "localhost", 0), (":6440", "::", 6440),
-    ])
+    @Test(
+        "Listen addresses",
+        arguments: [
+            ("127.0.0.1:6440", "127.0.0.1", 6440), ("[::1]:6440", "::1", 6440), ("localhost:0", "localhost", 0), (":6440", "::", 6440),
+        ])
     func listenAddress(text: String, host: String, port: Int) throws {
         let address = try ListenAddress(parsing: text)
         #expect(address.host == host && address.port == port)
@@ -292,11 +303,14 @@ struct PipelinedScryptTests {
         // Spec vector Q-style scrypt hash of "test-secret-key" (N=2^15, r=8, p=1) beside the SHA3 fixture.
         let scryptHash = "$1:0001020304050607:15:8:1:X6GLi3D7VUKdL6s/6hl89ogxnrcJ2wTz3L2VqaVRJipJZel+uiaF+dUKsXyk+2IHQ3xD6NqMgaWhEXBFkB2B2Q"
         let fixture = try loadedStore().snapshot!
-        let scryptToken = ClusterAuthToken(metadata: ObjectMeta(name: "kubeconfig-u-scrypt", resourceVersion: "1"), userName: "u-scrypt", enabled: true)
+        let scryptToken = ClusterAuthToken(
+            metadata: ObjectMeta(name: "kubeconfig-u-scrypt", resourceVersion: "1"), userName: "u-scrypt", enabled: true)
         let scryptUser = ClusterUserAttribute(metadata: ObjectMeta(name: "u-scrypt", resourceVersion: "1"), groups: [], enabled: true)
         let snapshot = RecordSnapshot(
             tokens: Array(fixture.tokens.values) + [scryptToken], users: fixture.users.values.map(\.attribute) + [scryptUser],
-            hashSecrets: Array(fixture.hashSecrets.values) + [HashSecret(metadata: ObjectMeta(name: "kubeconfig-u-scrypt", resourceVersion: "1"), hash: scryptHash)])
+            hashSecrets: Array(fixture.hashSecrets.values) + [
+                HashSecret(metadata: ObjectMeta(name: "kubeconfig-u-scrypt", resourceVersion: "1"), hash: scryptHash)
+            ])
         let store = RecordStore(source: "test")
         store.publish(snapshot, problemCount: 0, at: Timestamp(seconds: 1_800_000_000))
         let core = AuthenticationCore(

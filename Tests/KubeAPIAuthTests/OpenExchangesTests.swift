@@ -57,7 +57,8 @@ struct OpenExchangesTests {
         ClusterAuthToken(metadata: token.metadata, userName: token.userName, enabled: false, expiresAt: token.expiresAt)
     }
 
-    @Test("A publication that leaves the identity as it was ends nothing; one that revokes it ends every exchange of it, on its loop, with the reason")
+    @Test(
+        "A publication that leaves the identity as it was ends nothing; one that revokes it ends every exchange of it, on its loop, with the reason")
     func publication() throws {
         let harness = try Harness()
         let session = try harness.session
@@ -67,7 +68,12 @@ struct OpenExchangesTests {
         // Another user added, lastUsedAt written: the same answer for this token.
         let extra = ClusterUserAttribute(metadata: ObjectMeta(name: "u-other"), groups: [], enabled: true)
         let users = try #require(harness.store.snapshot).users.values.map(\.attribute) + [extra]
-        try harness.publish(token: { ClusterAuthToken(metadata: $0.metadata, userName: $0.userName, enabled: true, expiresAt: $0.expiresAt, lastUsedAt: Timestamp(seconds: 1_800_000_000)) }, users: users)
+        try harness.publish(
+            token: {
+                ClusterAuthToken(
+                    metadata: $0.metadata, userName: $0.userName, enabled: true, expiresAt: $0.expiresAt,
+                    lastUsedAt: Timestamp(seconds: 1_800_000_000))
+            }, users: users)
         #expect(harness.ended.isEmpty)
         try harness.publish(token: Self.disabled)
         #expect(harness.ended == ["watch": .tokenDisabled, "exec": .tokenDisabled])

@@ -18,7 +18,8 @@ struct ProxyRequestPolicyTests {
         FramingCase(name: "Content-Length alone", headers: [("Content-Length", "10")], refused: false),
         FramingCase(name: "chunked alone", headers: [("Transfer-Encoding", "Chunked")], refused: false),
         FramingCase(name: "the same length twice (leading zeros)", headers: [("Content-Length", "10"), ("content-length", "010")], refused: false),
-        FramingCase(name: "Content-Length and Transfer-Encoding", headers: [("Content-Length", "10"), ("Transfer-Encoding", "chunked")], refused: true),
+        FramingCase(
+            name: "Content-Length and Transfer-Encoding", headers: [("Content-Length", "10"), ("Transfer-Encoding", "chunked")], refused: true),
         FramingCase(name: "two different lengths", headers: [("Content-Length", "10"), ("Content-Length", "11")], refused: true),
         FramingCase(name: "a list of lengths", headers: [("Content-Length", "10, 11")], refused: true),
         FramingCase(name: "a length that is not a number", headers: [("Content-Length", "+10")], refused: true),
@@ -68,7 +69,8 @@ struct ProxyRequestPolicyTests {
         #expect(ProxyRequestPolicy.credential([]) == .none)
         #expect(ProxyRequestPolicy.credential([(name: "authorization", value: "bearer  abc:def")]) == .bearer("abc:def", from: .authorization))
         #expect(ProxyRequestPolicy.credential([(name: "Authorization", value: "Basic dTpw")]) == .otherScheme)
-        if case .invalid = ProxyRequestPolicy.credential([(name: "Authorization", value: "Bearer a"), (name: "Authorization", value: "Bearer b")]) {} else {
+        if case .invalid = ProxyRequestPolicy.credential([(name: "Authorization", value: "Bearer a"), (name: "Authorization", value: "Bearer b")]) {
+        } else {
             Issue.record("two Authorization headers must be refused")
         }
         let protocols = (name: "Sec-WebSocket-Protocol", value: "v5.channel.k8s.io, \(Self.bearerEntry)")
@@ -90,7 +92,8 @@ struct ProxyRequestPolicyTests {
         #expect(
             ProxyRequestPolicy.impersonation([
                 (name: "Impersonate-User", value: "bob"), (name: "impersonate-group", value: "devs"), (name: "Impersonate-Group", value: "ops"),
-                (name: "Impersonate-Uid", value: "42"), (name: "Impersonate-Extra-Scopes%2Fx", value: "a"), (name: "Impersonate-Extra-scopes%2Fx", value: "b"),
+                (name: "Impersonate-Uid", value: "42"), (name: "Impersonate-Extra-Scopes%2Fx", value: "a"),
+                (name: "Impersonate-Extra-scopes%2Fx", value: "b"),
             ]) == .requested(.init(user: "bob", groups: ["devs", "ops"], uid: "42", extras: ["scopes/x": ["a", "b"]])))
         for headers: Headers in [
             [(name: "Impersonate-Group", value: "system:masters")],
@@ -119,9 +122,10 @@ struct ProxyRequestPolicyTests {
         #expect(!text.contains { $0.contains("rancher-secret") || $0.contains("system:admin") || $0.contains("system:masters") })
         #expect(!upstream.contains { ["connection", "keep-alive", "te", "x-hop", "proxy-authorization"].contains($0.name.lowercased()) })
         #expect(text.filter { $0.lowercased().hasPrefix("authorization:") } == ["Authorization: Bearer proxy-sa-token"])
-        #expect(text.filter { $0.hasPrefix("Impersonate-") } == [
-            "Impersonate-User: u-1", "Impersonate-Group: github_org://1", "Impersonate-Group: local://g",
-        ])
+        #expect(
+            text.filter { $0.hasPrefix("Impersonate-") } == [
+                "Impersonate-User: u-1", "Impersonate-Group: github_org://1", "Impersonate-Group: local://g",
+            ])
         #expect(text.contains("X-Forwarded-For: 10.0.0.1, 192.0.2.7"))
         #expect(text.contains("Accept: application/json") && text.contains("Host: proxy"))
     }
@@ -138,9 +142,10 @@ struct ProxyRequestPolicyTests {
 
     @Test("Upgrades keep Connection: Upgrade and Upgrade; the WebSocket bearer entry is removed when impersonating")
     func upgradeHeaders() {
-        let headers: Headers = Self.upgrade + [
-            (name: "Sec-WebSocket-Protocol", value: "v5.channel.k8s.io, \(Self.bearerEntry)"), (name: "Sec-WebSocket-Key", value: "k"),
-        ]
+        let headers: Headers =
+            Self.upgrade + [
+                (name: "Sec-WebSocket-Protocol", value: "v5.channel.k8s.io, \(Self.bearerEntry)"), (name: "Sec-WebSocket-Key", value: "k"),
+            ]
         let upstream = ProxyRequestPolicy.upstreamHeaders(
             headers, identity: .impersonating(.init(user: "u-1"), proxyToken: "p"), clientAddress: "192.0.2.7")
         let text = upstream.map { "\($0.name): \($0.value)" }
@@ -148,10 +153,14 @@ struct ProxyRequestPolicyTests {
         #expect(text.contains("Sec-WebSocket-Protocol: v5.channel.k8s.io"))
         #expect(!text.contains { $0.contains(ProxyRequestPolicy.webSocketBearerPrefix) })
         // Passed through: the client's own credential on a WebSocket upgrade, and nowhere else.
-        let passThrough = ProxyRequestPolicy.upstreamHeaders(headers, identity: .passThrough, clientAddress: "10.0.0.9").map { "\($0.name): \($0.value)" }
+        let passThrough = ProxyRequestPolicy.upstreamHeaders(headers, identity: .passThrough, clientAddress: "10.0.0.9").map {
+            "\($0.name): \($0.value)"
+        }
         #expect(passThrough.contains { $0.contains(ProxyRequestPolicy.webSocketBearerPrefix) })
         let spdy = headers.map { $0.name == "Upgrade" ? (name: "Upgrade", value: "SPDY/3.1") : $0 }
-        let notWebSocket = ProxyRequestPolicy.upstreamHeaders(spdy, identity: .passThrough, clientAddress: "10.0.0.9").map { "\($0.name): \($0.value)" }
+        let notWebSocket = ProxyRequestPolicy.upstreamHeaders(spdy, identity: .passThrough, clientAddress: "10.0.0.9").map {
+            "\($0.name): \($0.value)"
+        }
         #expect(!notWebSocket.contains { $0.contains(ProxyRequestPolicy.webSocketBearerPrefix) })
         #expect(notWebSocket.contains("Sec-WebSocket-Protocol: v5.channel.k8s.io"))
     }
@@ -162,26 +171,29 @@ struct ProxyRequestPolicyTests {
         let upstream = ProxyRequestPolicy.upstreamHeaders(
             [(name: "Impersonate-User", value: "bob"), (name: "Impersonate-Extra-evil", value: "x")],
             identity: .impersonating(approved, proxyToken: "p"), clientAddress: "192.0.2.7")
-        #expect(upstream.filter { $0.name.hasPrefix("Impersonate-") }.map { "\($0.name): \($0.value)" } == [
-            "Impersonate-User: bob", "Impersonate-Group: devs", "Impersonate-Uid: 42", "Impersonate-Extra-scopes%2Fx: a",
-        ])
+        #expect(
+            upstream.filter { $0.name.hasPrefix("Impersonate-") }.map { "\($0.name): \($0.value)" } == [
+                "Impersonate-User: bob", "Impersonate-Group: devs", "Impersonate-Uid: 42", "Impersonate-Extra-scopes%2Fx: a",
+            ])
     }
 
     @Test("An impersonation becomes the SubjectAccessReviews kube-apiserver would make")
     func impersonationChecks() {
         let checks = ProxyRequestPolicy.impersonationChecks(
             .init(user: "bob", groups: ["devs", "ops"], uid: "42", extras: ["scopes": ["a", "b"]]))
-        #expect(checks == [
-            ResourceAttributes(verb: "impersonate", resource: "users", name: "bob"),
-            ResourceAttributes(verb: "impersonate", resource: "groups", name: "devs"),
-            ResourceAttributes(verb: "impersonate", resource: "groups", name: "ops"),
-            ResourceAttributes(verb: "impersonate", group: "authentication.k8s.io", resource: "uids", name: "42"),
-            ResourceAttributes(verb: "impersonate", group: "authentication.k8s.io", resource: "userextras/scopes", name: "a"),
-            ResourceAttributes(verb: "impersonate", group: "authentication.k8s.io", resource: "userextras/scopes", name: "b"),
-        ])
-        #expect(ProxyRequestPolicy.impersonationChecks(.init(user: "system:serviceaccount:kube-system:deployer")) == [
-            ResourceAttributes(verb: "impersonate", resource: "serviceaccounts", namespace: "kube-system", name: "deployer")
-        ])
+        #expect(
+            checks == [
+                ResourceAttributes(verb: "impersonate", resource: "users", name: "bob"),
+                ResourceAttributes(verb: "impersonate", resource: "groups", name: "devs"),
+                ResourceAttributes(verb: "impersonate", resource: "groups", name: "ops"),
+                ResourceAttributes(verb: "impersonate", group: "authentication.k8s.io", resource: "uids", name: "42"),
+                ResourceAttributes(verb: "impersonate", group: "authentication.k8s.io", resource: "userextras/scopes", name: "a"),
+                ResourceAttributes(verb: "impersonate", group: "authentication.k8s.io", resource: "userextras/scopes", name: "b"),
+            ])
+        #expect(
+            ProxyRequestPolicy.impersonationChecks(.init(user: "system:serviceaccount:kube-system:deployer")) == [
+                ResourceAttributes(verb: "impersonate", resource: "serviceaccounts", namespace: "kube-system", name: "deployer")
+            ])
     }
 }
 

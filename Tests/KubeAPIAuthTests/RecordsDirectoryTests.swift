@@ -198,7 +198,9 @@ struct TokenMintingTests {
         #expect(load.problems.isEmpty)
         let decision = Authenticator().review(token: token.bearerToken, snapshot: load.snapshot(), now: Timestamp(seconds: 2_000))
         #expect(decision.isAuthenticated)
-        #expect(Authenticator().review(token: token.bearerToken, snapshot: load.snapshot(), now: Timestamp(seconds: 5_000)).refusalReason == .tokenExpired)
+        #expect(
+            Authenticator().review(token: token.bearerToken, snapshot: load.snapshot(), now: Timestamp(seconds: 5_000)).refusalReason == .tokenExpired
+        )
     }
 
     @Test("Invalid user IDs are refused", arguments: ["", "U-ABC", "u_abc", "-u", "u-", "u abc", String(repeating: "a", count: 250)])
@@ -208,10 +210,12 @@ struct TokenMintingTests {
         }
     }
 
-    @Test("TTL parsing", arguments: [
-        ("720h", TokenLifetime.seconds(2_592_000)), ("90m", .seconds(5400)), ("1h30m", .seconds(5400)), ("30d", .seconds(2_592_000)),
-        ("45s", .seconds(45)), ("0", .unlimited),
-    ])
+    @Test(
+        "TTL parsing",
+        arguments: [
+            ("720h", TokenLifetime.seconds(2_592_000)), ("90m", .seconds(5400)), ("1h30m", .seconds(5400)), ("30d", .seconds(2_592_000)),
+            ("45s", .seconds(45)), ("0", .unlimited),
+        ])
     func ttl(text: String, expected: TokenLifetime) {
         #expect(TokenLifetime(parsing: text) == expected)
     }

@@ -16,7 +16,8 @@ struct SnapshotFileTests {
     func roundTrip() throws {
         let directory = try TemporaryDirectory()
         let path = (directory.path as NSString).appendingPathComponent("snapshot")
-        let contents = SnapshotFile.Contents(namespace: "cattle-system", writtenAt: Timestamp(seconds: 1_800_000_000), snapshot: try fixtureSnapshot())
+        let contents = SnapshotFile.Contents(
+            namespace: "cattle-system", writtenAt: Timestamp(seconds: 1_800_000_000), snapshot: try fixtureSnapshot())
         try SnapshotFile.write(contents, to: path)
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
@@ -25,8 +26,9 @@ struct SnapshotFileTests {
         #expect(loaded.writtenAt == "2027-01-15T08:00:00Z")
         let decision = Authenticator().review(token: validToken, snapshot: loaded.snapshot(), now: Timestamp(seconds: 1_800_000_000))
         #expect(decision.isAuthenticated)
-        #expect(String(decoding: try #require(decision.isAuthenticated ? loaded.snapshot().users["u-abc12"]?.authenticatedBodyV1 : nil), as: UTF8.self)
-            .contains(#""groups":["github_org://456","github_team://123"]"#))
+        #expect(
+            String(decoding: try #require(decision.isAuthenticated ? loaded.snapshot().users["u-abc12"]?.authenticatedBodyV1 : nil), as: UTF8.self)
+                .contains(#""groups":["github_org://456","github_team://123"]"#))
     }
 
     @Test("The emergency Secret's settings survive the snapshot file (emergency access while the API is unreachable)")

@@ -64,7 +64,8 @@ let tokens = "/apis/cluster.cattle.io/v3/namespaces/cattle-system/clusterauthtok
 
 func tokenObject(_ name: String, enabled: Bool = true, resourceVersion: String? = nil) -> String {
     let version = resourceVersion.map { #","resourceVersion":"\#($0)""# } ?? ""
-    return #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterAuthToken","metadata":{"name":"\#(name)"\#(version)},"userName":"u-1","enabled":\#(enabled)}"#
+    return
+        #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterAuthToken","metadata":{"name":"\#(name)"\#(version)},"userName":"u-1","enabled":\#(enabled)}"#
 }
 
 @Suite("KubeAPITestServer follows the Kubernetes API conventions")
@@ -74,10 +75,11 @@ struct KubeAPITestServerTests {
         let harness = try await ServerHarness()
         let groups = try await harness.request(.GET, "/apis")
         #expect(groups.body.serialized().count > 0)
-        let names = groups.body["groups"].map { group -> [String] in
-            guard case .array(let list) = group else { return [] }
-            return list.compactMap { $0["name"]?.stringValue }
-        } ?? []
+        let names =
+            groups.body["groups"].map { group -> [String] in
+                guard case .array(let list) = group else { return [] }
+                return list.compactMap { $0["name"]?.stringValue }
+            } ?? []
         #expect(names.contains("cluster.cattle.io"))
         let resources = try await harness.request(.GET, "/apis/cluster.cattle.io/v3")
         #expect(resources.body["resources"].map { "\($0)" }?.contains("clusterauthtokens") == true)
@@ -92,7 +94,8 @@ struct KubeAPITestServerTests {
         let first = try #require(Int(created.body.metadata("resourceVersion") ?? ""))
         #expect(created.body.metadata("uid") != nil)
         #expect(created.body.metadata("namespace") == "cattle-system")
-        let second = try await harness.request(.POST, "/api/v1/namespaces/cattle-system/secrets", body: #"{"metadata":{"name":"a"},"stringData":{"hash":"$3:x"}}"#)
+        let second = try await harness.request(
+            .POST, "/api/v1/namespaces/cattle-system/secrets", body: #"{"metadata":{"name":"a"},"stringData":{"hash":"$3:x"}}"#)
         #expect(try #require(Int(second.body.metadata("resourceVersion") ?? "")) > first)
         #expect(second.body["data"]?["hash"]?.stringValue == Data("$3:x".utf8).base64EncodedString())
         #expect(second.body["stringData"] == nil)
@@ -153,7 +156,8 @@ struct KubeAPITestServerTests {
         let harness = try await ServerHarness()
         let created = try await harness.request(.POST, tokens, body: tokenObject("a"))
         let version = try #require(created.body.metadata("resourceVersion"))
-        let merged = try await harness.request(.PATCH, tokens + "/a", body: #"{"lastUsedAt":"2026-01-01T00:00:00Z"}"#, contentType: "application/merge-patch+json")
+        let merged = try await harness.request(
+            .PATCH, tokens + "/a", body: #"{"lastUsedAt":"2026-01-01T00:00:00Z"}"#, contentType: "application/merge-patch+json")
         #expect(merged.body["lastUsedAt"]?.stringValue == "2026-01-01T00:00:00Z")
         #expect(merged.body["enabled"] == .bool(true))
         let conditional = try await harness.request(

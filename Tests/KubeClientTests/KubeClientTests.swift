@@ -34,7 +34,9 @@ struct KubeConfigTests {
     @Test("Token, CA data, namespace and the current context")
     func tokenAndCA() throws {
         let scratch = try Scratch()
-        let path = try scratch.write("config", """
+        let path = try scratch.write(
+            "config",
+            """
             apiVersion: v1
             kind: Config
             current-context: b
@@ -64,7 +66,9 @@ struct KubeConfigTests {
         _ = try scratch.write("ca.pem", "CA")
         _ = try scratch.write("client.pem", "CERT")
         _ = try scratch.write("client.key", "KEY")
-        let path = try scratch.write("config", """
+        let path = try scratch.write(
+            "config",
+            """
             current-context: c
             clusters: [{name: k, cluster: {server: "https://k:6443", certificate-authority: ca.pem, insecure-skip-tls-verify: true}}]
             users:
@@ -83,14 +87,22 @@ struct KubeConfigTests {
         }
     }
 
-    @Test("Problems are explained and never quote credentials", arguments: [
-        ("current-context: x\nclusters: []\ncontexts: []\n", "has no context named x"),
-        ("clusters: [{name: k, cluster: {server: s}}]\ncontexts: [{name: c, context: {cluster: k}}]\n", "has no current-context"),
-        ("current-context: c\nclusters: []\ncontexts: [{name: c, context: {cluster: k}}]\n", "names cluster k, which has no server"),
-        ("current-context: c\nclusters: [{name: k, cluster: {server: s}}]\nusers: [{name: u, user: {exec: {command: x}}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n", "uses an exec plugin"),
-        ("current-context: c\nclusters: [{name: k, cluster: {server: s, certificate-authority: missing.pem}}]\ncontexts: [{name: c, context: {cluster: k}}]\n", "certificate-authority"),
-        ("users: [{name: u, user: {token: [supersecret]}}]\n", "wrong type or value at users"),
-    ])
+    @Test(
+        "Problems are explained and never quote credentials",
+        arguments: [
+            ("current-context: x\nclusters: []\ncontexts: []\n", "has no context named x"),
+            ("clusters: [{name: k, cluster: {server: s}}]\ncontexts: [{name: c, context: {cluster: k}}]\n", "has no current-context"),
+            ("current-context: c\nclusters: []\ncontexts: [{name: c, context: {cluster: k}}]\n", "names cluster k, which has no server"),
+            (
+                "current-context: c\nclusters: [{name: k, cluster: {server: s}}]\nusers: [{name: u, user: {exec: {command: x}}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n",
+                "uses an exec plugin"
+            ),
+            (
+                "current-context: c\nclusters: [{name: k, cluster: {server: s, certificate-authority: missing.pem}}]\ncontexts: [{name: c, context: {cluster: k}}]\n",
+                "certificate-authority"
+            ),
+            ("users: [{name: u, user: {token: [supersecret]}}]\n", "wrong type or value at users"),
+        ])
     func problems(text: String, message: String) throws {
         let scratch = try Scratch()
         let path = try scratch.write("config", text)
@@ -136,7 +148,11 @@ struct KubeClientTests {
     func start() async throws -> (KubeAPITestServer, KubeClient) {
         let server = try KubeAPITestServer(configuration: .init(tls: SelfSignedIdentity()))
         try await server.start()
-        for crd in try ManifestLoader.parse(try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../manifests/crds.yaml"), encoding: .utf8)) {
+        for crd in try ManifestLoader.parse(
+            try String(
+                contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../manifests/crds.yaml"),
+                encoding: .utf8))
+        {
             try ManifestLoader.create(crd, in: server.state)
         }
         let scratch = try Scratch()
@@ -147,89 +163,92 @@ struct KubeClientTests {
     @Test("create, get, list (with a malformed item), merge and JSON patch; Status errors are typed")
     func verbs() async throws {
         try await withClient { server, client in
-        _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"a"},"enabled":true}"#.utf8))
-        _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"b"},"enabled":"yes"}"#.utf8))
-        let list = try await client.list(tokens, namespace: "ns", as: TokenRecord.self)
-        #expect(Int(list.resourceVersion) == Int(server.state.currentRevision))
-        #expect(list.items.map(\.name) == ["a", "b"])
-        #expect((try? list.items[0].result.get())?.enabled == true)
-        guard case .failure(let error) = list.items[1].result else { throw Unexpected("b should not decode") }
-        #expect(error.message == "field enabled: expected Bool")
-        // Read in pages (limit + continue): the same objects and resourceVersion.
-        _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"c"},"enabled":true}"#.utf8))
-        let paged = try await client.list(tokens, namespace: "ns", as: TokenRecord.self, pageSize: 1)
-        #expect(paged.items.map(\.name) == ["a", "b", "c"])
-        #expect(Int(paged.resourceVersion) == Int(server.state.currentRevision))
+            _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"a"},"enabled":true}"#.utf8))
+            _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"b"},"enabled":"yes"}"#.utf8))
+            let list = try await client.list(tokens, namespace: "ns", as: TokenRecord.self)
+            #expect(Int(list.resourceVersion) == Int(server.state.currentRevision))
+            #expect(list.items.map(\.name) == ["a", "b"])
+            #expect((try? list.items[0].result.get())?.enabled == true)
+            guard case .failure(let error) = list.items[1].result else { throw Unexpected("b should not decode") }
+            #expect(error.message == "field enabled: expected Bool")
+            // Read in pages (limit + continue): the same objects and resourceVersion.
+            _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"c"},"enabled":true}"#.utf8))
+            let paged = try await client.list(tokens, namespace: "ns", as: TokenRecord.self, pageSize: 1)
+            #expect(paged.items.map(\.name) == ["a", "b", "c"])
+            #expect(Int(paged.resourceVersion) == Int(server.state.currentRevision))
 
-        let patched = try await client.mergePatch(tokens, namespace: "ns", name: "a", patch: Data(#"{"enabled":false}"#.utf8))
-        #expect(try JSONDecoder().decode(TokenRecord.self, from: patched).enabled == false)
-        _ = try await client.jsonPatch(tokens, namespace: "ns", name: "a", patch: Data(#"[{"op":"replace","path":"/enabled","value":true}]"#.utf8))
-        #expect(try JSONDecoder().decode(TokenRecord.self, from: try await client.get(tokens, namespace: "ns", name: "a")).enabled)
+            let patched = try await client.mergePatch(tokens, namespace: "ns", name: "a", patch: Data(#"{"enabled":false}"#.utf8))
+            #expect(try JSONDecoder().decode(TokenRecord.self, from: patched).enabled == false)
+            _ = try await client.jsonPatch(
+                tokens, namespace: "ns", name: "a", patch: Data(#"[{"op":"replace","path":"/enabled","value":true}]"#.utf8))
+            #expect(try JSONDecoder().decode(TokenRecord.self, from: try await client.get(tokens, namespace: "ns", name: "a")).enabled)
 
-        await #expect { _ = try await client.get(tokens, namespace: "ns", name: "zzz") } throws: { ($0 as? KubeError)?.isNotFound == true }
-        await #expect { _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"a"}}"#.utf8)) } throws: {
-            ($0 as? KubeError)?.isAlreadyExists == true
-        }
-        await #expect {
-            _ = try await client.mergePatch(tokens, namespace: "ns", name: "a", patch: Data(#"{"metadata":{"resourceVersion":"1"}}"#.utf8))
-        } throws: { ($0 as? KubeError)?.isConflict == true }
+            await #expect { _ = try await client.get(tokens, namespace: "ns", name: "zzz") } throws: { ($0 as? KubeError)?.isNotFound == true }
+            await #expect { _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"a"}}"#.utf8)) } throws: {
+                ($0 as? KubeError)?.isAlreadyExists == true
+            }
+            await #expect {
+                _ = try await client.mergePatch(tokens, namespace: "ns", name: "a", patch: Data(#"{"metadata":{"resourceVersion":"1"}}"#.utf8))
+            } throws: { ($0 as? KubeError)?.isConflict == true }
         }
     }
 
     @Test("watch: events, bookmarks, and a 410 ERROR event as a typed error")
     func watch() async throws {
         try await withClient { server, client in
-        let start = String(server.state.currentRevision)
-        var events = try await client.watch(tokens, namespace: "ns", resourceVersion: start, timeoutSeconds: 30, as: TokenRecord.self).makeAsyncIterator()
-        _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"a"},"enabled":true}"#.utf8))
-        // The server sends a BOOKMARK every second, so on a loaded machine one may precede the
-        // ADDED event; it then carries the revision from before the create.
-        var next = try await events.next()
-        while case .bookmark(let version)? = next {
-            #expect(version == start)
-            next = try await events.next()
-        }
-        guard case .added(let added)? = next else { throw Unexpected("expected ADDED, got \(String(describing: next))") }
-        #expect(added.name == "a")
-        guard case .bookmark(let version)? = try await events.next() else { throw Unexpected("expected a BOOKMARK") }
-        #expect(version == String(server.state.currentRevision))
-        server.state.compact()
-        var expired = try await client.watch(tokens, namespace: "ns", resourceVersion: start, timeoutSeconds: 30, as: TokenRecord.self).makeAsyncIterator()
-        guard case .error(let error)? = try await expired.next() else { throw Unexpected("expected an ERROR event") }
-        #expect(error.isGone)
+            let start = String(server.state.currentRevision)
+            var events = try await client.watch(tokens, namespace: "ns", resourceVersion: start, timeoutSeconds: 30, as: TokenRecord.self)
+                .makeAsyncIterator()
+            _ = try await client.create(tokens, namespace: "ns", body: Data(#"{"metadata":{"name":"a"},"enabled":true}"#.utf8))
+            // The server sends a BOOKMARK every second, so on a loaded machine one may precede the
+            // ADDED event; it then carries the revision from before the create.
+            var next = try await events.next()
+            while case .bookmark(let version)? = next {
+                #expect(version == start)
+                next = try await events.next()
+            }
+            guard case .added(let added)? = next else { throw Unexpected("expected ADDED, got \(String(describing: next))") }
+            #expect(added.name == "a")
+            guard case .bookmark(let version)? = try await events.next() else { throw Unexpected("expected a BOOKMARK") }
+            #expect(version == String(server.state.currentRevision))
+            server.state.compact()
+            var expired = try await client.watch(tokens, namespace: "ns", resourceVersion: start, timeoutSeconds: 30, as: TokenRecord.self)
+                .makeAsyncIterator()
+            guard case .error(let error)? = try await expired.next() else { throw Unexpected("expected an ERROR event") }
+            #expect(error.isGone)
         }
     }
 
     @Test("Unauthorized and unreachable servers are typed errors; a token file is re-read after rotation")
     func credentials() async throws {
         try await withClient { server, _ in
-        let scratch = try Scratch()
-        let tokenFile = try scratch.write("token", "wrong\n")
-        let config = KubeConfig(server: server.url, insecureSkipTLSVerify: true, credentials: .tokenFile(tokenFile))
-        let client = try KubeClient(configuration: config, logger: Logger(label: "test"), tokenRereadInterval: .zero)
-        do {
-            await #expect { _ = try await client.list(tokens, namespace: "ns", as: TokenRecord.self) } throws: { ($0 as? KubeError)?.code == 401 }
-            _ = try scratch.write("token", "test-server-token\n")
-            #expect(try await client.list(tokens, namespace: "ns", as: TokenRecord.self).items.isEmpty)
-            try await server.stop()
-            // The keep-alive connection from before may be what fails first (I/O on a closed
-            // channel): a transport error either way.
-            await #expect { _ = try await client.list(tokens, namespace: "ns", as: TokenRecord.self) } throws: {
-                ($0 as? KubeError)?.kind == .transport
+            let scratch = try Scratch()
+            let tokenFile = try scratch.write("token", "wrong\n")
+            let config = KubeConfig(server: server.url, insecureSkipTLSVerify: true, credentials: .tokenFile(tokenFile))
+            let client = try KubeClient(configuration: config, logger: Logger(label: "test"), tokenRereadInterval: .zero)
+            do {
+                await #expect { _ = try await client.list(tokens, namespace: "ns", as: TokenRecord.self) } throws: { ($0 as? KubeError)?.code == 401 }
+                _ = try scratch.write("token", "test-server-token\n")
+                #expect(try await client.list(tokens, namespace: "ns", as: TokenRecord.self).items.isEmpty)
+                try await server.stop()
+                // The keep-alive connection from before may be what fails first (I/O on a closed
+                // channel): a transport error either way.
+                await #expect { _ = try await client.list(tokens, namespace: "ns", as: TokenRecord.self) } throws: {
+                    ($0 as? KubeError)?.kind == .transport
+                }
+                // A new connection finds nothing listening.
+                let fresh = try KubeClient(configuration: config, logger: Logger(label: "test"), tokenRereadInterval: .zero)
+                await #expect { _ = try await fresh.list(tokens, namespace: "ns", as: TokenRecord.self) } throws: {
+                    guard let error = $0 as? KubeError, error.kind == .transport else { return false }
+                    // Worded for a log line: the system's words, not nested client error descriptions.
+                    return (error.description.hasSuffix(": Connection refused") || error.description.hasSuffix(": connect timed out"))
+                        && !error.description.contains("error set")
+                }
+                try await fresh.shutdown()
+            } catch {
+                Issue.record(error)
             }
-            // A new connection finds nothing listening.
-            let fresh = try KubeClient(configuration: config, logger: Logger(label: "test"), tokenRereadInterval: .zero)
-            await #expect { _ = try await fresh.list(tokens, namespace: "ns", as: TokenRecord.self) } throws: {
-                guard let error = $0 as? KubeError, error.kind == .transport else { return false }
-                // Worded for a log line: the system's words, not nested client error descriptions.
-                return (error.description.hasSuffix(": Connection refused") || error.description.hasSuffix(": connect timed out"))
-                    && !error.description.contains("error set")
-            }
-            try await fresh.shutdown()
-        } catch {
-            Issue.record(error)
-        }
-        try await client.shutdown()
+            try await client.shutdown()
         }
     }
 }

@@ -174,7 +174,8 @@ struct HashVectorTests {
     @Test("SHA3-512 of abc matches FIPS 202 (via a hash with empty salt)")
     func sha3KnownAnswer() throws {
         let created = try HashCreation.hash(secret: "abc", algorithm: .sha3, salt: [])
-        let expected = "b751850b1a57168a5693cd924b6b096e08f621827444f70d884f5d0240d2712e10e116e9192af3c91a7ec57647e3934057340b4cf408d5a56592f8274eec53f0"
+        let expected =
+            "b751850b1a57168a5693cd924b6b096e08f621827444f70d884f5d0240d2712e10e116e9192af3c91a7ec57647e3934057340b4cf408d5a56592f8274eec53f0"
         let digest = try GoBase64.decode(created.split(separator: ":", omittingEmptySubsequences: false)[3].utf8)
         #expect(digest.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() == expected)
     }
@@ -182,19 +183,23 @@ struct HashVectorTests {
 
 @Suite("Hash creation")
 struct HashCreationTests {
-    @Test("Created hashes reproduce the vectors for the same salt", arguments: [
-        (HashAlgorithm.sha3, positiveVectors[0].hash),
-        (HashAlgorithm.sha256, positiveVectors[3].hash),
-        (HashAlgorithm.scrypt, positiveVectors[6].hash),
-    ])
+    @Test(
+        "Created hashes reproduce the vectors for the same salt",
+        arguments: [
+            (HashAlgorithm.sha3, positiveVectors[0].hash),
+            (HashAlgorithm.sha256, positiveVectors[3].hash),
+            (HashAlgorithm.scrypt, positiveVectors[6].hash),
+        ])
     func reproducesVectors(algorithm: HashAlgorithm, expected: String) throws {
         let created = try HashCreation.hash(secret: "test-secret-key", algorithm: algorithm, salt: [0, 1, 2, 3, 4, 5, 6, 7])
         #expect(created == expected)
     }
 
-    @Test("Random-salt hashes verify and have Rancher's lengths", arguments: [
-        (HashAlgorithm.sha3, 103), (HashAlgorithm.sha256, 58), (HashAlgorithm.scrypt, 113),
-    ])
+    @Test(
+        "Random-salt hashes verify and have Rancher's lengths",
+        arguments: [
+            (HashAlgorithm.sha3, 103), (HashAlgorithm.sha256, 58), (HashAlgorithm.scrypt, 113),
+        ])
     func randomSalt(algorithm: HashAlgorithm, length: Int) throws {
         let first = try HashCreation.hash(secret: "s3cret", algorithm: algorithm)
         let second = try HashCreation.hash(secret: "s3cret", algorithm: algorithm)

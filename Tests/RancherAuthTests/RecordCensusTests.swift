@@ -9,7 +9,9 @@ struct RecordCensusTests {
     /// Spec §3.4's v1 vector: a SHA3 hash that parses (its secret is irrelevant here).
     static let hash = "$3:1:AAECAwQFBgc:JQzhvjFUqw7sLtERcKcxyLbQKyb2c4Tb2YchCRAogAvF+cJqR8FJEikdmT1yMUTko9By+2Vlo3pMJCFNGRiV1w"
 
-    static func token(_ name: String, user: String = "u-alice", enabled: Bool = true, expiresAt: String = "", legacyHash: String = "")
+    static func token(
+        _ name: String, user: String = "u-alice", enabled: Bool = true, expiresAt: String = "", legacyHash: String = ""
+    )
         -> ClusterAuthToken
     {
         ClusterAuthToken(
@@ -101,7 +103,9 @@ struct RecordCensusTests {
 
     @Test("A refreshing-off cluster does not report an unreadable lastRefresh (the review does not read it then)")
     func lastRefreshOnlyWhenRefreshing() {
-        let snapshot = RecordSnapshot(tokens: [Self.token("token-a", user: "u-badrefresh")], users: [Self.user("u-badrefresh", lastRefresh: "x")], hashSecrets: [Self.secret("token-a")])
+        let snapshot = RecordSnapshot(
+            tokens: [Self.token("token-a", user: "u-badrefresh")], users: [Self.user("u-badrefresh", lastRefresh: "x")],
+            hashSecrets: [Self.secret("token-a")])
         #expect(RecordCensus.take(snapshot, now: Self.now).findings.isEmpty)
     }
 
@@ -115,7 +119,8 @@ struct RecordCensusTests {
     @Test("Descriptions of a bad hash never quote it")
     func noHashInFindings() {
         let secretHash = "$3:1:c2VjcmV0:bm90LWEtZGlnZXN0LWF0LWFsbA-broken"
-        let snapshot = RecordSnapshot(tokens: [Self.token("token-a")], users: [Self.user("u-alice")], hashSecrets: [Self.secret("token-a", secretHash)])
+        let snapshot = RecordSnapshot(
+            tokens: [Self.token("token-a")], users: [Self.user("u-alice")], hashSecrets: [Self.secret("token-a", secretHash)])
         let census = RecordCensus.take(snapshot, now: Self.now)
         #expect(!census.findings.isEmpty)
         for finding in census.findings {

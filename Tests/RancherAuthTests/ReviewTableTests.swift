@@ -52,7 +52,10 @@ struct ReviewTableTests {
     @Test("T1 valid token: user, groups in order, lastUsedAt to the second")
     func t1() {
         let decision = Fixture().review()
-        #expect(body(decision) == #"{"apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","status":{"authenticated":true,"user":{"username":"u-abc12","groups":["github_org://456","github_team://123"]}}}"#)
+        #expect(
+            body(decision)
+                == #"{"apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","status":{"authenticated":true,"user":{"username":"u-abc12","groups":["github_org://456","github_team://123"]}}}"#
+        )
         #expect(decision.effects == SideEffects(touchLastUsedAt: RFC3339.parse("2026-06-01T12:00:00Z")))
         #expect(decision.hashAlgorithm == .sha3)
         #expect(decision.tokenName == Fixture.tokenName)
@@ -128,9 +131,11 @@ struct ReviewTableTests {
         #expect(fixture.review().refusalReason == .secretMismatch)
     }
 
-    @Test("T10 Secret holds SHA-256 or scrypt", arguments: [
-        "$2:AAECAwQFBgc:\(v4Digest)", "$1:0001020304050607:15:8:1:\(v7Key)",
-    ])
+    @Test(
+        "T10 Secret holds SHA-256 or scrypt",
+        arguments: [
+            "$2:AAECAwQFBgc:\(v4Digest)", "$1:0001020304050607:15:8:1:\(v7Key)",
+        ])
     func t10(hash: String) {
         var fixture = Fixture()
         fixture.secret = HashSecret(metadata: ObjectMeta(name: Fixture.tokenName), hash: hash)
@@ -149,7 +154,10 @@ struct ReviewTableTests {
     func t12() {
         var fixture = Fixture()
         fixture.setCUA(groups: [])
-        #expect(body(fixture.review()) == #"{"apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","status":{"authenticated":true,"user":{"username":"u-abc12"}}}"#)
+        #expect(
+            body(fixture.review())
+                == #"{"apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","status":{"authenticated":true,"user":{"username":"u-abc12"}}}"#
+        )
     }
 
     @Test("T13 refresh period 0 and lastRefresh in the past: needsRefresh requested")
@@ -208,9 +216,11 @@ struct ReviewTableTests {
         #expect(body(Fixture().review(), .v1)?.hasPrefix(#"{"apiVersion":"authentication.k8s.io/v1","#) == true)
     }
 
-    @Test("Unknown token names, ext/ext/ and case variants are not found", arguments: [
-        "nope:test-secret-key", "ext/ext/\(Fixture.token)", "EXT/\(Fixture.token)", ":test-secret-key", "ext/:x",
-    ])
+    @Test(
+        "Unknown token names, ext/ext/ and case variants are not found",
+        arguments: [
+            "nope:test-secret-key", "ext/ext/\(Fixture.token)", "EXT/\(Fixture.token)", ":test-secret-key", "ext/:x",
+        ])
     func notFound(token: String) {
         #expect(Fixture().review(token).refusalReason == .tokenNotFound)
     }
@@ -223,7 +233,8 @@ struct ReviewTableTests {
     @Test("Scrypt verification is deferred to the caller")
     func scryptDeferred() {
         var fixture = Fixture()
-        fixture.secret = HashSecret(metadata: ObjectMeta(name: Fixture.tokenName), hash: "$1:0001020304050607:4:8:1:/45XGcbps99HkeBlZkuK1CBl4VpRb7KSnL89RABqwdU")
+        fixture.secret = HashSecret(
+            metadata: ObjectMeta(name: Fixture.tokenName), hash: "$1:0001020304050607:4:8:1:/45XGcbps99HkeBlZkuK1CBl4VpRb7KSnL89RABqwdU")
         guard case .verify(let pending) = Authenticator().begin(token: Fixture.token, snapshot: fixture.snapshot, now: Fixture.now) else {
             Issue.record("expected a pending verification")
             return

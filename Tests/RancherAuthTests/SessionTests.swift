@@ -16,26 +16,33 @@ struct SessionTests {
         Change(name: "nothing changed", apply: { _ in }, expected: nil),
         Change(name: "lastUsedAt written (by this service)", apply: { $0.setCAT(lastUsedAt: .some(Fixture.now)) }, expected: nil),
         Change(name: "the user's lastRefresh changed", apply: { $0.setCUA(lastRefresh: "2026-05-01T00:00:00Z") }, expected: nil),
-        Change(name: "the legacy hash migrated into its Secret", apply: { fixture in
-            // Before: the hash in the token, no Secret; after: the same hash in the Secret.
-            fixture.setCAT(legacyHash: "")
-        }, expected: nil),
+        Change(
+            name: "the legacy hash migrated into its Secret",
+            apply: { fixture in
+                // Before: the hash in the token, no Secret; after: the same hash in the Secret.
+                fixture.setCAT(legacyHash: "")
+            }, expected: nil),
         Change(name: "token disabled", apply: { $0.setCAT(enabled: false) }, expected: .tokenDisabled),
-        Change(name: "token deleted", apply: { $0.cat = ClusterAuthToken(metadata: ObjectMeta(name: "other"), userName: "u-abc12", enabled: true) },
-               expected: .tokenDeleted),
+        Change(
+            name: "token deleted", apply: { $0.cat = ClusterAuthToken(metadata: ObjectMeta(name: "other"), userName: "u-abc12", enabled: true) },
+            expected: .tokenDeleted),
         Change(name: "token expired", apply: { $0.setCAT(expiresAt: "2026-06-01T11:00:00Z") }, expected: .tokenExpired),
         Change(name: "token expiry unreadable", apply: { $0.setCAT(expiresAt: "soon") }, expected: .tokenExpired),
         Change(name: "hash Secret deleted", apply: { $0.secret = nil }, expected: .hashChanged),
-        Change(name: "hash Secret rotated", apply: { fixture in
-            fixture.secret = HashSecret(metadata: ObjectMeta(name: Fixture.tokenName), hash: "$3:1:AQECAwQFBgc:\(v1Digest)")
-        }, expected: .hashChanged),
+        Change(
+            name: "hash Secret rotated",
+            apply: { fixture in
+                fixture.secret = HashSecret(metadata: ObjectMeta(name: Fixture.tokenName), hash: "$3:1:AQECAwQFBgc:\(v1Digest)")
+            }, expected: .hashChanged),
         Change(name: "user disabled", apply: { $0.setCUA(enabled: false) }, expected: .userDisabled),
         Change(name: "user deleted", apply: { $0.cua = nil }, expected: .userDeleted),
         Change(name: "groups changed", apply: { $0.setCUA(groups: ["github_org://456"]) }, expected: .groupsChanged),
         Change(name: "groups reordered", apply: { $0.setCUA(groups: ["github_team://123", "github_org://456"]) }, expected: .groupsChanged),
-        Change(name: "the token now names another user", apply: { fixture in
-            fixture.cat = ClusterAuthToken(metadata: fixture.cat.metadata, userName: "u-other", enabled: true, expiresAt: "2099-01-01T00:00:00Z")
-        }, expected: .userChanged),
+        Change(
+            name: "the token now names another user",
+            apply: { fixture in
+                fixture.cat = ClusterAuthToken(metadata: fixture.cat.metadata, userName: "u-other", enabled: true, expiresAt: "2099-01-01T00:00:00Z")
+            }, expected: .userChanged),
     ]
 
     @Test("A token's session after each kind of change", arguments: changes)

@@ -45,7 +45,8 @@ enum FuzzFixture {
     /// RFC 8032 test 1's public key (kid "k1", whose private key signs nothing here) and the test key.
     static func access(revoked: [String] = []) -> EmergencyAccess {
         let signedKey = Base64URL.encode(signer.publicKey.rawRepresentation)
-        let jwks = #"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","alg":"EdDSA","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},"#
+        let jwks =
+            #"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","alg":"EdDSA","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},"#
             + #"{"kty":"OKP","crv":"Ed25519","kid":"signed","alg":"EdDSA","x":"\#(signedKey)"}]}"#
         var data: [String: [UInt8]] = ["jwks": Array(jwks.utf8), "audience": Array("aud".utf8), "max-ttl": Array("4h".utf8)]
         for jti in revoked { data[EmergencyAccess.revokedKeyPrefix + jti] = Array("fuzz".utf8) }

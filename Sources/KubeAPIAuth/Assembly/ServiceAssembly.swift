@@ -134,7 +134,11 @@ public struct ServiceAssembly {
         let pool = UpstreamPool(target: target, maxIdlePerLoop: proxy.maxIdleUpstreamConnections)
         let door = ProxyDoor(core: core, upstream: target, passThrough: proxy.passThrough, logger: logger, auditEnabled: configuration.auditLog)
         let server = listenerConfiguration()
-        var services: [any Service] = [ClosingService { pool.closeIdle(); try await client.shutdown() }]
+        var services: [any Service] = [
+            ClosingService {
+                pool.closeIdle(); try await client.shutdown()
+            }
+        ]
         if let metricsServer = metricsServer(purpose: "health and metrics") { services.append(metricsServer) }
         let logger = self.logger
         let proxyServer = server

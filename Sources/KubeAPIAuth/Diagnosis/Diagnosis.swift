@@ -160,7 +160,9 @@ public enum Diagnosis {
             return DiagnosisCheck(
                 check: "\(resource.plural).\(resource.group)", ok: ok,
                 detail: ok ? "served" : (problem ?? "not served by cluster.cattle.io/v3"),
-                fix: ok ? nil : "install Rancher's CRDs (manifests/crds.yaml, or enable the Authorized Cluster Endpoint so Rancher's agent installs them)")
+                fix: ok
+                    ? nil : "install Rancher's CRDs (manifests/crds.yaml, or enable the Authorized Cluster Endpoint so Rancher's agent installs them)"
+            )
         }
     }
 
@@ -201,7 +203,9 @@ public enum Diagnosis {
             }
             for resource in ["uids", "userextras/*"] {
                 rights.append(
-                    Right(verb: "impersonate", group: "authentication.k8s.io", resource: resource, namespaced: false, why: "to forward a client's allowed --as"))
+                    Right(
+                        verb: "impersonate", group: "authentication.k8s.io", resource: resource, namespaced: false,
+                        why: "to forward a client's allowed --as"))
             }
             rights.append(
                 Right(
@@ -327,7 +331,8 @@ public enum Diagnosis {
                 "token \(ObjectName.forLog(token.name)) would be refused even with its correct secret: \(token.answer.reason ?? "refused")")
         }
         for finding in report.census?.problems ?? [] {
-            problems.append("\(finding.kind.rawValue) \(ObjectName.forLog(finding.name)): \(finding.reason.rawValue)\(finding.detail.map { " (\($0))" } ?? "")")
+            problems.append(
+                "\(finding.kind.rawValue) \(ObjectName.forLog(finding.name)): \(finding.reason.rawValue)\(finding.detail.map { " (\($0))" } ?? "")")
         }
         return problems
     }

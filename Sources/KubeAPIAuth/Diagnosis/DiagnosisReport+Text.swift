@@ -28,12 +28,16 @@ extension DiagnosisReport {
             out.append("")
             out.append("Records")
             out += RecordCensusService.summary(census).map { "  " + $0 }
-            for (heading, severity) in [("cannot authenticate", RecordFinding.Severity.problem), ("refused by their state", .state), ("nothing refers to them", .unused)] {
+            for (heading, severity) in [
+                ("cannot authenticate", RecordFinding.Severity.problem), ("refused by their state", .state), ("nothing refers to them", .unused),
+            ] {
                 let findings = census.findings.filter { $0.severity == severity }
                 guard !findings.isEmpty else { continue }
                 out.append("  \(heading):")
                 for finding in findings.prefix(Self.maxListed) {
-                    out.append("    \(finding.kind.rawValue) \(ObjectName.forLog(finding.name)): \(finding.reason.rawValue)\(finding.detail.map { " (\($0))" } ?? "")")
+                    out.append(
+                        "    \(finding.kind.rawValue) \(ObjectName.forLog(finding.name)): \(finding.reason.rawValue)\(finding.detail.map { " (\($0))" } ?? "")"
+                    )
                 }
                 if findings.count > Self.maxListed { out.append("    … and \(findings.count - Self.maxListed) more (-o json lists all)") }
             }
@@ -86,7 +90,9 @@ extension DiagnosisReport {
         } else if !record.expiryReadable {
             state += ", expiresAt is not an RFC 3339 time (refused)"
         } else if let seconds = record.expiresInSeconds {
-            state += seconds >= 0 ? ", expires \(record.expiresAt) (in \(duration(seconds)))" : ", EXPIRED at \(record.expiresAt) (\(duration(-seconds)) ago)"
+            state +=
+                seconds >= 0
+                ? ", expires \(record.expiresAt) (in \(duration(seconds)))" : ", EXPIRED at \(record.expiresAt) (\(duration(-seconds)) ago)"
         }
         lines.append("  record: \(state); user \(record.userName.isEmpty ? "(none)" : record.userName)")
         lines.append("  last used: \(record.lastUsedAt ?? "never recorded")")
@@ -94,7 +100,9 @@ extension DiagnosisReport {
             switch (hash.source, hash.algorithm, hash.problem) {
             case ("none", _, _): lines.append("  hash: MISSING (no Secret \(token.name), no legacy hash field)")
             case (let source, let algorithm?, _):
-                lines.append("  hash: \(algorithm), from \(source == "secret" ? "Secret \(token.name)" : "the token's legacy hash field (migrated on first use)")")
+                lines.append(
+                    "  hash: \(algorithm), from \(source == "secret" ? "Secret \(token.name)" : "the token's legacy hash field (migrated on first use)")"
+                )
             case (let source, nil, let problem):
                 lines.append("  hash: UNUSABLE in \(source == "secret" ? "Secret \(token.name)" : "the legacy hash field"): \(problem ?? "invalid")")
             }
@@ -109,7 +117,9 @@ extension DiagnosisReport {
         }
         let answer = token.answer
         if answer.authenticated {
-            lines.append("  answer for the correct secret: authenticated as \(answer.username ?? "") with groups [\((answer.groups ?? []).joined(separator: ", "))]")
+            lines.append(
+                "  answer for the correct secret: authenticated as \(answer.username ?? "") with groups [\((answer.groups ?? []).joined(separator: ", "))]"
+            )
         } else {
             lines.append("  answer for the correct secret: refused, \(answer.error ?? "no error text") (\(answer.reason ?? ""))")
         }

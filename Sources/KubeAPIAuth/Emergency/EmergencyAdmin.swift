@@ -150,7 +150,7 @@ public enum EmergencyAdmin {
         let fetched: Result<Data?, AdminError>
         do {
             fetched = .success(try await client.get(.secrets, namespace: namespace, name: secret))
-        } catch where error.isNotFound {
+        } catch  where error.isNotFound {
             fetched = .success(nil)
         } catch {
             fetched = .failure(AdminError("cannot read Secret \(namespace)/\(secret): \(error)"))

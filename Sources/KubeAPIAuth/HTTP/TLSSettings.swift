@@ -69,7 +69,8 @@ public struct TLSSettings: Sendable {
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {
-            throw LoadError(description: "--tls-cert-file/--tls-private-key-file: the certificate and key do not form a usable TLS identity (\(error))")
+            throw LoadError(
+                description: "--tls-cert-file/--tls-private-key-file: the certificate and key do not form a usable TLS identity (\(error))")
         }
     }
 }

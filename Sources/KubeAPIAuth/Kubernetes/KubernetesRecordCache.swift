@@ -333,9 +333,13 @@ public final class KubernetesRecordCache: Sendable {
     /// Per-kind record counts and last confirmation times, for the scrape.
     func exportMetrics(_ metrics: ServiceMetrics) {
         let (counts, statuses) = state.withLock { state in
-            ([RecordKind.clusterAuthTokens: state.tokens.count, .clusterUserAttributes: state.users.count,
-              .secrets: state.secrets.count, .configMaps: state.refresh == nil ? 0 : 1,
-              .emergencySecret: state.emergency == nil ? 0 : 1], state.status)
+            (
+                [
+                    RecordKind.clusterAuthTokens: state.tokens.count, .clusterUserAttributes: state.users.count,
+                    .secrets: state.secrets.count, .configMaps: state.refresh == nil ? 0 : 1,
+                    .emergencySecret: state.emergency == nil ? 0 : 1,
+                ], state.status
+            )
         }
         let now = ContinuousClock.now
         let wallNow = clock.now()

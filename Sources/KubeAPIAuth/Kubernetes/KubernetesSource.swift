@@ -116,10 +116,12 @@ public final class KubernetesSource: Service {
 
     /// The API cannot be listed: serve the last-known-good records (once) until it can.
     private func useSnapshot() {
-        guard let contents = fallback.withLock({ state -> SnapshotFile.Contents? in
-            defer { state = nil }
-            return state
-        }) else { return }
+        guard
+            let contents = fallback.withLock({ state -> SnapshotFile.Contents? in
+                defer { state = nil }
+                return state
+            })
+        else { return }
         logger.warning(
             "API server cannot be listed: serving from the snapshot file until it can",
             metadata: ["writtenAt": "\(contents.writtenAt)"])

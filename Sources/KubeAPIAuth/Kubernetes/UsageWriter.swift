@@ -215,7 +215,8 @@ public final class UsageWriter: ReviewEffectsSink, Service {
     func migrateLegacyHash(token name: String) async {
         for _ in 0..<5 {
             do {
-                let current = try JSONDecoder().decode(ClusterAuthToken.self, from: try await client.get(.clusterAuthTokens, namespace: namespace, name: name))
+                let current = try JSONDecoder().decode(
+                    ClusterAuthToken.self, from: try await client.get(.clusterAuthTokens, namespace: namespace, name: name))
                 guard !current.legacyHash.isEmpty else { return }  // another replica finished it
                 try await writeHashSecret(name: name, hash: current.legacyHash)
                 let patch = try Self.encode(ClearHashPatch(metadata: Precondition(resourceVersion: current.metadata.resourceVersion ?? "")))
@@ -231,7 +232,8 @@ public final class UsageWriter: ReviewEffectsSink, Service {
                 return
             } catch {
                 metrics?.write(.hashMigration, .error)
-                logger.warning("legacy hash migration failed; it is retried on the token's next use", metadata: ["token": "\(name)", "error": "\(error)"])
+                logger.warning(
+                    "legacy hash migration failed; it is retried on the token's next use", metadata: ["token": "\(name)", "error": "\(error)"])
                 return
             }
         }
@@ -255,7 +257,8 @@ public final class UsageWriter: ReviewEffectsSink, Service {
         }
         if !created {
             // Replace the whole data of the existing Secret, keeping its resourceVersion as precondition.
-            var existing = try JSONSerialization.jsonObject(with: try await client.get(.secrets, namespace: namespace, name: name)) as? [String: Any] ?? [:]
+            var existing =
+                try JSONSerialization.jsonObject(with: try await client.get(.secrets, namespace: namespace, name: name)) as? [String: Any] ?? [:]
             existing["data"] = ["hash": data]
             existing["stringData"] = nil
             _ = try await client.update(.secrets, namespace: namespace, name: name, body: try JSONSerialization.data(withJSONObject: existing))

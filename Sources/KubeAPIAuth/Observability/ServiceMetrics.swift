@@ -93,9 +93,10 @@ public final class ServiceMetrics: Sendable {
         authenticatedReviews = reviews["authenticated/none"]!
         refusedReviews = Dictionary(uniqueKeysWithValues: RefusalReason.allCases.map { ($0, reviews["refused/\($0.rawValue)"]!) })
         reviewDuration = CoreMetrics.Timer(label: prefix + "review_duration_seconds", dimensions: [], factory: factory)
-        verifyDuration = Dictionary(uniqueKeysWithValues: HashAlgorithm.allCases.map {
-            ($0, CoreMetrics.Timer(label: prefix + "hash_verify_duration_seconds", dimensions: [("algorithm", $0.rawValue)], factory: factory))
-        })
+        verifyDuration = Dictionary(
+            uniqueKeysWithValues: HashAlgorithm.allCases.map {
+                ($0, CoreMetrics.Timer(label: prefix + "hash_verify_duration_seconds", dimensions: [("algorithm", $0.rawValue)], factory: factory))
+            })
         cacheHits = CoreMetrics.Counter(label: prefix + "verified_cache_requests_total", dimensions: [("result", "hit")], factory: factory)
         cacheMisses = CoreMetrics.Counter(label: prefix + "verified_cache_requests_total", dimensions: [("result", "miss")], factory: factory)
         cacheEvictions = CoreMetrics.Counter(label: prefix + "verified_cache_evictions_total", dimensions: [], factory: factory)
@@ -119,13 +120,14 @@ public final class ServiceMetrics: Sendable {
         guessedTokens = CoreMetrics.Meter(label: prefix + "guessed_tokens", dimensions: [], factory: factory)
         verifiedCacheEntries = CoreMetrics.Meter(label: prefix + "verified_cache_entries", dimensions: [], factory: factory)
         snapshotAge = CoreMetrics.Meter(label: prefix + "snapshot_age_seconds", dimensions: [], factory: factory)
-        recordsUnusable = Dictionary(
-            uniqueKeysWithValues: RecordFinding.Kind.allCases.map { kind in
-                (kind, Dictionary(uniqueKeysWithValues: kind.reasons.map { reason in
-                    (reason, CoreMetrics.Meter(
-                        label: prefix + "records_unusable", dimensions: [("kind", kind.metricLabel), ("reason", reason.rawValue)], factory: factory))
-                }))
-            })
+        var unusable: [RecordFinding.Kind: [RecordFinding.Reason: CoreMetrics.Meter]] = [:]
+        for kind in RecordFinding.Kind.allCases {
+            for reason in kind.reasons {
+                let dimensions = [("kind", kind.metricLabel), ("reason", reason.rawValue)]
+                unusable[kind, default: [:]][reason] = CoreMetrics.Meter(label: prefix + "records_unusable", dimensions: dimensions, factory: factory)
+            }
+        }
+        recordsUnusable = unusable
         snapshotWriteFailures = CoreMetrics.Counter(label: prefix + "snapshot_write_failures_total", dimensions: [], factory: factory)
         logLinesDropped = CoreMetrics.Counter(label: prefix + "log_lines_dropped_total", dimensions: [], factory: factory)
         proxyRequests = ProxyRouteKind.allCases.map { route in
@@ -138,7 +140,10 @@ public final class ServiceMetrics: Sendable {
         proxyUpstreamErrors = CoreMetrics.Counter(label: prefix + "proxy_upstream_errors_total", dimensions: [], factory: factory)
         proxySessionsEnded = Dictionary(
             uniqueKeysWithValues: SessionEnd.allCases.map { reason in
-                (reason, CoreMetrics.Counter(label: prefix + "proxy_sessions_ended_total", dimensions: [("reason", reason.rawValue)], factory: factory))
+                (
+                    reason,
+                    CoreMetrics.Counter(label: prefix + "proxy_sessions_ended_total", dimensions: [("reason", reason.rawValue)], factory: factory)
+                )
             })
         emergencyReviews = Dictionary(
             uniqueKeysWithValues: (["authenticated"] + RefusalReason.allCases.map(\.rawValue)).map { outcome in

@@ -259,7 +259,8 @@ public enum ProxyRequestPolicy {
         let webSocket = isWebSocketUpgrade(headers)
         let impersonating: Bool
         if case .impersonating = identity { impersonating = true } else { impersonating = false }
-        let named = Set(values("connection", in: headers).flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+        let named = Set(
+            values("connection", in: headers).flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
         var forwardedFor: [String] = []
         var result: Headers = []
         for (name, value) in headers {

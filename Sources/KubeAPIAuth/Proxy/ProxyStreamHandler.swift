@@ -155,7 +155,8 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         buffered = []
         upstreamKeepAlive = true
         clientKeepAlive = isHTTP2 || head.isKeepAlive
-        isUpgradeRequest = !isHTTP2 && head.headers.contains(name: "upgrade")
+        isUpgradeRequest =
+            !isHTTP2 && head.headers.contains(name: "upgrade")
             && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
         switch door.route(head, clientAddress: clientAddress, start: start, on: context.eventLoop) {
         case .done(let route):
@@ -166,7 +167,8 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let (handler, context) = bound.value
                 switch result {
                 case .success(let route): handler.apply(route, context: context)
-                case .failure: handler.apply(ProxyDoor.answer(.serviceUnavailable, "ServiceUnavailable", "the request cannot be decided now"), context: context)
+                case .failure:
+                    handler.apply(ProxyDoor.answer(.serviceUnavailable, "ServiceUnavailable", "the request cannot be decided now"), context: context)
                 }
             }
         }
@@ -421,7 +423,8 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         logger.warning("upstream unavailable", metadata: ["error": "\(error.map { "\($0)" } ?? "connection closed")"])
-        let body = KubernetesStatus.failureBody(code: 502, reason: "ServiceUnavailable", message: "the Kubernetes API server cannot be reached through the proxy")
+        let body = KubernetesStatus.failureBody(
+            code: 502, reason: "ServiceUnavailable", message: "the Kubernetes API server cannot be reached through the proxy")
         clientKeepAlive = clientKeepAlive && requestEnded
         answer(.badGateway, body: body, context: context)
     }

@@ -96,7 +96,9 @@ public final class RecordCensusService: Service {
 
     /// The census in a few lines (shared with `diagnose`).
     public static func summary(_ census: RecordCensus) -> [String] {
-        var lines = ["records census: \(census.usableTokens) of \(census.tokens) token(s) usable, \(census.users) user(s), \(census.hashSecrets) hash Secret(s)"]
+        var lines = [
+            "records census: \(census.usableTokens) of \(census.tokens) token(s) usable, \(census.users) user(s), \(census.hashSecrets) hash Secret(s)"
+        ]
         let counts = census.countsByReason
         for severity in [RecordFinding.Severity.problem, .state, .unused] {
             var parts: [String] = []
@@ -106,11 +108,12 @@ public final class RecordCensusService: Service {
                 }
             }
             guard !parts.isEmpty else { continue }
-            let heading = switch severity {
-            case .problem: "records that cannot authenticate"
-            case .state: "tokens refused by their state"
-            case .unused: "records nothing refers to"
-            }
+            let heading =
+                switch severity {
+                case .problem: "records that cannot authenticate"
+                case .state: "tokens refused by their state"
+                case .unused: "records nothing refers to"
+                }
             lines.append("\(heading): " + parts.joined(separator: ", "))
         }
         return lines

@@ -71,7 +71,9 @@ public final class RecordsDirectorySource: Service {
     /// The files the last load ignored, as census findings.
     func unreadableFindings() -> [RecordFinding] {
         lastProblems.withLock { $0 }.map { problem in
-            RecordFinding(kind: .file, name: problem.file, reason: .unreadable, detail: problem.line.map { "line \($0): \(problem.message)" } ?? problem.message)
+            RecordFinding(
+                kind: .file, name: problem.file, reason: .unreadable, detail: problem.line.map { "line \($0): \(problem.message)" } ?? problem.message
+            )
         }
     }
 
@@ -87,15 +89,15 @@ public final class RecordsDirectorySource: Service {
 
     private func poll() async throws {
         while !Task.isCancelled {
-                try await Task.sleep(for: self.pollInterval)
-                let current = self.directory.fingerprint()
-                guard current != self.loadedFingerprint.withLock({ $0 }) else { continue }
-                do {
-                    try self.reload()
-                } catch {
-                    // The directory vanished or became unreadable: keep serving the last good load.
-                    self.logger.error("records directory unreadable; keeping the last loaded records", metadata: ["error": "\(error)"])
-                }
+            try await Task.sleep(for: self.pollInterval)
+            let current = self.directory.fingerprint()
+            guard current != self.loadedFingerprint.withLock({ $0 }) else { continue }
+            do {
+                try self.reload()
+            } catch {
+                // The directory vanished or became unreadable: keep serving the last good load.
+                self.logger.error("records directory unreadable; keeping the last loaded records", metadata: ["error": "\(error)"])
+            }
         }
     }
 }

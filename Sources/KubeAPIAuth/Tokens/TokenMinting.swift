@@ -61,7 +61,6 @@ public enum TokenMinting {
     }
 }
 
-
 /// Renders the records as YAML manifests that `kubectl apply -f` and a records directory accept.
 /// Strings are written as JSON strings, which are valid YAML double-quoted scalars.
 public enum RecordManifests {

@@ -106,8 +106,9 @@ public struct StoredHash: Sendable, Hashable {
             hasher.update(bufferPointer: secret)
             return hasher.finalize().withUnsafeBytes { stored.digestEquals($0) }
         case .scrypt(let parameters, let stored):
-            guard let derived = Scrypt.deriveKey(
-                password: secret, salt: Array(stored.salt), parameters: parameters, keyLength: stored.digest.count)
+            guard
+                let derived = Scrypt.deriveKey(
+                    password: secret, salt: Array(stored.salt), parameters: parameters, keyLength: stored.digest.count)
             else { return false }
             return derived.withUnsafeBytes { stored.digestEquals($0) }
         }

@@ -59,8 +59,6 @@ public struct RecordFieldError: Error, CustomStringConvertible, Sendable {
     public var description: String { "field \(field): \(problem)" }
 }
 
-
-
 /// A short digest of record fields, for comparing record contents without keeping them.
 enum ContentVersion {
     static func of(_ fields: [String]) -> String {
