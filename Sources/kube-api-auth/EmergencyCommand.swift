@@ -131,22 +131,15 @@ struct EmergencyCommand: AsyncParsableCommand {
                 throw ValidationError("--private-key \(privateKey): \(error)")
             }
             let access = try await clusterSettings()
-            if let access {
-                guard lifetime <= access.maxLifetime else {
-                    throw ValidationError("--ttl \(ttl) is longer than the cluster allows (max-ttl \(access.maxLifetime / 60) minutes)")
-                }
-                guard let listed = access.keys[key.kid], listed.algorithm == key.algorithm else {
-                    throw ValidationError("the key of --private-key (kid \(key.kid)) is not listed in the Secret's jwks")
-                }
-                if let audience, audience != access.audience {
-                    throw ValidationError("--audience \(audience) is not the cluster's (\(access.audience))")
-                }
-            } else {
-                ProcessEnvironment.printError("note: the emergency Secret could not be read; the TTL limit was not checked")
+            if access == nil { ProcessEnvironment.printError("note: the emergency Secret could not be read; the TTL limit was not checked") }
+            let signedAudience: String
+            do {
+                signedAudience = try EmergencyAdmin.checkIssuance(key: key, lifetime: lifetime, audience: audience, cluster: access)
+            } catch {
+                throw ValidationError(error.description)
             }
             let (token, jti) = try await EmergencyAdmin.issue(
-                key: key, user: user, lifetime: lifetime, reason: reason, audience: audience ?? access?.audience ?? "kube-api-auth",
-                now: SystemClock().now())
+                key: key, user: user, lifetime: lifetime, reason: reason, audience: signedAudience, now: SystemClock().now())
             print(token)
             ProcessEnvironment.printError("issued jti \(jti) for \(user), valid for \(ttl)")
         }

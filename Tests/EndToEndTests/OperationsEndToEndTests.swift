@@ -73,7 +73,7 @@ struct OperationsEndToEndTests {
         #expect(allowed["token"] == "kubeconfig-u-demo15wfb6")
         #expect(allowed["source"]?.hasPrefix("127.0.0.1:") == true)
         #expect(allowed["level"] == "info")
-        #expect(Double(allowed["latency_ms"] ?? "") != nil)
+        #expect(Double(allowed["duration_ms"] ?? "") != nil)
         let refused = try #require(audits.first { $0["result"] == "refused" })
         #expect(refused["reason"] == "secret_mismatch")
         #expect(refused["level"] == "info")

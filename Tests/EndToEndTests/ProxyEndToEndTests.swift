@@ -110,6 +110,18 @@ struct ProxyEndToEndTests {
             log.contains("msg=proxied") && log.contains("path=/api/v1/namespaces/cattle-system/configmaps") && log.contains("route=impersonated")
                 && log.contains("status=200") && log.contains("user=u-alice") && log.contains("verb=GET") && log.contains("proto=http/1.1"))
         #expect(!log.contains("marker=impersonated"), "query strings stay out of the audit line")
+        // One audit vocabulary: the decision's line and the request's line tell the same client
+        // (`source=ip:port`) and both measure in `duration_ms`.
+        func field(_ line: Substring?, _ name: String) -> String? {
+            guard let line, let range = line.range(of: " \(name)=") else { return nil }
+            return String(line[range.upperBound...].prefix { $0 != " " })
+        }
+        let lines = log.split(separator: "\n")
+        let reviewLine = lines.first { $0.contains("msg=review") && $0.contains("user=u-alice") }
+        let proxiedLine = lines.first { $0.contains("msg=proxied") && $0.contains("user=u-alice") }
+        #expect(field(reviewLine, "source") == field(proxiedLine, "source"), "\(String(describing: reviewLine)) / \(String(describing: proxiedLine))")
+        #expect(field(proxiedLine, "source")?.hasPrefix("127.0.0.1:") == true)
+        #expect(Double(field(reviewLine, "duration_ms") ?? "") != nil && Double(field(proxiedLine, "duration_ms") ?? "") != nil)
         let health = try #require(log.split(separator: "\n").first { $0.contains("purpose=\"health and metrics\"") })
         let metrics = try curl(["http://" + String(health.split(separator: "address=").last?.prefix { $0 != " " } ?? "") + "/metrics"])
         #expect(metrics.contains(#"kube_api_auth_proxy_requests_total{route="impersonated",code="2xx"} 1"#), "\(metrics)")

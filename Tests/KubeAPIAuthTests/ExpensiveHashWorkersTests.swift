@@ -39,6 +39,8 @@ struct ExpensiveHashWorkersTests {
         // Capacity is back once the work is done.
         let again = try #require(workers.verify(pending, on: loop))
         #expect(try await again.get().isAuthenticated)
+        try await workers.shutdown()
+        #expect(workers.verify(pending, on: loop) == nil)
     }
 
     @Test("One client holds at most its share of the places: another client and unattributed work still get one; the share comes back")

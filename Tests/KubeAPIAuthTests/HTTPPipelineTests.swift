@@ -313,9 +313,10 @@ struct PipelinedScryptTests {
             ])
         let store = RecordStore(source: "test")
         store.publish(snapshot, problemCount: 0, at: Timestamp(seconds: 1_800_000_000))
+        let workers = ExpensiveHashWorkers(threads: 1, maxQueued: 4)
         let core = AuthenticationCore(
             store: store, clock: FixedClock(instant: Timestamp(seconds: 1_800_000_000)),
-            workers: ExpensiveHashWorkers(threads: 1, maxQueued: 4), effects: ReadOnlySourceEffects(), logger: LogCapture().logger())
+            workers: workers, effects: ReadOnlySourceEffects(), logger: LogCapture().logger())
         // NIOAsyncTestingChannel: the scrypt answer completes from the worker thread, which an
         // EmbeddedChannel's loop must not be touched from.
         let channel = NIOAsyncTestingChannel()
@@ -346,5 +347,6 @@ struct PipelinedScryptTests {
         let exposition = String(decoding: core.metrics.render(), as: UTF8.self)
         #expect(exposition.contains(#"kube_api_auth_hash_verify_duration_seconds_count{algorithm="scrypt"} 1"#))
         _ = try await channel.finish(acceptAlreadyClosed: true)
+        try await workers.shutdown()
     }
 }

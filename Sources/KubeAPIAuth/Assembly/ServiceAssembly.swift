@@ -136,7 +136,7 @@ public struct ServiceAssembly {
         let server = listenerConfiguration()
         var services: [any Service] = [
             ClosingService {
-                pool.closeIdle(); try await client.shutdown()
+                await pool.closeIdle(); try await client.shutdown()
             }
         ]
         if let metricsServer = metricsServer(purpose: "health and metrics") { services.append(metricsServer) }

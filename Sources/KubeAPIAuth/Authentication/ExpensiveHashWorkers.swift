@@ -45,6 +45,12 @@ public final class ExpensiveHashWorkers: Service, Sendable {
     public func run() async throws {
         _ = startIfIdle()
         try? await gracefulShutdown()
+        try await shutdown()
+    }
+
+    /// Stops the threads once the verifications in progress have finished, as graceful shutdown
+    /// does; for an owner outside a ServiceGroup (a test harness). Later verifications are refused.
+    public func shutdown() async throws {
         let wasRunning = state.withLock { state in
             defer { state = .stopped }
             return state == .running

@@ -110,6 +110,26 @@ public enum EmergencyAdmin {
             """
     }
 
+    /// The issuing rules against the cluster's emergency settings: the lifetime within its maximum,
+    /// the key listed in its `jwks` with the same algorithm, the audience its own. Returns the
+    /// audience to sign for. Without the cluster's settings (`nil`: they could not be read) nothing
+    /// can be checked, and the audience is the one asked for, else the default.
+    public static func checkIssuance(
+        key: SigningKey, lifetime: Int64, audience: String?, cluster: EmergencyAccess?
+    ) throws(AdminError) -> String {
+        guard let cluster else { return audience ?? "kube-api-auth" }
+        guard lifetime <= cluster.maxLifetime else {
+            throw AdminError("--ttl \(lifetime / 60) minutes is longer than the cluster allows (max-ttl \(cluster.maxLifetime / 60) minutes)")
+        }
+        guard let listed = cluster.keys[key.kid], listed.algorithm == key.algorithm else {
+            throw AdminError("the key of --private-key (kid \(key.kid)) is not listed in the Secret's jwks")
+        }
+        if let audience, audience != cluster.audience {
+            throw AdminError("--audience \(audience) is not the cluster's (\(cluster.audience))")
+        }
+        return cluster.audience
+    }
+
     /// Issues a token for `user`, valid from `now` for `lifetime` seconds.
     public static func issue(
         key: SigningKey, user: String, lifetime: Int64, reason: String, audience: String, now: Timestamp

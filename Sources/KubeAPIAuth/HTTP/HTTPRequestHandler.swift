@@ -180,10 +180,7 @@ public final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHan
     private var cachedPeer: String?
     private func peer(_ context: ChannelHandlerContext) -> String {
         if let cachedPeer { return cachedPeer }
-        var text = "-"
-        if let address = context.channel.remoteAddress, let ip = address.ipAddress, let port = address.port {
-            text = ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
-        }
+        let text = PeerAddress(of: context.channel).text
         cachedPeer = text
         return text
     }

@@ -3,8 +3,8 @@ import RancherAuth
 import Synchronization
 
 /// One line per review decision: time, token name (the public half of the credential, when it can
-/// be one: ObjectName.forLog), user,
-/// result, reason, latency and source address. Never a secret or a hash.
+/// be one: ObjectName.forLog), user, result, reason, `duration_ms` and `source` (the client's
+/// `ip:port`), the same names and formats as the proxy's per-request line. Never a secret or a hash.
 ///
 /// Identical decisions (same token, result, reason and source) within `window` are folded: the
 /// next line that is written carries `repeated=N`, so a client hammering a refused token cannot
@@ -52,7 +52,7 @@ public final class AuditLog: Sendable {
         guard let repeated else { return }
         var metadata: Logger.Metadata = [
             "result": "\(result)", "reason": "\(reason)", "token": "\(token)", "source": "\(source)",
-            "latency_ms": "\(Double(duration.nanoseconds) / 1_000_000)",
+            "duration_ms": "\(duration.logMilliseconds)",
         ]
         if case .authenticated(let user) = decision.outcome { metadata["user"] = "\(user.attribute.name)" }
         if let algorithm = decision.hashAlgorithm {

@@ -64,7 +64,7 @@ public final class ProxyDoor: Sendable {
 
     /// Decides what happens to a request. Cheap and synchronous unless a scrypt check or a
     /// SubjectAccessReview is needed.
-    func route(_ head: HTTPRequestHead, clientAddress: String, start: ContinuousClock.Instant, on eventLoop: any EventLoop) -> Step {
+    func route(_ head: HTTPRequestHead, client: PeerAddress, start: ContinuousClock.Instant, on eventLoop: any EventLoop) -> Step {
         let headers = head.headers.map { (name: $0.name, value: $0.value) }
         if let problem = ProxyRequestPolicy.framingProblem(headers) {
             return .done(Self.answer(.badRequest, "BadRequest", "the request's framing is ambiguous: \(problem)"))
@@ -79,20 +79,19 @@ public final class ProxyDoor: Sendable {
         case .invalid(let why):
             return .done(Self.answer(.badRequest, "BadRequest", why))
         case .none:
-            return .done(passThrough(headers, clientAddress: clientAddress))
+            return .done(passThrough(headers, clientAddress: client.ip))
         case .otherScheme:
             // kube-apiserver accepts no scheme but Bearer; forwarding one could only leak what is in it.
             return .done(Self.answer(.unauthorized, "Unauthorized", "only bearer tokens are accepted"))
         case .bearer(let token, _):
             // The proxy knows its client: an expensive (scrypt) check is charged to the client's host.
-            let client = String(AuditLog.host(of: clientAddress))
-            switch core.authenticate(token: token, source: clientAddress, client: client, start: start, on: eventLoop) {
+            switch core.authenticate(token: token, source: client.text, client: client.ip, start: start, on: eventLoop) {
             case .done(let outcome):
-                return identify(outcome, headers: headers, clientAddress: clientAddress, on: eventLoop)
+                return identify(outcome, headers: headers, clientAddress: client.ip, on: eventLoop)
             case .pending(let future):
                 return .pending(
                     future.flatMap { outcome in
-                        switch self.identify(outcome, headers: headers, clientAddress: clientAddress, on: eventLoop) {
+                        switch self.identify(outcome, headers: headers, clientAddress: client.ip, on: eventLoop) {
                         case .done(let route): return eventLoop.makeSucceededFuture(route)
                         case .pending(let route): return route
                         }
@@ -200,7 +199,7 @@ public final class ProxyDoor: Sendable {
 
     /// One info line per proxied request (never a header value, never a query string).
     func audit(
-        _ caller: Caller, method: HTTPMethod, uri: String, status: Int, bytes: Int, duration: Duration, clientAddress: String,
+        _ caller: Caller, method: HTTPMethod, uri: String, status: Int, bytes: Int, duration: Duration, client: PeerAddress,
         protocolName: String
     ) {
         metrics.proxyRequest(route: caller.route, status: status)
@@ -209,7 +208,7 @@ public final class ProxyDoor: Sendable {
             "route": "\(caller.route.rawValue)", "verb": "\(method.rawValue)",
             "path": "\(AuditLog.bounded(uri.split(separator: "?", maxSplits: 1).first ?? ""))",
             "status": "\(status)", "bytes": "\(bytes)", "duration_ms": "\(duration.logMilliseconds)",
-            "source": "\(clientAddress)", "proto": "\(protocolName)",
+            "source": "\(client.text)", "proto": "\(protocolName)",
         ]
         if let user = caller.user { metadata["user"] = "\(user)" }
         if let impersonated = caller.impersonated { metadata["impersonated"] = "\(AuditLog.bounded(impersonated, to: 253))" }

@@ -51,7 +51,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let logger: Logger
     private var state = State.idle
     private var context: ChannelHandlerContext?
-    private var clientAddress = "-"
+    private var client = PeerAddress.unknown
 
     // The exchange in progress.
     private var head: HTTPRequestHead?
@@ -92,14 +92,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        clientAddress = Self.address(context.channel)
-    }
-
-    static func address(_ channel: any Channel) -> String {
-        // An HTTP/2 stream's remote address is its connection's.
-        let remote = channel.remoteAddress ?? channel.parent?.remoteAddress
-        guard let remote, let ip = remote.ipAddress else { return "-" }
-        return ip
+        client = PeerAddress(of: context.channel)
     }
 
     // MARK: Client side
@@ -158,7 +151,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         isUpgradeRequest =
             !isHTTP2 && head.headers.contains(name: "upgrade")
             && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
-        switch door.route(head, clientAddress: clientAddress, start: start, on: context.eventLoop) {
+        switch door.route(head, client: client, start: start, on: context.eventLoop) {
         case .done(let route):
             apply(route, context: context)
         case .pending(let future):
@@ -478,7 +471,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let head else { return }
         door.audit(
             caller, method: head.method, uri: head.uri, status: status, bytes: bytes, duration: start.duration(to: .now),
-            clientAddress: clientAddress, protocolName: isHTTP2 ? "h2" : "http/1.1")
+            client: client, protocolName: isHTTP2 ? "h2" : "http/1.1")
         self.head = nil
     }
 

@@ -82,26 +82,38 @@ public struct UpstreamTarget: Sendable {
 }
 
 /// Keep-alive connections to the upstream, one idle list per event loop so that a connection is
-/// always used on the loop of the client connection it serves (no locks or hops on the data path).
-/// The connections carry no credential: each request brings its own `Authorization`.
+/// always used on the loop of the client connection it serves. Each list belongs to its loop
+/// (`NIOLoopBoundBox`): taking and returning a connection is an array operation on the loop that
+/// already runs the exchange, with no lock and no hop. (It was one mutex over all loops' lists,
+/// taken on every take and release.) A loop outside the group (a test's embedded loop) keeps no
+/// idle connections. The connections carry no credential: each request brings its own `Authorization`.
 final class UpstreamPool: Sendable {
     let target: UpstreamTarget
     /// Idle connections kept per event loop; more are closed.
     let maxIdlePerLoop: Int
     /// An idle connection is closed after this long (kube-apiserver closes idle ones after 90 s).
     let idleTimeout: TimeAmount
-    private let idle = Mutex<[ObjectIdentifier: [any Channel]]>([:])
+    /// Built once, read-only afterwards: each loop's idle list, touched only on that loop.
+    private let idle: [ObjectIdentifier: (loop: any EventLoop, channels: NIOLoopBoundBox<[any Channel]>)]
 
-    init(target: UpstreamTarget, maxIdlePerLoop: Int = 64, idleTimeout: TimeAmount = .seconds(45)) {
+    init(
+        target: UpstreamTarget, maxIdlePerLoop: Int = 64, idleTimeout: TimeAmount = .seconds(45),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
         self.target = target
         self.maxIdlePerLoop = maxIdlePerLoop
         self.idleTimeout = idleTimeout
+        var idle: [ObjectIdentifier: (loop: any EventLoop, channels: NIOLoopBoundBox<[any Channel]>)] = [:]
+        for loop in group.makeIterator() {
+            idle[ObjectIdentifier(loop)] = (loop, NIOLoopBoundBox.makeBoxSendingValue([], as: [any Channel].self, eventLoop: loop))
+        }
+        self.idle = idle
     }
 
-    /// An idle keep-alive connection of `eventLoop`, if there is one.
+    /// An idle keep-alive connection of `eventLoop`, if there is one. Call on `eventLoop`.
     func takeIdle(on eventLoop: any EventLoop) -> (any Channel)? {
-        let key = ObjectIdentifier(eventLoop)
-        while let channel = idle.withLock({ $0[key]?.popLast() }) {
+        guard let list = idle[ObjectIdentifier(eventLoop)]?.channels else { return nil }
+        while let channel = list.value.popLast() {
             if channel.isActive { return channel }
         }
         return nil
@@ -126,30 +138,27 @@ final class UpstreamPool: Sendable {
             .connect(host: target.host, port: target.port)
     }
 
-    /// Returns a connection whose last exchange completed cleanly.
+    /// Returns a connection whose last exchange completed cleanly. Called on the channel's loop.
     func release(_ channel: any Channel, handler: UpstreamHandler) {
-        let key = ObjectIdentifier(channel.eventLoop)
-        let kept = idle.withLock { idle -> Bool in
-            guard idle[key, default: []].count < maxIdlePerLoop else { return false }
-            idle[key, default: []].append(channel)
-            return true
+        guard let list = idle[ObjectIdentifier(channel.eventLoop)]?.channels, list.value.count < maxIdlePerLoop else {
+            return channel.close(promise: nil)
         }
-        guard kept else { return channel.close(promise: nil) }
+        list.value.append(channel)
         handler.becameIdle(timeout: idleTimeout)
     }
 
-    /// Removes a connection that closed while idle.
+    /// Removes a connection that closed while idle. Called on the channel's loop.
     func forget(_ channel: any Channel) {
-        let key = ObjectIdentifier(channel.eventLoop)
-        idle.withLock { idle in idle[key]?.removeAll { $0 === channel } }
+        idle[ObjectIdentifier(channel.eventLoop)]?.channels.value.removeAll { $0 === channel }
     }
 
-    /// Closes every idle connection (at shutdown).
-    func closeIdle() {
-        let all = idle.withLock { idle in
-            defer { idle = [:] }
-            return idle.values.flatMap { $0 }
+    /// Closes every idle connection (at shutdown), each on its own loop.
+    func closeIdle() async {
+        for (loop, channels) in idle.values {
+            try? await loop.submit {
+                for channel in channels.value { channel.close(promise: nil) }
+                channels.value.removeAll()
+            }.get()
         }
-        for channel in all { channel.close(promise: nil) }
     }
 }

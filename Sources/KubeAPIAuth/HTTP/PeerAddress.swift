@@ -1,0 +1,30 @@
+import NIOCore
+
+/// A client's address as both doors tell it, so a client's lines can be matched across them.
+struct PeerAddress: Sendable {
+    /// What log and audit lines say (`source=`): `ip:port`, `[ipv6]:port`, or `-`.
+    let text: String
+    /// The bare address, for `X-Forwarded-For` and per-client limits: `ip`, or `-`.
+    let ip: String
+
+    static let unknown = PeerAddress(text: "-", ip: "-")
+
+    init(text: String, ip: String) {
+        self.text = text
+        self.ip = ip
+    }
+
+    init(of channel: any Channel) {
+        // An HTTP/2 stream's remote address is its connection's.
+        guard let address = channel.remoteAddress ?? channel.parent?.remoteAddress, let ip = address.ipAddress else {
+            self = .unknown
+            return
+        }
+        self.ip = ip
+        guard let port = address.port else {
+            text = ip
+            return
+        }
+        text = ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+}
