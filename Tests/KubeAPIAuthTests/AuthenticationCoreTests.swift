@@ -13,13 +13,12 @@ struct AuthenticationCoreTests {
             store: try loadedStore(), clock: FixedClock(instant: Timestamp(seconds: 1_800_000_000)),
             workers: ExpensiveHashWorkers(threads: 1, maxQueued: 1), effects: ReadOnlySourceEffects(),
             failures: FailureCounter(maxFailures: 10, window: .seconds(60)), logger: logs.logger())
-        let loop = EmbeddedEventLoop()
         let name = String(validToken.prefix { $0 != ":" })
         var reasons: [RefusalReason: Int] = [:]
         for attempt in 0..<1000 {
             guard
-                case .done(.refused(let reason)) = core.authenticate(
-                    token: "\(name):wrong-\(attempt)", source: "192.0.2.7:4000", start: .now, on: loop)
+                case .now(.refused(let reason)) = core.authenticate(
+                    token: "\(name):wrong-\(attempt)", source: "192.0.2.7:4000", start: .now)
             else {
                 Issue.record("attempt \(attempt) was not refused at once")
                 return
@@ -27,7 +26,7 @@ struct AuthenticationCoreTests {
             reasons[reason, default: 0] += 1
         }
         #expect(reasons == [.secretMismatch: 1000], "every wrong secret is checked and refused as such")
-        guard case .done(.authenticated(let user, _)) = core.authenticate(token: validToken, source: "198.51.100.1:5000", start: .now, on: loop)
+        guard case .now(.authenticated(let user, _)) = core.authenticate(token: validToken, source: "198.51.100.1:5000", start: .now)
         else {
             Issue.record("the owner's correct secret was refused after someone else's wrong ones")
             return

@@ -25,42 +25,40 @@ struct ExpensiveHashWorkersTests {
     @Test("Beyond threads + queue, verifications are refused instead of queued; accepted ones complete")
     func boundedQueue() async throws {
         let workers = ExpensiveHashWorkers(threads: 1, maxQueued: 1)
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
         let pending = try pendingScrypt()
-        let first = workers.verify(pending, on: loop)
-        let second = workers.verify(pending, on: loop)
-        let third = workers.verify(pending, on: loop)
+        let first = workers.verify(pending)
+        let second = workers.verify(pending)
+        let third = workers.verify(pending)
         #expect(first != nil)
         #expect(second != nil)
         #expect(third == nil)
-        #expect(try await first!.get().isAuthenticated)
-        #expect(try await second!.get().isAuthenticated)
+        #expect(await first!.value?.isAuthenticated == true)
+        #expect(await second!.value?.isAuthenticated == true)
         #expect(workers.queued == 0)
         // Capacity is back once the work is done.
-        let again = try #require(workers.verify(pending, on: loop))
-        #expect(try await again.get().isAuthenticated)
+        let again = try #require(workers.verify(pending))
+        #expect(await again.value?.isAuthenticated == true)
         try await workers.shutdown()
-        #expect(workers.verify(pending, on: loop) == nil)
+        #expect(workers.verify(pending) == nil)
     }
 
     @Test("One client holds at most its share of the places: another client and unattributed work still get one; the share comes back")
     func perClientShare() async throws {
         #expect(ExpensiveHashWorkers(threads: 1, maxQueued: 32).maxPerClient == 8)
         let workers = ExpensiveHashWorkers(threads: 1, maxQueued: 7, maxPerClient: 2)
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
         let pending = try pendingScrypt()
         let group = ServiceGroup(configuration: .init(services: [workers], logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            let guesser = (0..<3).map { _ in workers.verify(pending, on: loop, chargedTo: "192.0.2.7") }
+            let guesser = (0..<3).map { _ in workers.verify(pending, chargedTo: "192.0.2.7") }
             #expect(guesser.map { $0 != nil } == [true, true, false])
-            let owner = try #require(workers.verify(pending, on: loop, chargedTo: "198.51.100.1"))
-            let webhook = try #require(workers.verify(pending, on: loop))
+            let owner = try #require(workers.verify(pending, chargedTo: "198.51.100.1"))
+            let webhook = try #require(workers.verify(pending))
             for future in guesser.compactMap({ $0 }) + [owner, webhook] {
-                #expect(try await future.get().isAuthenticated)
+                #expect(await future.value?.isAuthenticated == true)
             }
-            let again = try #require(workers.verify(pending, on: loop, chargedTo: "192.0.2.7"))
-            #expect(try await again.get().isAuthenticated)
+            let again = try #require(workers.verify(pending, chargedTo: "192.0.2.7"))
+            #expect(await again.value?.isAuthenticated == true)
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
@@ -69,16 +67,15 @@ struct ExpensiveHashWorkersTests {
     @Test("A Service: after the group's graceful shutdown the threads are gone and verifications are refused")
     func serviceLifecycle() async throws {
         let workers = ExpensiveHashWorkers(threads: 1, maxQueued: 1)
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
         let pending = try pendingScrypt()
         let group = ServiceGroup(configuration: .init(services: [workers], logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            let running = try #require(workers.verify(pending, on: loop))
-            #expect(try await running.get().isAuthenticated)
+            let running = try #require(workers.verify(pending))
+            #expect(await running.value?.isAuthenticated == true)
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
-        #expect(workers.verify(pending, on: loop) == nil)
+        #expect(workers.verify(pending) == nil)
     }
 }

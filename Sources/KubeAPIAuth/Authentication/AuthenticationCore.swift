@@ -1,37 +1,5 @@
 import Logging
-import NIOCore
 import RancherAuth
-
-/// What the authentication core concluded about one bearer token. Each front door renders it in
-/// its own way (a TokenReview answer; a forwarded request with impersonation headers or a 401).
-public enum AuthenticationOutcome: Sendable {
-    /// The token is valid: this is the Rancher user, with the groups of its ClusterUserAttribute,
-    /// and what an exchange let through on it stays valid only as long as (``SessionIdentity``).
-    case authenticated(UserRecord, SessionIdentity?)
-    /// A definite "no", for a reason from a closed set.
-    case refused(RefusalReason)
-    /// Cannot tell now (no records yet, overload, an internal failure). Never a "no": the caller
-    /// answers so that the client may ask again (503 without `Retry-After`).
-    case unavailable(ServiceMetrics.UnavailableReason)
-}
-
-extension ServiceMetrics.UnavailableReason {
-    /// A short explanation for an answer body (never anything about the token).
-    public var message: String {
-        switch self {
-        case .notSynced: return "records are not loaded yet"
-        case .scryptQueueFull: return "too many expensive verifications in progress"
-        case .verificationFailed: return "verification could not run"
-        }
-    }
-}
-
-/// The result of ``AuthenticationCore/authenticate(token:source:start:on:)``: an outcome now, or
-/// one that completes once an expensive hash check (scrypt) has run on the worker pool.
-public enum AuthenticationStep {
-    case done(AuthenticationOutcome)
-    case pending(EventLoopFuture<AuthenticationOutcome>)
-}
 
 /// The one authentication core behind both front doors: a bearer token in, a decision out.
 ///
@@ -88,21 +56,22 @@ public final class AuthenticationCore: Sendable {
     ///     check is charged to (``ExpensiveHashWorkers``); `nil` where every request comes through
     ///     one relay (the webhook: kube-apiserver asks for everyone).
     ///   - start: when the request began, for the latency metric and the audit line.
-    ///   - eventLoop: where a pending (scrypt) result is delivered.
+    /// - Returns: the outcome now, or (after an expensive check on the workers) later, completed on
+    ///   a worker thread: a door on an event loop hops it onto its loop.
     public func authenticate(
-        token: String, source: String, client: String? = nil, start: ContinuousClock.Instant, on eventLoop: any EventLoop
-    ) -> AuthenticationStep {
+        token: String, source: String, client: String? = nil, start: ContinuousClock.Instant
+    ) -> Eventual<AuthenticationOutcome> {
         metrics.reviewStarted()
         guard token.utf8.count <= maxTokenBytes else {
-            return .done(finish(Decision(outcome: .refused(.tokenTooLong), tokenName: nil), source: source, start: start))
+            return .now(finish(Decision(outcome: .refused(.tokenTooLong), tokenName: nil), source: source, start: start))
         }
         guard let snapshot = store.snapshot else {
-            return .done(unavailable(.notSynced, start: start))
+            return .now(unavailable(.notSynced, start: start))
         }
         let pending: PendingVerification
         switch authenticator.begin(token: token, snapshot: snapshot, now: clock.now()) {
         case .decided(let decision):
-            return .done(finish(decision, source: source, start: start))
+            return .now(finish(decision, source: source, start: start))
         case .verify(let verification):
             pending = verification
         }
@@ -112,20 +81,22 @@ public final class AuthenticationCore: Sendable {
         let cached = verifiedCache.contains(key, versions: pending.versions)
         metrics.verifiedCache(hit: cached)
         if cached {
-            return .done(finish(pending.decide(secretMatches: true), source: source, start: start, cached: true))
+            return .now(finish(pending.decide(secretMatches: true), source: source, start: start, cached: true))
         }
         // Every secret is checked, however many wrong ones came before: a count kept by the name,
         // which is public, must never make the owner's correct secret fail (FailureCounter).
         if !pending.isExpensive {
-            return .done(finish(remember(metrics.timedVerification(pending), key: key, pending: pending), source: source, start: start))
+            return .now(finish(remember(metrics.timedVerification(pending), key: key, pending: pending), source: source, start: start))
         }
-        guard let future = workers.verify(pending, on: eventLoop, metrics: metrics, chargedTo: client) else {
+        guard let verified = workers.verify(pending, metrics: metrics, chargedTo: client) else {
             logger.warning("expensive hash queue full; answering 503", metadata: ["token": "\(pending.token.name)"])
-            return .done(unavailable(.scryptQueueFull, start: start))
+            return .now(unavailable(.scryptQueueFull, start: start))
         }
-        return .pending(
-            future.map { decision in self.finish(self.remember(decision, key: key, pending: pending), source: source, start: start) }
-                .recover { _ in self.unavailable(.verificationFailed, start: start) })
+        return .later(
+            verified.map { decision in
+                guard let decision else { return self.unavailable(.verificationFailed, start: start) }
+                return self.finish(self.remember(decision, key: key, pending: pending), source: source, start: start)
+            })
     }
 
     /// Counts a request a door could not even read (a malformed TokenReview): metrics only.
@@ -146,7 +117,7 @@ public final class AuthenticationCore: Sendable {
         return decision
     }
 
-    private func unavailable(_ reason: ServiceMetrics.UnavailableReason, start: ContinuousClock.Instant) -> AuthenticationOutcome {
+    private func unavailable(_ reason: UnavailableReason, start: ContinuousClock.Instant) -> AuthenticationOutcome {
         metrics.review(.unavailable, reason: reason.rawValue, duration: start.duration(to: .now))
         metrics.reviewEnded()
         return .unavailable(reason)

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import NIOCore
 import NIOPosix
 import RancherAuth
 import ServiceLifecycle
@@ -73,10 +72,11 @@ public final class ExpensiveHashWorkers: Service, Sendable {
     }
 
     /// Runs `pending` on the pool, charged to `client` when the door knows it; `nil` when the
-    /// queue is full or that client holds its whole share.
+    /// queue is full or that client holds its whole share. The completion carries the decision,
+    /// or `nil` when the pool stopped before running it; it completes on a worker thread.
     public func verify(
-        _ pending: PendingVerification, on eventLoop: any EventLoop, metrics: ServiceMetrics? = nil, chargedTo client: String? = nil
-    ) -> EventLoopFuture<Decision>? {
+        _ pending: PendingVerification, metrics: ServiceMetrics? = nil, chargedTo client: String? = nil
+    ) -> Completion<Decision?>? {
         guard startIfIdle() else { return nil }
         if let client {
             let admitted = perClient.withLock { counts in
@@ -93,15 +93,18 @@ public final class ExpensiveHashWorkers: Service, Sendable {
             release(client)
             return nil
         }
-        let future = pool.runIfActive(eventLoop: eventLoop) {
-            Self.yieldToEventLoops()
-            return metrics?.timedVerification(pending) ?? pending.run()
-        }
-        future.whenComplete { _ in
+        let completion = Completion<Decision?>()
+        pool.submit { state in
+            var decision: Decision?
+            if case .active = state {
+                Self.yieldToEventLoops()
+                decision = metrics?.timedVerification(pending) ?? pending.run()
+            }
             self.inFlight.subtract(1, ordering: .relaxed)
             self.release(client)
+            completion.complete(decision)
         }
-        return future
+        return completion
     }
 
     private func release(_ client: String?) {

@@ -36,8 +36,3 @@ public struct HTTPAnswer: Sendable {
     }
 }
 
-/// An answer now, or one that completes later (scrypt runs off the event loop).
-public enum EndpointResult {
-    case answer(HTTPAnswer)
-    case pending(EventLoopFuture<HTTPAnswer>)
-}

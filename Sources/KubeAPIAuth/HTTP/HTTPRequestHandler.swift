@@ -108,19 +108,16 @@ public final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHan
             state = .answering
             timeouts?.requestReceived()
             let result = body.withUnsafeReadableBytes { bytes in
-                endpoints.handle(request, body: bytes, eventLoop: context.eventLoop)
+                endpoints.handle(request, body: bytes)
             }
             switch result {
-            case .answer(let answer):
+            case .now(let answer):
                 respond(answer, context: context)
-            case .pending(let future):
+            case .later(let completion):
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                future.hop(to: context.eventLoop).whenComplete { result in
+                completion.whenComplete(on: context.eventLoop) { answer in
                     let (handler, context) = loopBound.value
-                    switch result {
-                    case .success(let answer): handler.respond(answer, context: context)
-                    case .failure: handler.respond(.unavailable("verification failed"), context: context)
-                    }
+                    handler.respond(answer, context: context)
                     handler.processHeld(context: context)
                 }
             }

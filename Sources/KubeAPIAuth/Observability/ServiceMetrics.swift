@@ -13,13 +13,6 @@ public final class ServiceMetrics: Sendable {
         case authenticated, refused, malformed, unavailable
     }
 
-    /// Reasons for the non-refusal results (refusals use ``RefusalReason``).
-    public enum UnavailableReason: String, Sendable, CaseIterable {
-        case notSynced = "not_synced"
-        case scryptQueueFull = "scrypt_queue_full"
-        case verificationFailed = "verification_failed"
-    }
-
     public enum WriteKind: String, Sendable, CaseIterable {
         case lastUsedAt = "last_used_at"
         case needsRefresh = "needs_refresh"

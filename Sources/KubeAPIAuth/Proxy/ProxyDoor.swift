@@ -57,81 +57,65 @@ public final class ProxyDoor: Sendable {
         case answer(HTTPResponseStatus, [UInt8], Caller)
     }
 
-    enum Step {
-        case done(Route)
-        case pending(EventLoopFuture<Route>)
-    }
-
     /// Decides what happens to a request. Cheap and synchronous unless a scrypt check or a
     /// SubjectAccessReview is needed.
-    func route(_ head: HTTPRequestHead, client: PeerAddress, start: ContinuousClock.Instant, on eventLoop: any EventLoop) -> Step {
+    func route(_ head: HTTPRequestHead, client: PeerAddress, start: ContinuousClock.Instant, on eventLoop: any EventLoop) -> Eventual<Route> {
         let headers = head.headers.map { (name: $0.name, value: $0.value) }
         if let problem = ProxyRequestPolicy.framingProblem(headers) {
-            return .done(Self.answer(.badRequest, "BadRequest", "the request's framing is ambiguous: \(problem)"))
+            return .now(Self.answer(.badRequest, "BadRequest", "the request's framing is ambiguous: \(problem)"))
         }
         if ProxyRequestPolicy.queryCarriesCredential(head.uri) {
-            return .done(
+            return .now(
                 Self.answer(
                     .badRequest, "BadRequest",
                     "credentials are not accepted in the URL (access_token); send the token in the Authorization header"))
         }
         switch ProxyRequestPolicy.credential(headers) {
         case .invalid(let why):
-            return .done(Self.answer(.badRequest, "BadRequest", why))
+            return .now(Self.answer(.badRequest, "BadRequest", why))
         case .none:
-            return .done(passThrough(headers, clientAddress: client.ip))
+            return .now(passThrough(headers, clientAddress: client.ip))
         case .otherScheme:
             // kube-apiserver accepts no scheme but Bearer; forwarding one could only leak what is in it.
-            return .done(Self.answer(.unauthorized, "Unauthorized", "only bearer tokens are accepted"))
+            return .now(Self.answer(.unauthorized, "Unauthorized", "only bearer tokens are accepted"))
         case .bearer(let token, _):
             // The proxy knows its client: an expensive (scrypt) check is charged to the client's host.
-            switch core.authenticate(token: token, source: client.text, client: client.ip, start: start, on: eventLoop) {
-            case .done(let outcome):
-                return identify(outcome, headers: headers, clientAddress: client.ip, on: eventLoop)
-            case .pending(let future):
-                return .pending(
-                    future.flatMap { outcome in
-                        switch self.identify(outcome, headers: headers, clientAddress: client.ip, on: eventLoop) {
-                        case .done(let route): return eventLoop.makeSucceededFuture(route)
-                        case .pending(let route): return route
-                        }
-                    })
+            return core.authenticate(token: token, source: client.text, client: client.ip, start: start).flatMap { outcome in
+                self.identify(outcome, headers: headers, clientAddress: client.ip, on: eventLoop)
             }
         }
     }
 
     private func identify(
         _ outcome: AuthenticationOutcome, headers: ProxyRequestPolicy.Headers, clientAddress: String, on eventLoop: any EventLoop
-    ) -> Step {
+    ) -> Eventual<Route> {
         switch outcome {
         case .unavailable(let reason):
-            return .done(Self.answer(.serviceUnavailable, "ServiceUnavailable", "the Rancher token cannot be verified now: \(reason.message)"))
+            return .now(Self.answer(.serviceUnavailable, "ServiceUnavailable", "the Rancher token cannot be verified now: \(reason.message)"))
         case .refused(let reason) where Self.notOurs.contains(reason):
-            return .done(passThrough(headers, clientAddress: clientAddress))
+            return .now(passThrough(headers, clientAddress: clientAddress))
         case .refused:
-            return .done(Self.answer(.unauthorized, "Unauthorized", "Unauthorized"))
+            return .now(Self.answer(.unauthorized, "Unauthorized", "Unauthorized"))
         case .authenticated(let user, let session):
             let name = user.attribute.name
             let groups = user.attribute.groups
             switch ProxyRequestPolicy.impersonation(headers) {
             case .none:
-                return forward(
-                    headers, as: ProxyRequestPolicy.Impersonation(user: name, groups: groups), user: name, session: session,
-                    clientAddress: clientAddress)
+                return .now(
+                    forward(
+                        headers, as: ProxyRequestPolicy.Impersonation(user: name, groups: groups), user: name, session: session,
+                        clientAddress: clientAddress))
             case .invalid(let why):
-                return .done(Self.answer(.badRequest, "BadRequest", why, user: name))
+                return .now(Self.answer(.badRequest, "BadRequest", why, user: name))
             case .requested(let requested):
-                return .pending(
+                return .later(
                     allowed(user: name, groups: groups, toImpersonate: requested, on: eventLoop).map { allowed in
                         guard allowed else {
                             return Self.answer(
                                 .forbidden, "Forbidden",
                                 "user \"\(name)\" cannot impersonate \(Self.describe(requested)): no RBAC rule allows it", user: name)
                         }
-                        switch self.forward(headers, as: requested, user: name, session: session, clientAddress: clientAddress) {
-                        case .done(let route): return route
-                        case .pending: preconditionFailure("forwarding is decided synchronously")
-                        }
+                        return self.forward(headers, as: requested, user: name, session: session, clientAddress: clientAddress)
                     })
             }
         }
@@ -140,18 +124,18 @@ public final class ProxyDoor: Sendable {
     private func forward(
         _ headers: ProxyRequestPolicy.Headers, as identity: ProxyRequestPolicy.Impersonation, user: String, session: SessionIdentity?,
         clientAddress: String
-    ) -> Step {
+    ) -> Route {
         let token: String
         do {
             token = try upstream.proxyToken()
         } catch {
             logger.error("the proxy's own token cannot be read", metadata: ["error": "\(error)"])
-            return .done(Self.answer(.serviceUnavailable, "ServiceUnavailable", "the proxy's credential is unavailable", user: user))
+            return Self.answer(.serviceUnavailable, "ServiceUnavailable", "the proxy's credential is unavailable", user: user)
         }
         let upstreamHeaders = ProxyRequestPolicy.upstreamHeaders(
             headers, identity: .impersonating(identity, proxyToken: token), clientAddress: clientAddress)
         let caller = Caller(route: .impersonated, user: user, impersonated: identity.user == user ? nil : identity.user, session: session)
-        return .done(.forward(HTTPHeaders(upstreamHeaders.map { ($0.name, $0.value) }), caller))
+        return .forward(HTTPHeaders(upstreamHeaders.map { ($0.name, $0.value) }), caller)
     }
 
     private func passThrough(_ headers: ProxyRequestPolicy.Headers, clientAddress: String) -> Route {
@@ -166,22 +150,25 @@ public final class ProxyDoor: Sendable {
     /// authenticated Rancher user; all must allow. An error counts as a denial.
     private func allowed(
         user: String, groups: [String], toImpersonate requested: ProxyRequestPolicy.Impersonation, on eventLoop: any EventLoop
-    ) -> EventLoopFuture<Bool> {
+    ) -> Completion<Bool> {
         var asGroups = groups
         if !asGroups.contains("system:authenticated") { asGroups.append("system:authenticated") }
         let reviews = ProxyRequestPolicy.impersonationChecks(requested).map { check in
             upstream.client.subjectAccessReview(user: user, groups: asGroups, attributes: check, on: eventLoop)
         }
-        return EventLoopFuture.whenAllComplete(reviews, on: eventLoop).map { results in
-            results.allSatisfy { result in
-                switch result {
-                case .success(let allowed): return allowed
-                case .failure(let error):
-                    self.logger.warning("SubjectAccessReview failed; impersonation denied", metadata: ["user": "\(user)", "error": "\(error)"])
-                    return false
-                }
-            }
+        let answer = Completion<Bool>()
+        EventLoopFuture.whenAllComplete(reviews, on: eventLoop).whenSuccess { results in
+            answer.complete(
+                results.allSatisfy { result in
+                    switch result {
+                    case .success(let allowed): return allowed
+                    case .failure(let error):
+                        self.logger.warning("SubjectAccessReview failed; impersonation denied", metadata: ["user": "\(user)", "error": "\(error)"])
+                        return false
+                    }
+                })
         }
+        return answer
     }
 
     static func describe(_ impersonation: ProxyRequestPolicy.Impersonation) -> String {

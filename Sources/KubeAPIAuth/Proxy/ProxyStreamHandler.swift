@@ -152,17 +152,13 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             !isHTTP2 && head.headers.contains(name: "upgrade")
             && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
         switch door.route(head, client: client, start: start, on: context.eventLoop) {
-        case .done(let route):
+        case .now(let route):
             apply(route, context: context)
-        case .pending(let future):
+        case .later(let completion):
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            future.whenComplete { result in
+            completion.whenComplete(on: context.eventLoop) { route in
                 let (handler, context) = bound.value
-                switch result {
-                case .success(let route): handler.apply(route, context: context)
-                case .failure:
-                    handler.apply(ProxyDoor.answer(.serviceUnavailable, "ServiceUnavailable", "the request cannot be decided now"), context: context)
-                }
+                handler.apply(route, context: context)
             }
         }
     }

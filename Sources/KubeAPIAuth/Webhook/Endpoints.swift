@@ -87,28 +87,28 @@ public struct Endpoints: Sendable {
         uri[..<(uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)]
     }
 
-    public func handle(_ request: Request, body: UnsafeRawBufferPointer, eventLoop: any EventLoop) -> EndpointResult {
+    public func handle(_ request: Request, body: UnsafeRawBufferPointer) -> Eventual<HTTPAnswer> {
         guard let route = request.route, isServed(route) else {
-            return .answer(Self.redirectOrNotFound(uri: request.uri, path: request.path))
+            return .now(Self.redirectOrNotFound(uri: request.uri, path: request.path))
         }
         guard request.method == route.allowedMethod else {
-            return .answer(HTTPAnswer(status: .methodNotAllowed, headers: [("Allow", "\(route.allowedMethod.rawValue)")]))
+            return .now(HTTPAnswer(status: .methodNotAllowed, headers: [("Allow", "\(route.allowedMethod.rawValue)")]))
         }
         switch route {
         case .authenticate:
-            return webhook.tokenReview(body: body, eventLoop: eventLoop, source: request.source)
+            return webhook.tokenReview(body: body, source: request.source)
         case .selfSubjectReview(let apiVersion):
             return webhook.selfSubjectReview(
-                authorization: request.authorization, apiVersion: apiVersion, eventLoop: eventLoop, source: request.source)
+                authorization: request.authorization, apiVersion: apiVersion, source: request.source)
         case .metrics:
-            return .answer(HTTPAnswer(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics?.render() ?? []))
+            return .now(HTTPAnswer(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics?.render() ?? []))
         case .healthcheck:
             // Compatibility with the Go service: always 200 with an empty body, no checks.
-            return .answer(HTTPAnswer(status: .ok))
+            return .now(HTTPAnswer(status: .ok))
         case .livez:
-            return .answer(.text("ok\n"))
+            return .now(.text("ok\n"))
         case .readyz:
-            return .answer(readiness(verbose: request.uri.contains("verbose")))
+            return .now(readiness(verbose: request.uri.contains("verbose")))
         }
     }
 

@@ -34,7 +34,7 @@ public struct WebhookDoor: Sendable {
     }
 
     /// `POST /v1/authenticate`.
-    public func tokenReview(body: UnsafeRawBufferPointer, eventLoop: any EventLoop, source: String = "-") -> EndpointResult {
+    public func tokenReview(body: UnsafeRawBufferPointer, source: String = "-") -> Eventual<HTTPAnswer> {
         let start = ContinuousClock.now
         let request: TokenReviewRequest
         do {
@@ -42,29 +42,26 @@ public struct WebhookDoor: Sendable {
         } catch {
             core.logger.debug("malformed token review", metadata: ["reason": "\(error.code.rawValue)", "source": "\(source)"])
             core.recordMalformed(reason: error.code.rawValue, start: start)
-            return .answer(.status(.badRequest, reason: "BadRequest", message: error.message))
+            return .now(.status(.badRequest, reason: "BadRequest", message: error.message))
         }
         return answer(
-            core.authenticate(token: request.token, source: source, start: start, on: eventLoop), as: .tokenReview(request.apiVersion))
+            core.authenticate(token: request.token, source: source, start: start), as: .tokenReview(request.apiVersion))
     }
 
     /// `POST /apis/authentication.k8s.io/<version>/selfsubjectreviews` with `Authorization: Bearer`,
     /// what `kubectl auth whoami` sends: the token's user, or 401 with a `Status`.
     public func selfSubjectReview(
-        authorization: String?, apiVersion: String, eventLoop: any EventLoop, source: String = "-"
-    ) -> EndpointResult {
+        authorization: String?, apiVersion: String, source: String = "-"
+    ) -> Eventual<HTTPAnswer> {
         guard let authorization, let token = BearerAuthorization.token(authorization) else {
-            return .answer(Self.unauthorized)
+            return .now(Self.unauthorized)
         }
         return answer(
-            core.authenticate(token: token, source: source, start: .now, on: eventLoop), as: .selfSubjectReview(apiVersion: apiVersion))
+            core.authenticate(token: token, source: source, start: .now), as: .selfSubjectReview(apiVersion: apiVersion))
     }
 
-    private func answer(_ step: AuthenticationStep, as shape: AnswerShape) -> EndpointResult {
-        switch step {
-        case .done(let outcome): return .answer(Self.render(outcome, as: shape))
-        case .pending(let future): return .pending(future.map { Self.render($0, as: shape) })
-        }
+    private func answer(_ outcome: Eventual<AuthenticationOutcome>, as shape: AnswerShape) -> Eventual<HTTPAnswer> {
+        outcome.map { Self.render($0, as: shape) }
     }
 
     static let unauthorized = HTTPAnswer.status(.unauthorized, reason: "Unauthorized", message: "Unauthorized")
