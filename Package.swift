@@ -64,29 +64,93 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // The service: record sources and store, the authentication core, the front doors, metrics,
-        // logging, and the assembly that turns a configuration into a ServiceGroup.
+        // The service, in rooms the compiler keeps apart (docs/architecture.md draws the graph):
+        // the core knows no HTTP and no door; the HTTP layer knows no door; a door never sees the
+        // other; only the assembly sees everything.
+        //
+        // The core: the authentication core and its workers, the records (directory, Kubernetes
+        // sync, store, snapshot file, census), emergency administration, diagnosis, logging, audit
+        // and metrics vocabulary. No NIOHTTP1, NIOSSL or door.
         .target(
-            name: "KubeAPIAuth",
+            name: "KubeAPIAuthCore",
             dependencies: [
                 "RancherAuth",
                 "KubeClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Serving HTTP: listeners, TLS and its reload, timeouts, the connection cap, answers.
+        .target(
+            name: "KubeAPIAuthHTTP",
+            dependencies: [
+                "KubeAPIAuthCore",
+                "RancherAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The token-webhook door: TokenReview and SelfSubjectReview, probes, metrics, its HTTP/1 handler.
+        .target(
+            name: "KubeAPIAuthWebhook",
+            dependencies: [
+                "KubeAPIAuthCore",
+                "KubeAPIAuthHTTP",
+                "RancherAuth",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The authenticating-proxy door: request policy, forwarding, upstream pool, sessions.
+        .target(
+            name: "KubeAPIAuthProxy",
+            dependencies: [
+                "KubeAPIAuthCore",
+                "KubeAPIAuthHTTP",
+                "RancherAuth",
+                "KubeClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The assembly: one ServiceConfiguration in, one ServiceGroup out, with either door.
+        .target(
+            name: "KubeAPIAuth",
+            dependencies: [
+                "KubeAPIAuthCore",
+                "KubeAPIAuthHTTP",
+                "KubeAPIAuthWebhook",
+                "KubeAPIAuthProxy",
+                "RancherAuth",
+                "KubeClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSettings
         ),
@@ -94,6 +158,8 @@ let package = Package(
         .executableTarget(
             name: "kube-api-auth",
             dependencies: [
+                "KubeAPIAuthHTTP",
+                "KubeAPIAuthCore",
                 "KubeAPIAuth",
                 "RancherAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -105,6 +171,10 @@ let package = Package(
         .executableTarget(
             name: "review-path-bench",
             dependencies: [
+                "KubeAPIAuthCore",
+                "KubeAPIAuthHTTP",
+                "KubeAPIAuthWebhook",
+                "KubeAPIAuthProxy",
                 "KubeAPIAuth",
                 "RancherAuth",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -152,6 +222,10 @@ let package = Package(
         .testTarget(
             name: "KubeAPIAuthTests",
             dependencies: [
+                "KubeAPIAuthCore",
+                "KubeAPIAuthHTTP",
+                "KubeAPIAuthWebhook",
+                "KubeAPIAuthProxy",
                 "KubeAPIAuth",
                 "KubeClient",
                 "TestSupport",
@@ -189,6 +263,8 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "KubeAPIAuthProxy",
+                "KubeAPIAuthCore",
                 "KubeAPITestServer",
                 "TestSupport",
                 "KubeClient",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import KubeAPIAuth
+import KubeAPIAuthCore
 import Logging
 
 @main

@@ -1,5 +1,6 @@
 import Foundation
 import KubeAPIAuth
+import KubeAPIAuthCore
 
 enum ProcessEnvironment {
     static func value(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }

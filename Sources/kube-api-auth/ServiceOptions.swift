@@ -1,5 +1,7 @@
 import ArgumentParser
 import KubeAPIAuth
+import KubeAPIAuthCore
+import KubeAPIAuthHTTP
 import Logging
 import RancherAuth
 

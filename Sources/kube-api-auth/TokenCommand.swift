@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KubeAPIAuth
+import KubeAPIAuthCore
 import RancherAuth
 
 struct TokenCommand: ParsableCommand {

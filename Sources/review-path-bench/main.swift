@@ -5,6 +5,10 @@
 import Crypto
 import Foundation
 import KubeAPIAuth
+import KubeAPIAuthCore
+import KubeAPIAuthHTTP
+import KubeAPIAuthWebhook
+import KubeAPIAuthProxy
 import Logging
 import NIOCore
 import NIOEmbedded

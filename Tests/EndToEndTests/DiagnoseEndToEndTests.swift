@@ -1,5 +1,6 @@
 import Foundation
 import KubeAPIAuth
+import KubeAPIAuthCore
 import RancherAuth
 import Testing
 import TestSupport
@@ -181,9 +182,10 @@ struct DiagnoseRealAPIServerTests {
             // More publications (alice's lastUsedAt, a new token) take the census again; each
             // problem stays logged once.
             _ = try cluster.mint(user: "u-frank")
-            try await curlUntil([service.baseURL + "/metrics"], within: .seconds(20)) {
+            let counted = try await curlUntil([service.baseURL + "/metrics"], within: .seconds(20)) {
                 metric($0, #"kube_api_auth_records{kind="clusterauthtokens"}"#) == 7
             }
+            #expect(metric(counted, #"kube_api_auth_records{kind="clusterauthtokens"}"#) == 7)
             try service.waitForLog(containing: "name=token-v9 reason=hash_unknown_version")
             let lines = service.output.split(separator: "\n").filter { $0.contains("msg=\"record cannot authenticate\"") }
             #expect(lines.filter { $0.contains("name=token-nohash ") }.count == 1, "\(lines)")

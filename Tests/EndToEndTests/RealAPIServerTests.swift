@@ -1,5 +1,7 @@
 import Foundation
 import KubeAPIAuth
+import KubeAPIAuthCore
+import KubeAPIAuthProxy
 import KubeClient
 import Logging
 import Testing

@@ -1,5 +1,9 @@
 import Foundation
 import KubeAPIAuth
+import KubeAPIAuthCore
+import KubeAPIAuthHTTP
+import KubeAPIAuthWebhook
+import KubeAPIAuthProxy
 import Logging
 import NIOCore
 import NIOEmbedded

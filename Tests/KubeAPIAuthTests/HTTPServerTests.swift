@@ -1,4 +1,8 @@
 import KubeAPIAuth
+import KubeAPIAuthCore
+import KubeAPIAuthHTTP
+import KubeAPIAuthWebhook
+import KubeAPIAuthProxy
 import Logging
 import NIOCore
 import NIOPosix

@@ -1,4 +1,8 @@
 @testable import KubeAPIAuth
+@testable import KubeAPIAuthCore
+@testable import KubeAPIAuthHTTP
+@testable import KubeAPIAuthWebhook
+@testable import KubeAPIAuthProxy
 import KubeClient
 import RancherAuth
 import Testing

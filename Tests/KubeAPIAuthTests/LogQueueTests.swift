@@ -1,5 +1,9 @@
 import Foundation
 @testable import KubeAPIAuth
+@testable import KubeAPIAuthCore
+@testable import KubeAPIAuthHTTP
+@testable import KubeAPIAuthWebhook
+@testable import KubeAPIAuthProxy
 import Testing
 
 #if canImport(Glibc)

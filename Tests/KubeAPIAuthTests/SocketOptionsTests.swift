@@ -6,6 +6,10 @@ import ServiceLifecycle
 import Testing
 
 @testable import KubeAPIAuth
+@testable import KubeAPIAuthCore
+@testable import KubeAPIAuthHTTP
+@testable import KubeAPIAuthWebhook
+@testable import KubeAPIAuthProxy
 
 #if canImport(Glibc)
 import Glibc

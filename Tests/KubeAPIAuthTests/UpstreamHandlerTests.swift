@@ -3,6 +3,10 @@ import NIOEmbedded
 import Testing
 
 @testable import KubeAPIAuth
+@testable import KubeAPIAuthCore
+@testable import KubeAPIAuthHTTP
+@testable import KubeAPIAuthWebhook
+@testable import KubeAPIAuthProxy
 
 @Suite("Upstream connections of the proxy")
 struct UpstreamHandlerTests {

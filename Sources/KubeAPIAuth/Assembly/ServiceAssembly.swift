@@ -5,6 +5,10 @@ import NIOPosix
 import RancherAuth
 import ServiceLifecycle
 import UnixSignals
+import KubeAPIAuthWebhook
+import KubeAPIAuthProxy
+import KubeAPIAuthHTTP
+import KubeAPIAuthCore
 
 /// Turns a ``ServiceConfiguration`` into the running service: the record source, the
 /// ``AuthenticationCore`` with its workers, and the long-running parts behind the front doors,
@@ -196,15 +200,7 @@ public struct ServiceAssembly {
     }
 
     static func loadKubeConfig(_ kubeconfig: String?, hint: String = "") throws -> KubeConfig {
-        do {
-            if let kubeconfig {
-                return try KubeConfig.load(path: kubeconfig)
-            } else {
-                return try KubeConfig.inCluster()
-            }
-        } catch {
-            throw ConfigurationError("\(error.description)\(hint)")
-        }
+        try KubeConfig.load(orInCluster: kubeconfig, hint: hint)
     }
 
     private static func makeKubeClient(_ configuration: KubeConfig, logger: Logger) throws -> KubeClient {

@@ -1,4 +1,8 @@
 import RancherAuth
+import KubeAPIAuthWebhook
+import KubeAPIAuthProxy
+import KubeAPIAuthHTTP
+import KubeAPIAuthCore
 
 /// Everything a running kube-api-auth is made from, as one value: the executable maps its flags to
 /// it, and ``ServiceAssembly`` turns it into running services. Defaults are the Go service's (and
@@ -69,13 +73,4 @@ public struct ProxyConfiguration: Sendable {
 
     /// The proxy's listener when none is given: every IPv4 address (TLS is required).
     public static let defaultListen = [ListenAddress(host: "0.0.0.0", port: 6443)]
-}
-
-/// A configuration that cannot be used, with a message that names the flag or file at fault.
-public struct ConfigurationError: Error, CustomStringConvertible {
-    public let description: String
-
-    public init(_ description: String) {
-        self.description = description
-    }
 }

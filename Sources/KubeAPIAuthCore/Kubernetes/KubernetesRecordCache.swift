@@ -1,0 +1,385 @@
+import KubeClient
+import Logging
+import RancherAuth
+import Synchronization
+
+/// The five kinds of records the service mirrors from the namespace (the emergency Secret is
+/// watched on its own, by name).
+public enum RecordKind: String, Sendable, CaseIterable {
+    case clusterAuthTokens = "clusterauthtokens"
+    case clusterUserAttributes = "clusteruserattributes"
+    case secrets
+    case configMaps = "configmaps"
+    /// The emergency-access Secret (one Secret, selected by name).
+    case emergencySecret = "emergency-secret"
+
+    var resource: APIResource {
+        switch self {
+        case .clusterAuthTokens: return .clusterAuthTokens
+        case .clusterUserAttributes: return .clusterUserAttributes
+        case .secrets, .emergencySecret: return .secrets
+        case .configMaps: return .configMaps
+        }
+    }
+}
+
+/// Where Rancher's records live in the API (the CRDs of `manifests/crds.yaml`, and core/v1).
+extension APIResource {
+    static let clusterAuthTokens = APIResource(group: "cluster.cattle.io", version: "v3", plural: "clusterauthtokens")
+    static let clusterUserAttributes = APIResource(group: "cluster.cattle.io", version: "v3", plural: "clusteruserattributes")
+    static let secrets = APIResource(group: "", version: "v1", plural: "secrets")
+    static let configMaps = APIResource(group: "", version: "v1", plural: "configmaps")
+}
+
+/// How one kind's list+watch is doing, for `/readyz` and logs.
+public struct ReflectorStatus: Sendable {
+    public var synced = false
+    /// Serving this kind from the snapshot file until its first successful list.
+    public var fromSnapshot = false
+    public var watching = false
+    public var objects = 0
+    /// When the data was last confirmed current (list, event or bookmark).
+    public var confirmedAt: ContinuousClock.Instant?
+    public var lastError: String?
+}
+
+/// The mutable per-kind maps fed by the reflectors. Changes are folded into a new immutable
+/// ``RecordSnapshot`` by a single publisher, so a burst of events costs one rebuild, not one each.
+public final class KubernetesRecordCache: Sendable {
+    /// The cache consumes the reflectors' events as they are.
+    public typealias Change<T: Sendable> = ReflectorEvent<T>
+
+    private struct State {
+        var tokens: [String: ClusterAuthToken] = [:]
+        var users: [String: UserRecord] = [:]
+        var secrets: [String: HashSecret] = [:]
+        var refresh: RefreshConfigMap?
+        /// The emergency Secret's settings, `nil` when it is absent or cannot be used.
+        var emergency: EmergencyAccess?
+        var status: [RecordKind: ReflectorStatus] = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, ReflectorStatus()) })
+        var dirty = false
+        /// Whether "records synced" was logged (once, at the first publication from the API).
+        var announcedLive = false
+        var snapshotWrittenAt: Timestamp?
+        /// Tokens whose legacy hash was cleared before their hash Secret arrived (see `apply`), and
+        /// until when (the injected clock) the previous hash is carried.
+        var carriedLegacyHashes: [String: Timestamp] = [:]
+        /// Objects the API holds that cannot be decoded (absent from the records), per kind.
+        var unreadable: [RecordKind: [String: String]] = [:]
+    }
+
+    /// How long a cleared legacy hash is kept while its Secret has not arrived.
+    static let legacyHashCarryLimit: Duration = .seconds(30)
+
+    private let state = Mutex(State())
+    let store: RecordStore
+    let clock: any WallClock
+    let metrics: ServiceMetrics?
+    let logger: Logger?
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakeups: AsyncStream<Void>
+    private let livePublished: AsyncStream<Void>.Continuation
+    /// Signals each publication made from live (API) data only, for the snapshot writer.
+    let livePublications: AsyncStream<Void>
+
+    public init(store: RecordStore, clock: any WallClock, metrics: ServiceMetrics? = nil, logger: Logger? = nil) {
+        self.store = store
+        self.clock = clock
+        self.metrics = metrics
+        self.logger = logger
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (livePublications, livePublished) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Serves the snapshot file's records for every kind not listed yet (the API is unreachable).
+    /// Each kind's first successful list replaces them, so changes made meanwhile take effect then.
+    func seed(from snapshot: RecordSnapshot, writtenAt: Timestamp?) {
+        mutate { state in
+            for kind in RecordKind.allCases where state.status[kind]?.synced != true {
+                switch kind {
+                case .clusterAuthTokens: state.tokens = snapshot.tokens
+                case .clusterUserAttributes: state.users = snapshot.users
+                case .secrets: state.secrets = snapshot.hashSecrets
+                case .configMaps: state.refresh = snapshot.refreshConfigMap
+                case .emergencySecret: state.emergency = snapshot.emergency
+                }
+                state.status[kind]?.fromSnapshot = true
+            }
+            state.snapshotWrittenAt = writtenAt
+        }
+    }
+
+    /// Tokens. The legacy-hash migration writes the Secret, then clears `hash`; the two kinds
+    /// arrive on separate watches, so the cleared token can come first. Until its Secret arrives,
+    /// the token keeps the hash it had (at most ``legacyHashCarryLimit``), so that a migration by
+    /// another replica never refuses a valid token in between.
+    func apply(_ change: Change<ClusterAuthToken>) {
+        let now = clock.now()
+        mutate { state in
+            func carry(_ token: ClusterAuthToken, previous: ClusterAuthToken?) -> ClusterAuthToken {
+                guard token.legacyHash.isEmpty, state.secrets[token.name] == nil, let previous, !previous.legacyHash.isEmpty else {
+                    state.carriedLegacyHashes.removeValue(forKey: token.name)
+                    return token
+                }
+                // The first carry sets the deadline; a later event for the same token does not extend it.
+                if state.carriedLegacyHashes[token.name] == nil {
+                    state.carriedLegacyHashes[token.name] = now.adding(nanoseconds: Self.legacyHashCarryLimit.nanoseconds)
+                }
+                if let deadline = state.carriedLegacyHashes[token.name], deadline <= now {
+                    state.carriedLegacyHashes.removeValue(forKey: token.name)
+                    return token
+                }
+                return token.withLegacyHash(previous.legacyHash)
+            }
+            switch change {
+            case .replaced(let all):
+                let previous = state.tokens
+                var fresh = [String: ClusterAuthToken](minimumCapacity: all.count)
+                for token in all { fresh[token.name] = carry(token, previous: previous[token.name]) }
+                state.tokens = fresh
+            case .upserted(let token):
+                state.tokens[token.name] = carry(token, previous: state.tokens[token.name])
+            case .removed(let name):
+                state.tokens[name] = nil
+                state.carriedLegacyHashes.removeValue(forKey: name)
+            }
+        }
+    }
+
+    /// Drops every carried hash whose deadline has passed on the injected clock. Called on every
+    /// publication and by the source's periodic check, so the limit holds without any event.
+    func expireCarriedLegacyHashes() {
+        let now = clock.now()
+        let expired = state.withLock { state in state.carriedLegacyHashes.filter { $0.value <= now }.map(\.key) }
+        dropCarriedLegacyHashes(expired)
+    }
+
+    /// The Secret arrived (or the limit passed): the tokens go back to what the API says.
+    private func dropCarriedLegacyHashes(_ names: [String]) {
+        guard !names.isEmpty else { return }
+        mutate { state in
+            for name in names {
+                guard state.carriedLegacyHashes.removeValue(forKey: name) != nil, let token = state.tokens[name] else { continue }
+                state.tokens[name] = token.withLegacyHash("")
+            }
+        }
+    }
+
+    func apply(_ change: Change<ClusterUserAttribute>) {
+        mutate { state in Self.apply(change, to: &state.users, key: \.name, transform: UserRecord.init) }
+    }
+
+    func apply(_ change: Change<HashSecret>) {
+        mutate { state in Self.apply(change, to: &state.secrets, key: \.name, transform: { $0 }) }
+        let arrived = state.withLock { state in state.carriedLegacyHashes.keys.filter { state.secrets[$0] != nil } }
+        dropCarriedLegacyHashes(arrived)
+    }
+
+    func apply(_ change: Change<RefreshConfigMap>) {
+        mutate { state in
+            switch change {
+            case .replaced(let all): state.refresh = all.first { $0.metadata.name == RefreshPeriod.configMapName }
+            case .upserted(let one) where one.metadata.name == RefreshPeriod.configMapName: state.refresh = one
+            case .removed(let name) where name == RefreshPeriod.configMapName: state.refresh = nil
+            default: break
+            }
+        }
+    }
+
+    /// The emergency Secret (only the one named `name` counts). One that cannot be used turns the
+    /// emergency path off, with a log line that says why.
+    func applyEmergency(_ change: Change<OpaqueSecret>, name: String) {
+        var problem: String?
+        mutate { state in
+            let secret: OpaqueSecret?
+            switch change {
+            case .replaced(let all): secret = all.first { $0.name == name }
+            case .upserted(let one) where one.name == name: secret = one
+            case .removed(let removed) where removed == name: secret = nil
+            default: return
+            }
+            guard let secret else {
+                state.emergency = nil
+                return
+            }
+            do {
+                state.emergency = try EmergencyAccess(secret: secret, fallbackVersion: "")
+            } catch {
+                state.emergency = nil
+                problem = "\(error)"
+            }
+        }
+        if let problem {
+            logger?.error("emergency Secret cannot be used; emergency access is off", metadata: ["secret": "\(name)", "problem": "\(problem)"])
+        }
+    }
+
+    private static func apply<T, Stored>(
+        _ change: Change<T>, to map: inout [String: Stored], key: KeyPath<T, String>, transform: (T) -> Stored
+    ) {
+        switch change {
+        case .replaced(let all):
+            // Built in place (the last of two same-named objects wins), without an array of pairs.
+            var fresh = [String: Stored](minimumCapacity: all.count)
+            for item in all { fresh[item[keyPath: key]] = transform(item) }
+            map = fresh
+        case .upserted(let one):
+            map[one[keyPath: key]] = transform(one)
+        case .removed(let name):
+            map[name] = nil
+        }
+    }
+
+    private func mutate(_ body: (inout State) -> Void) {
+        state.withLock { state in
+            body(&state)
+            state.dirty = true
+        }
+        wake.yield()
+    }
+
+    /// A change of a kind's status. One that changes whether the kind is synced or served from the
+    /// snapshot file republishes: a reflector hands over its list before it reports it listed, so
+    /// the publisher may already have published that data while the kind still counted as "from
+    /// the snapshot", and nothing else would then publish the (now live) records or announce them.
+    func updateStatus(_ kind: RecordKind, _ body: (inout ReflectorStatus) -> Void) {
+        state.withLock { state in
+            let before = state.status[kind, default: ReflectorStatus()]
+            body(&state.status[kind, default: ReflectorStatus()])
+            let after = state.status[kind, default: ReflectorStatus()]
+            if before.synced != after.synced || before.fromSnapshot != after.fromSnapshot { state.dirty = true }
+        }
+        wake.yield()
+    }
+
+    public var statuses: [RecordKind: ReflectorStatus] { state.withLock { $0.status } }
+
+    /// Keeps the set of objects a reflector could not decode (for the census; see ``unreadableFindings()``).
+    func applyUnreadable(_ change: Change<UnreadableObject>, kind: RecordKind) {
+        state.withLock { state in
+            switch change {
+            case .replaced(let all):
+                state.unreadable[kind] = Dictionary(all.map { ($0.name, $0.problem) }, uniquingKeysWith: { _, last in last })
+            case .upserted(let one):
+                state.unreadable[kind, default: [:]][one.name] = one.problem
+            case .removed(let name):
+                // Nearly every event is of a readable object: no write when there is nothing to remove.
+                if state.unreadable[kind]?[name] != nil { state.unreadable[kind]?[name] = nil }
+            }
+        }
+    }
+
+    /// The records that cannot be read, as census findings.
+    package func unreadableFindings() -> [RecordFinding] {
+        let unreadable = state.withLock { $0.unreadable }
+        var findings: [RecordFinding] = []
+        for (kind, objects) in unreadable {
+            let findingKind: RecordFinding.Kind
+            switch kind {
+            case .clusterAuthTokens: findingKind = .clusterAuthToken
+            case .clusterUserAttributes: findingKind = .clusterUserAttribute
+            case .secrets, .emergencySecret: findingKind = .secret
+            case .configMaps: continue
+            }
+            for (name, problem) in objects {
+                findings.append(RecordFinding(kind: findingKind, name: name, reason: .unreadable, detail: problem))
+            }
+        }
+        return findings
+    }
+
+    /// Publishes snapshots as changes arrive (coalescing bursts), once every kind has synced.
+    func runPublisher() async {
+        for await _ in wakeups {
+            expireCarriedLegacyHashes()
+            publishIfReady()
+        }
+    }
+
+    /// Checks the carried hashes' deadlines every `interval` until cancelled (owned by the source).
+    func runCarryExpiry(every interval: Duration = .seconds(1)) async {
+        while (try? await Task.sleep(for: interval)) != nil {
+            expireCarriedLegacyHashes()
+        }
+    }
+
+    func publishIfReady() {
+        let (snapshot, live, firstLive): (RecordSnapshot?, Bool, Bool) = state.withLock { state in
+            guard state.dirty, state.status.values.allSatisfy({ $0.synced || $0.fromSnapshot }) else { return (nil, false, false) }
+            state.dirty = false
+            state.status[.clusterAuthTokens]?.objects = state.tokens.count
+            state.status[.clusterUserAttributes]?.objects = state.users.count
+            state.status[.secrets]?.objects = state.secrets.count
+            state.status[.configMaps]?.objects = state.refresh == nil ? 0 : 1
+            state.status[.emergencySecret]?.objects = state.emergency == nil ? 0 : 1
+            let snapshot = RecordSnapshot(
+                tokens: state.tokens, users: state.users, hashSecrets: state.secrets, refreshConfigMap: state.refresh,
+                emergency: state.emergency)
+            let live = state.status.values.allSatisfy { $0.synced && !$0.fromSnapshot }
+            let firstLive = live && !state.announcedLive
+            if live { state.announcedLive = true }
+            return (snapshot, live, firstLive)
+        }
+        guard let snapshot else { return }
+        store.publish(snapshot, problemCount: 0, at: clock.now())
+        if firstLive {
+            logger?.info(
+                "records synced from the API; answering reviews",
+                metadata: ["tokens": "\(snapshot.tokens.count)", "users": "\(snapshot.users.count)", "secrets": "\(snapshot.hashSecrets.count)"])
+        }
+        if live { livePublished.yield() }
+    }
+
+    /// Per-kind record counts and last confirmation times, for the scrape.
+    func exportMetrics(_ metrics: ServiceMetrics) {
+        let (counts, statuses) = state.withLock { state in
+            (
+                [
+                    RecordKind.clusterAuthTokens: state.tokens.count, .clusterUserAttributes: state.users.count,
+                    .secrets: state.secrets.count, .configMaps: state.refresh == nil ? 0 : 1,
+                    .emergencySecret: state.emergency == nil ? 0 : 1,
+                ], state.status
+            )
+        }
+        let now = ContinuousClock.now
+        let wallNow = clock.now()
+        for kind in RecordKind.allCases {
+            metrics.setRecords(kind, count: counts[kind] ?? 0)
+            if let confirmed = statuses[kind]?.confirmedAt {
+                let age = confirmed.duration(to: now)
+                metrics.setLastSync(kind, unixSeconds: Double(wallNow.seconds) - Double(age.nanoseconds) / 1e9)
+            }
+        }
+    }
+
+    /// Per-kind lines for `/readyz`, computed when asked so that ages are current.
+    public func describe() -> RecordStore.SourceDetails {
+        let (statuses, writtenAt) = state.withLock { ($0.status, $0.snapshotWrittenAt) }
+        var lines = Self.describe(statuses)
+        let fromSnapshot = statuses.values.contains(where: \.fromSnapshot)
+        if fromSnapshot {
+            var line = "serving from the snapshot file"
+            if let writtenAt {
+                line += " written at \(RFC3339.format(writtenAt)) (age \(max(0, clock.now().seconds - writtenAt.seconds))s)"
+            }
+            lines.insert(line + " until the API server answers", at: 0)
+        }
+        return RecordStore.SourceDetails(lines: lines, servingFromSnapshotFile: fromSnapshot)
+    }
+
+    static func describe(_ statuses: [RecordKind: ReflectorStatus]) -> [String] {
+        let now = ContinuousClock.now
+        return RecordKind.allCases.map { kind in
+            let status = statuses[kind] ?? ReflectorStatus()
+            var line = "\(kind.rawValue): "
+            line += status.synced ? "\(status.objects) object(s)" : status.fromSnapshot ? "from snapshot" : "not synced yet"
+            line += status.watching ? ", watching" : ", not watching"
+            if let confirmed = status.confirmedAt {
+                let age = confirmed.duration(to: now)
+                line += ", current as of \(age.components.seconds)s ago"
+            }
+            if let error = status.lastError, !status.watching { line += ", last error: \(error)" }
+            return line
+        }
+    }
+}
