@@ -229,3 +229,96 @@ struct TokenMintingTests {
         #expect(TokenLifetime(parsing: text) == nil)
     }
 }
+
+/// The JSON fast path: the same records as the YAML path, the same failures, and reloads that read
+/// only what changed.
+@Suite("Records directory: JSON documents")
+struct RecordsDirectoryJSONTests {
+    static let jsonFixture = """
+        {"apiVersion": "cluster.cattle.io/v3", "kind": "ClusterAuthToken", "metadata": {"name": "kubeconfig-u-abc12x7k2q", "namespace": "cattle-system"}, "userName": "u-abc12", "enabled": true, "expiresAt": "2099-01-01T00:00:00Z", "hash": ""}
+        ---
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kubeconfig-u-abc12x7k2q", "namespace": "cattle-system"}, "type": "Opaque", "data": {"hash": "JDM6MTpBQUVDQXdRRkJnYzpKUXpodmpGVXF3N3NMdEVSY0tjeHlMYlFLeWIyYzRUYjJZY2hDUkFvZ0F2RitjSnFSOEZKRWlrZG1UMXlNVVRrbzlCeSsyVmxvM3BNSkNGTkdSaVYxdw=="}}
+        ---
+        {"apiVersion": "cluster.cattle.io/v3", "kind": "ClusterUserAttribute", "metadata": {"name": "u-abc12", "namespace": "cattle-system"}, "groups": ["github_org://456", "github_team://123"], "lastRefresh": "2026-01-01T00:00:00Z", "needsRefresh": false, "enabled": true}
+        ---
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": "cattle-system"}, "data": {}}
+
+        """
+
+    static func load(_ files: [String: String]) throws -> RecordsDirectory.Load {
+        let directory = try TemporaryDirectory()
+        for (name, text) in files { try directory.write(name, text) }
+        return try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+    }
+
+    @Test("JSON documents give the records the YAML manifests give")
+    func sameRecords() throws {
+        let json = try Self.load(["fixture.yaml": Self.jsonFixture])
+        let yaml = try Self.load(["fixture.yaml": fixtureManifest])
+        #expect(json.problems.isEmpty)
+        #expect(json.tokens.map(\.name) == yaml.tokens.map(\.name))
+        #expect(json.tokens.map(\.expiresAt) == yaml.tokens.map(\.expiresAt))
+        #expect(json.users.map(\.groups) == yaml.users.map(\.groups))
+        #expect(json.users.map(\.lastRefresh) == yaml.users.map(\.lastRefresh))
+        #expect(json.hashSecrets.map(\.name) == yaml.hashSecrets.map(\.name))
+        let decision = Authenticator().review(token: validToken, snapshot: json.snapshot(), now: Timestamp(seconds: 1_800_000_000))
+        #expect(decision.isAuthenticated)
+    }
+
+    @Test("kubectl get -o json: a List's items, each failing on its own, and the file failing closed")
+    func listOfItems() throws {
+        let list = """
+            {"apiVersion": "v1", "kind": "List", "items": [
+              {"apiVersion": "cluster.cattle.io/v3", "kind": "ClusterUserAttribute", "metadata": {"name": "u-a"}, "groups": [], "enabled": true},
+              {"apiVersion": "cluster.cattle.io/v3", "kind": "ClusterUserAttribute", "metadata": {"name": "u-b"}, "groups": "nope", "enabled": true}
+            ]}
+            """
+        let load = try Self.load(["list.json": list])
+        #expect(load.users.isEmpty, "a file with a problem contributes nothing")
+        #expect(load.problems.count == 1)
+        #expect(load.problems.first?.description == "list.json:1: ClusterUserAttribute u-b: field groups expected a list")
+        let good = try Self.load(["list.json": list.replacingOccurrences(of: #""groups": "nope""#, with: #""groups": ["g"]"#)])
+        #expect(good.users.map(\.name).sorted() == ["u-a", "u-b"])
+    }
+
+    @Test("A wrong type in a JSON document names the file, the document's line and the field, never the value")
+    func typeError() throws {
+        let text = Self.jsonFixture.replacingOccurrences(of: #""enabled": true, "expiresAt""#, with: #""enabled": "very-secret-value", "expiresAt""#)
+        let load = try Self.load(["fixture.yaml": text])
+        #expect(load.tokens.isEmpty && load.users.isEmpty)
+        #expect(load.problems.map(\.description) == ["fixture.yaml:1: ClusterAuthToken kubeconfig-u-abc12x7k2q: field enabled expected a boolean"])
+        #expect(!load.problems.description.contains("very-secret-value"))
+    }
+
+    @Test("What is not one JSON object per document takes the YAML path: comments, block YAML, JSON that does not parse")
+    func fallsBackToYAML() throws {
+        let commented = "# a comment\n" + Self.jsonFixture
+        #expect(try Self.load(["a.yaml": commented]).tokens.count == 1)
+        let broken = Self.jsonFixture.replacingOccurrences(of: #""userName": "u-abc12","#, with: #""userName": "u-abc12""#)
+        let load = try Self.load(["a.yaml": broken])
+        #expect(load.tokens.isEmpty)
+        #expect(load.problems.first?.message.hasPrefix("invalid YAML") == true, "\(load.problems)")
+    }
+
+    @Test("A reload parses only the files that changed")
+    func unchangedFilesNotParsedAgain() throws {
+        let temporary = try TemporaryDirectory()
+        try temporary.write("a.yaml", Self.jsonFixture)
+        try temporary.write(
+            "b.yaml",
+            "{\"apiVersion\": \"cluster.cattle.io/v3\", \"kind\": \"ClusterUserAttribute\", \"metadata\": {\"name\": \"u-b\"}, \"groups\": [], \"enabled\": true}\n"
+        )
+        let directory = RecordsDirectory(path: temporary.path, namespace: "cattle-system")
+        #expect(try directory.load().users.count == 2)
+        #expect(directory.filesParsed == 2)
+        #expect(try directory.load().users.count == 2)
+        #expect(directory.filesParsed == 2)
+        try temporary.write(
+            "b.yaml",
+            "{\"apiVersion\": \"cluster.cattle.io/v3\", \"kind\": \"ClusterUserAttribute\", \"metadata\": {\"name\": \"u-c\"}, \"groups\": [\"g\"], \"enabled\": true}\n"
+        )
+        let reloaded = try directory.load()
+        #expect(directory.filesParsed == 3)
+        #expect(reloaded.users.map(\.name).sorted() == ["u-abc12", "u-c"])
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import RancherAuth
+import Synchronization
 import Yams
 
 /// A problem with one file of a records directory. The message names the file, the line and
@@ -29,6 +30,18 @@ public struct RecordsDirectory: Sendable {
 
     /// The name of the emergency-access Secret (``EmergencyAccess``), read whole when present.
     public let emergencySecretName: String
+
+    /// Each file's records as last parsed, by its fingerprint: a reload parses only files that changed.
+    private let parsed = ParsedFiles()
+
+    private final class ParsedFiles: Sendable {
+        let files = Mutex<[String: (fingerprint: String, records: FileRecords)]>([:])
+        /// Files parsed so far (not taken from `files`), for tests.
+        let count = Atomic<Int>(0)
+    }
+
+    /// How many files this directory has parsed (an unchanged file is not parsed again).
+    package var filesParsed: Int { parsed.count.load(ordering: .relaxed) }
 
     public init(path: String, namespace: String, emergencySecretName: String = EmergencyAccess.defaultSecretName) {
         self.path = path
@@ -101,9 +114,21 @@ public struct RecordsDirectory: Sendable {
         var seen: [String: String] = [:]  // "Kind/name" -> "file:line"
         var duplicates: Set<String> = []
         var perFile: [(file: String, records: FileRecords)] = []
-        for name in try recordFiles() {
+        let names = try recordFiles()
+        var current: [String: (fingerprint: String, records: FileRecords)] = [:]
+        let previous = parsed.files.withLock { $0 }
+        for name in names {
             load.files.append(name)
-            let records = parseFile(named: name)
+            // Taken before reading: a change made while the file is read shows at the next poll.
+            let fingerprint = FileFingerprint.of((path as NSString).appendingPathComponent(name))
+            let records: FileRecords
+            if let known = previous[name], known.fingerprint == fingerprint {
+                records = known.records
+            } else {
+                records = parseFile(named: name)
+                parsed.count.add(1, ordering: .relaxed)
+            }
+            current[name] = (fingerprint, records)
             if !records.problems.isEmpty {
                 load.problems.append(contentsOf: records.problems)
                 continue
@@ -120,6 +145,7 @@ public struct RecordsDirectory: Sendable {
             }
             perFile.append((name, records))
         }
+        parsed.files.withLock { $0 = current }
         for (_, records) in perFile {
             load.tokens += records.tokens.filter { !duplicates.contains("ClusterAuthToken/\($0.name)") }
             load.users += records.users.filter { !duplicates.contains("ClusterUserAttribute/\($0.name)") }
@@ -153,6 +179,9 @@ public struct RecordsDirectory: Sendable {
         }
         guard let text = String(data: data, encoding: .utf8) else {
             records.problems.append(RecordProblem(file: name, line: nil, message: "is not UTF-8 text"))
+            return records
+        }
+        if let documents = Self.jsonDocuments(data), let records = parseJSON(documents, file: name) {
             return records
         }
         do {
@@ -197,20 +226,15 @@ public struct RecordsDirectory: Sendable {
         }
         let objectName = header.metadata?.name ?? ""
         let what = "\(header.kind) \(objectName.isEmpty ? "(unnamed)" : objectName)"
-        guard let kind = ManifestKind(apiVersion: header.apiVersion, kind: header.kind) else { return }
-        if let objectNamespace = header.metadata?.namespace, !objectNamespace.isEmpty, objectNamespace != namespace {
-            return
-        }
-        if kind == .configMap && objectName != RefreshPeriod.configMapName { return }
-        guard !objectName.isEmpty else {
-            records.problems.append(RecordProblem(file: file, line: line, message: "\(header.kind) has no metadata.name"))
-            return
-        }
         do {
-            switch kind {
+            switch admit(header) {
+            case .skip: return
+            case .unnamed:
+                records.problems.append(RecordProblem(file: file, line: line, message: "\(header.kind) has no metadata.name"))
+                return
             case .clusterAuthToken: records.tokens.append(try decoder.decode(ClusterAuthToken.self, from: node))
             case .clusterUserAttribute: records.users.append(try decoder.decode(ClusterUserAttribute.self, from: node))
-            case .secret where objectName == emergencySecretName:
+            case .emergencySecret:
                 let secret = try decoder.decode(OpaqueSecret.self, from: node)
                 do {
                     records.emergency = try EmergencyAccess(secret: secret, fallbackVersion: "records")
@@ -219,12 +243,33 @@ public struct RecordsDirectory: Sendable {
                         RecordProblem(file: file, line: line, message: "emergency Secret \(objectName) cannot be used: \(error.description)"))
                     return
                 }
-            case .secret: records.hashSecrets.append(try decoder.decode(HashSecret.self, from: node))
-            case .configMap: records.refreshConfigMap = try decoder.decode(RefreshConfigMap.self, from: node)
+            case .hashSecret: records.hashSecrets.append(try decoder.decode(HashSecret.self, from: node))
+            case .refreshConfigMap: records.refreshConfigMap = try decoder.decode(RefreshConfigMap.self, from: node)
             }
             records.keys.append(("\(header.kind)/\(objectName)", line ?? 0))
         } catch {
             records.problems.append(Self.decodingProblem(error, node: node, file: file, what: what))
+        }
+    }
+
+    /// What becomes of an object, by its header: one of the record kinds, skipped (another kind,
+    /// another namespace, a ConfigMap other than the refresh setting), or a problem (no name).
+    enum Admission {
+        case skip, unnamed
+        case clusterAuthToken, clusterUserAttribute, emergencySecret, hashSecret, refreshConfigMap
+    }
+
+    func admit(_ header: ObjectHeader) -> Admission {
+        let objectName = header.metadata?.name ?? ""
+        guard let kind = ManifestKind(apiVersion: header.apiVersion, kind: header.kind) else { return .skip }
+        if let objectNamespace = header.metadata?.namespace, !objectNamespace.isEmpty, objectNamespace != namespace { return .skip }
+        if kind == .configMap && objectName != RefreshPeriod.configMapName { return .skip }
+        guard !objectName.isEmpty else { return .unnamed }
+        switch kind {
+        case .clusterAuthToken: return .clusterAuthToken
+        case .clusterUserAttribute: return .clusterUserAttribute
+        case .secret: return objectName == emergencySecretName ? .emergencySecret : .hashSecret
+        case .configMap: return .refreshConfigMap
         }
     }
 
@@ -262,8 +307,24 @@ public struct RecordsDirectory: Sendable {
         }
     }
 
+    /// A decoding problem of a document without a node tree (JSON): the document's line.
+    static func decodingProblem(_ error: any Error, line: Int?, file: String, what: String, depth: Int = 0) -> RecordProblem {
+        var (path, detail) = describe(error)
+        path.removeFirst(min(depth, path.count))
+        let field = path.isEmpty ? "" : " field \(path.joined(separator: "."))"
+        return RecordProblem(file: file, line: line, message: "\(what):\(field) \(detail)")
+    }
+
     /// Type errors name the field and its line; the offending value is never quoted.
     static func decodingProblem(_ error: any Error, node: Node, file: String, what: String) -> RecordProblem {
+        let (path, detail) = describe(error)
+        let field = path.isEmpty ? "" : " field \(path.joined(separator: "."))"
+        let line = Self.node(at: path, in: node)?.mark?.line ?? node.mark?.line
+        return RecordProblem(file: file, line: line, message: "\(what):\(field) \(detail)")
+    }
+
+    /// The field path of a decoding error and what is wrong with it (never the value).
+    private static func describe(_ error: any Error) -> (path: [String], detail: String) {
         var path: [String] = []
         var detail = "cannot be read"
         switch error {
@@ -285,9 +346,7 @@ public struct RecordsDirectory: Sendable {
         default:
             break
         }
-        let field = path.isEmpty ? "" : " field \(path.joined(separator: "."))"
-        let line = Self.node(at: path, in: node)?.mark?.line ?? node.mark?.line
-        return RecordProblem(file: file, line: line, message: "\(what):\(field) \(detail)")
+        return (path, detail)
     }
 
     private static func typeName(_ type: Any.Type) -> String {
@@ -295,7 +354,10 @@ public struct RecordsDirectory: Sendable {
         case is Bool.Type: return "a boolean"
         case is String.Type: return "a string"
         case is [String].Type: return "a list of strings"
-        default: return "\(type)".contains("Dictionary") ? "a mapping" : "\(type)"
+        default:
+            let name = "\(type)"
+            if name.hasPrefix("Array") { return "a list" }
+            return name.contains("Dictionary") ? "a mapping" : name
         }
     }
 
