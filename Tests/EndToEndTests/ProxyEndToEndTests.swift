@@ -359,8 +359,10 @@ struct ProxyEndToEndTests {
         #expect(try proxy.stop() == 0)
     }
 
-    @Test("A raw Upgrade stays spliced for 60 s of traffic, longer than every timeout of the proxy")
+    @Test("A raw Upgrade is spliced after the upstream's 101: messages echo through the proxy both ways")
     func rawUpgradeSplice() async throws {
+        // That the splice outlasts every timeout is pinned in virtual time (RawRelayTests: ten
+        // minutes past 5 s timeouts); this checks the real binary splices a raw protocol at all.
         let environment = try await ProxyEnvironment()
         try environment.startProxy(["--header-timeout", "5", "--read-timeout", "5", "--idle-timeout", "5"])
         let alice = try await environment.rancher.createToken(user: "u-alice")
@@ -369,19 +371,14 @@ struct ProxyEndToEndTests {
             "GET /echo HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\nConnection: Upgrade\r\nUpgrade: kube-api-auth-echo\r\n\r\n")
         let head = try await client.read(until: "\r\n\r\n")
         #expect(head.hasPrefix("HTTP/1.1 101"), "\(head)")
-        let start = ContinuousClock.now
-        var next = start
         var echoed = 0
-        // Paced traffic (not a wait for an event): one message every 100 ms for 60 s, each echoed.
-        for index in 0..<600 {
+        for index in 0..<50 {
             let message = "message \(index) " + String(repeating: "x", count: index % 50) + "\n"
             try await client.send(message)
             let back = try await client.read(until: "\n", timeout: .seconds(10))
             if back == message { echoed += 1 } else { break }
-            next += .milliseconds(100)
-            try await Task.sleep(until: next)
         }
-        #expect(echoed == 600, "the splice ended after \(echoed) messages (\(ContinuousClock.now - start))")
+        #expect(echoed == 50, "the splice ended after \(echoed) messages")
         await client.close()
         #expect(try environment.proxy.stop() == 0)
     }

@@ -33,6 +33,39 @@ struct ProxyRequestPolicyTests {
         FramingCase(name: "a line break in a value", headers: [("X-A", "1\r\nContent-Length: 5")], refused: true),
     ]
 
+    struct UpstreamFramingCase: CustomTestStringConvertible, Sendable {
+        var name: String
+        var method = "GET"
+        var completeBodyLength: Int?
+        var transferEncoding = false
+        var upgrade = false
+        var http2 = false
+        var expected: ProxyRequestPolicy.UpstreamFraming
+        var testDescription: String { name }
+    }
+
+    static let upstreamFramings: [UpstreamFramingCase] = [
+        UpstreamFramingCase(name: "a GET, complete, no body", completeBodyLength: 0, expected: .none),
+        UpstreamFramingCase(
+            name: "a POST, complete, empty body: an explicit length 0", method: "POST", completeBodyLength: 0, expected: .contentLength(0)),
+        UpstreamFramingCase(name: "a POST, complete: its length", method: "POST", completeBodyLength: 42, expected: .contentLength(42)),
+        UpstreamFramingCase(name: "a DELETE with a body, complete: its length", method: "DELETE", completeBodyLength: 7, expected: .contentLength(7)),
+        UpstreamFramingCase(name: "a POST still arriving: chunked", method: "POST", expected: .chunked),
+        UpstreamFramingCase(name: "a GET still arriving, no body announced: nothing", expected: .none),
+        UpstreamFramingCase(name: "a GET still arriving with Transfer-Encoding: chunked", transferEncoding: true, expected: .chunked),
+        UpstreamFramingCase(name: "an HTTP/2 GET still arriving (no framing of its own): chunked", http2: true, expected: .chunked),
+        UpstreamFramingCase(name: "an upgrade request (exec): nothing, its bytes are the other protocol's", upgrade: true, expected: .none),
+        UpstreamFramingCase(name: "an upgrade with a POST method: still nothing", method: "POST", upgrade: true, expected: .none),
+    ]
+
+    @Test("The request sent upstream carries framing the upstream can follow", arguments: upstreamFramings)
+    func upstreamFraming(_ testCase: UpstreamFramingCase) {
+        let framing = ProxyRequestPolicy.upstreamFraming(
+            method: testCase.method, completeBodyLength: testCase.completeBodyLength, clientSentTransferEncoding: testCase.transferEncoding,
+            isUpgrade: testCase.upgrade, isHTTP2: testCase.http2)
+        #expect(framing == testCase.expected)
+    }
+
     @Test("Request-smuggling shapes are refused, ordinary framing is not", arguments: framing)
     func framingProblems(_ testCase: FramingCase) {
         #expect((ProxyRequestPolicy.framingProblem(testCase.headers.map { (name: $0.0, value: $0.1) }) != nil) == testCase.refused)

@@ -56,7 +56,8 @@ public final class ProxyDoor: Sendable {
 
     enum Route: Sendable {
         case forward(HTTPHeaders, Caller)
-        case answer(HTTPResponseStatus, [UInt8], Caller)
+        /// Answered here, with the same error answers as the webhook's (a Kubernetes `Status`).
+        case answer(HTTPAnswer, Caller)
     }
 
     /// Decides what happens to a request. Cheap and synchronous unless a scrypt check or a
@@ -183,7 +184,7 @@ public final class ProxyDoor: Sendable {
     }
 
     static func answer(_ status: HTTPResponseStatus, _ reason: String, _ message: String, user: String? = nil) -> Route {
-        .answer(status, KubernetesStatus.failureBody(code: Int(status.code), reason: reason, message: message), Caller(route: .answered, user: user))
+        .answer(.status(status, reason: reason, message: message), Caller(route: .answered, user: user))
     }
 
     /// One info line per proxied request (never a header value, never a query string).

@@ -314,6 +314,33 @@ public enum ProxyRequestPolicy {
         headers.filter { lowercase($0.name) == lowercasedName }.map(\.value)
     }
 
+    /// How the request sent upstream is framed, when its routed headers carry no `Content-Length`.
+    public enum UpstreamFraming: Sendable, Equatable {
+        /// Nothing to add: no body, or the upgrade's bytes follow the head.
+        case none
+        case contentLength(Int)
+        case chunked
+    }
+
+    /// Framing the upstream's parser can follow, whatever the client's was (an HTTP/2 stream has
+    /// none): a length when the whole body has arrived before forwarding (`completeBodyLength`),
+    /// else chunked for a request that may have a body — a method that carries one, a client that
+    /// said it sends one (`Transfer-Encoding`), any HTTP/2 stream — and nothing for an upgrade
+    /// request (its bytes after the head are the other protocol's) or a bodyless method.
+    public static func upstreamFraming(
+        method: String, completeBodyLength: Int?, clientSentTransferEncoding: Bool, isUpgrade: Bool, isHTTP2: Bool
+    ) -> UpstreamFraming {
+        let bodyless = bodylessMethods.contains(method)
+        if let length = completeBodyLength {
+            return length > 0 || !bodyless ? .contentLength(length) : .none
+        }
+        if !isUpgrade, !bodyless || clientSentTransferEncoding || isHTTP2 { return .chunked }
+        return .none
+    }
+
+    /// Methods that carry no body unless the client frames one.
+    static let bodylessMethods: Set<String> = ["GET", "HEAD", "DELETE", "OPTIONS", "CONNECT", "TRACE"]
+
     /// `Connection: Upgrade` with an `Upgrade` header (SPDY/3.1 or WebSocket).
     public static func isUpgrade(_ headers: Headers) -> Bool {
         let connection = values("connection", in: headers).flatMap { $0.split(separator: ",") }

@@ -72,7 +72,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Parts of the next requests that arrived while one is in progress (HTTP/1.1 pipelining).
     private var queued: CircularBuffer<HTTPServerRequestPart> = []
     /// A `read` held back for backpressure.
-    private var pendingRead = false
+    private var heldRead = HeldRead()
     private var quiescing = false
     /// The end of the last response, to close after it on connections that do not stay open.
     private var lastWrite: EventLoopFuture<Void>?
@@ -168,9 +168,9 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func apply(_ route: ProxyDoor.Route, context: ChannelHandlerContext) {
         guard state == .deciding, let head else { return }
         switch route {
-        case .answer(let status, let body, let caller):
+        case .answer(let answer, let caller):
             self.caller = caller
-            answer(status, body: body, context: context)
+            self.answer(answer, context: context)
         case .forward(let headers, let caller):
             self.caller = caller
             state = .connecting
@@ -204,20 +204,24 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var headers = headers
         headers.replaceOrAdd(name: "host", value: pool.target.authority)
         if !headers.contains(name: "content-length") {
-            if requestEnded {
-                let length = buffered.reduce(0) { total, part in
+            let length: Int? =
+                requestEnded
+                ? buffered.reduce(0) { total, part in
                     if case .body(let body) = part { return total + body.readableBytes }
                     return total
-                }
-                if length > 0 || !Self.bodylessMethods.contains(head.method) { headers.add(name: "content-length", value: String(length)) }
-            } else if !isUpgradeRequest, !Self.bodylessMethods.contains(head.method) || head.headers.contains(name: "transfer-encoding") || isHTTP2 {
-                headers.add(name: "transfer-encoding", value: "chunked")
+                } : nil
+            let framing = ProxyRequestPolicy.upstreamFraming(
+                method: head.method.rawValue, completeBodyLength: length,
+                clientSentTransferEncoding: head.headers.contains(name: "transfer-encoding"),
+                isUpgrade: isUpgradeRequest, isHTTP2: isHTTP2)
+            switch framing {
+            case .none: break
+            case .contentLength(let length): headers.add(name: "content-length", value: String(length))
+            case .chunked: headers.add(name: "transfer-encoding", value: "chunked")
             }
         }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
     }
-
-    private static let bodylessMethods: [HTTPMethod] = [.GET, .HEAD, .DELETE, .OPTIONS, .CONNECT, .TRACE]
 
     private func attach(_ channel: any Channel, head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard state == .connecting, let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
@@ -238,10 +242,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         buffered = []
         handler.flush()
-        if pendingRead, handler.isWritable {
-            pendingRead = false
-            context.read()
-        }
+        if handler.isWritable { heldRead.release(context) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -258,11 +259,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .idle: paused = queued.count > 8
         case .upgraded, .closed: paused = false
         }
-        if paused {
-            pendingRead = true
-        } else {
-            context.read()
-        }
+        heldRead.read(context, paused: paused)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -292,8 +289,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if state == .idle { head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "-") }
             state = .answered
             requestEnded = true
-            let body = KubernetesStatus.failureBody(code: 400, reason: "BadRequest", message: "malformed HTTP request")
-            writeAnswer(.badRequest, body: body, context: context)
+            writeAnswer(.status(.badRequest, reason: "BadRequest", message: "malformed HTTP request"), context: context)
             finishExchange(reuseUpstream: false)
             return
         }
@@ -311,28 +307,30 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Answers from the proxy
 
-    private func answer(_ status: HTTPResponseStatus, body: [UInt8], context: ChannelHandlerContext) {
+    private func answer(_ answer: HTTPAnswer, context: ChannelHandlerContext) {
         state = .answered
         // The decoder stops at an upgrade request's head, and an unread body would be taken for
         // the next request: such connections are closed after the answer. (An HTTP/2 stream
         // needs nothing of the kind: the rest of its request is read and dropped.)
         if !isHTTP2, isUpgradeRequest || !requestEnded { clientKeepAlive = false }
-        writeAnswer(status, body: body, context: context)
+        writeAnswer(answer, context: context)
         if requestEnded || !isHTTP2 && !clientKeepAlive {
             requestEnded = true
             finishExchange(reuseUpstream: false)
         }
     }
 
-    private func writeAnswer(_ status: HTTPResponseStatus, body: [UInt8], context: ChannelHandlerContext) {
-        var headers = HTTPHeaders([("content-type", "application/json"), ("content-length", String(body.count))])
+    private func writeAnswer(_ answer: HTTPAnswer, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders(answer.headers)
+        if let contentType = answer.contentType { headers.add(name: "content-type", value: contentType) }
+        headers.add(name: "content-length", value: String(answer.body.count))
         if !isHTTP2 && !clientKeepAlive { headers.add(name: "connection", value: "close") }
-        self.status = Int(status.code)
-        bytes = body.count
+        self.status = Int(answer.status.code)
+        bytes = answer.body.count
         responseStarted = true
-        var buffer = context.channel.allocator.buffer(capacity: body.count)
-        buffer.writeBytes(body)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: answer.body.count)
+        buffer.writeBytes(answer.body)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         lastWrite = context.writeAndFlush(wrapOutboundOut(.end(nil)))
     }
@@ -395,9 +393,8 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var clientWritable: Bool { context?.channel.isWritable ?? false }
 
     func upstreamWritable() {
-        guard let context, pendingRead, state == .forwarding else { return }
-        pendingRead = false
-        context.read()
+        guard let context, state == .forwarding else { return }
+        heldRead.release(context)
     }
 
     /// The upstream connection failed or closed before the response ended.
@@ -414,10 +411,10 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         logger.warning("upstream unavailable", metadata: ["error": "\(error.map { "\($0)" } ?? "connection closed")"])
-        let body = KubernetesStatus.failureBody(
-            code: 502, reason: "ServiceUnavailable", message: "the Kubernetes API server cannot be reached through the proxy")
         clientKeepAlive = clientKeepAlive && requestEnded
-        answer(.badGateway, body: body, context: context)
+        answer(
+            .status(.badGateway, reason: "ServiceUnavailable", message: "the Kubernetes API server cannot be reached through the proxy"),
+            context: context)
     }
 
     func upstreamFailed(_ error: (any Error)?) {
@@ -459,10 +456,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             queued.removeFirst()
             handle(next, context: context)
         }
-        if pendingRead, state == .idle {
-            pendingRead = false
-            context.read()
-        }
+        if state == .idle { heldRead.release(context) }
     }
 
     private func auditExchange() {
@@ -514,22 +508,8 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let sessions = door.sessions
             context.channel.closeFuture.whenComplete { _ in sessions.unregister(registration) }
         }
-        let clientRelay = RawRelay()
-        let upstreamRelay = RawRelay()
-        RawRelay.pair(clientRelay, upstreamRelay)
         do {
-            let client = context.pipeline.syncOperations
-            let server = upstreamContext.pipeline.syncOperations
-            try client.addHandler(clientRelay, position: .after(self))
-            try server.addHandler(upstreamRelay, position: .after(upstream))
-            // Typed handlers first, then encoders, then decoders (whose leftover bytes go to the relays).
-            client.removeHandler(context: context, promise: nil)
-            server.removeHandler(context: upstreamContext, promise: nil)
-            try server.removeHandler(server.handler(type: HTTPRequestEncoder.self), promise: nil)
-            client.removeHandler(http1.encoder, promise: nil)
-            client.removeHandler(http1.timeouts, promise: nil)
-            try server.removeHandler(server.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
-            client.removeHandler(http1.decoder, promise: nil)
+            try RawRelay.splice(client: context, http1: http1, upstream: upstreamContext)
         } catch {
             logger.warning("upgrade could not be spliced", metadata: ["error": "\(error)"])
             upstreamContext.close(promise: nil)

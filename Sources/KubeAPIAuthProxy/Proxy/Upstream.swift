@@ -98,10 +98,16 @@ package final class UpstreamPool: Sendable {
     /// Built once, read-only afterwards: each loop's idle list, touched only on that loop.
     private let idle: [ObjectIdentifier: (loop: any EventLoop, channels: NIOLoopBoundBox<[any Channel]>)]
 
+    /// Makes an upstream connection in place of a TLS connection to the target (the unit tests'
+    /// embedded channels); it must put an ``UpstreamHandler`` of this pool last in the pipeline.
+    package typealias Connector = @Sendable (_ pool: UpstreamPool, _ eventLoop: any EventLoop) -> EventLoopFuture<any Channel>
+    private let connector: Connector?
+
     package init(
         target: UpstreamTarget, maxIdlePerLoop: Int = 64, idleTimeout: TimeAmount = .seconds(45),
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, connector: Connector? = nil
     ) {
+        self.connector = connector
         self.target = target
         self.maxIdlePerLoop = maxIdlePerLoop
         self.idleTimeout = idleTimeout
@@ -123,6 +129,7 @@ package final class UpstreamPool: Sendable {
 
     /// A new connection on `eventLoop` with an ``UpstreamHandler`` last in its pipeline.
     func connect(on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
+        if let connector { return connector(self, eventLoop) }
         let target = self.target
         return ClientBootstrap(group: eventLoop)
             // TCP level, as on the listeners (HTTPServer.bind says why the level matters).

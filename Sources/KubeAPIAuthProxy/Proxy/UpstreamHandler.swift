@@ -13,7 +13,8 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private(set) var context: ChannelHandlerContext?
     private var stream: ProxyStreamHandler?
-    private var pendingRead = false
+    /// A `read` held back while the client cannot take more of the response.
+    private var heldRead = HeldRead()
     /// When the connection last became idle (`nil` while in use).
     private var idleSince: NIODeadline?
     /// The one idle check of this connection, if scheduled (see ``becameIdle(timeout:)``).
@@ -57,10 +58,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func release() {
         stream = nil
         guard let context, let pool else { return }
-        if pendingRead {
-            pendingRead = false
-            context.read()
-        }
+        heldRead.release(context)
         pool.release(context.channel, handler: self)
     }
 
@@ -98,9 +96,8 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func resumeReading() {
-        guard let context, pendingRead else { return }
-        pendingRead = false
-        context.read()
+        guard let context else { return }
+        heldRead.release(context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -122,11 +119,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if let stream, !stream.clientWritable {
-            pendingRead = true
-        } else {
-            context.read()
-        }
+        heldRead.read(context, paused: stream.map { !$0.clientWritable } ?? false)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -150,84 +143,6 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.stream = nil
             stream.upstreamFailed(error)
         }
-        context.close(promise: nil)
-    }
-}
-
-/// One side of a byte splice after an upgrade: what one connection reads, the other writes,
-/// with the same backpressure as the HTTP exchange (reads wait while the partner cannot write).
-/// When either side closes, so does the other.
-final class RawRelay: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private var partner: RawRelay?
-    private var context: ChannelHandlerContext?
-    private var pendingRead = false
-
-    static func pair(_ a: RawRelay, _ b: RawRelay) {
-        a.partner = b
-        b.partner = a
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        partner = nil
-    }
-
-    private func partnerWrite(_ buffer: ByteBuffer) {
-        partner?.context?.write(wrapOutboundOut(buffer), promise: nil)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        partnerWrite(unwrapInboundIn(data))
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        partner?.context?.flush()
-        context.fireChannelReadComplete()
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if let partnerContext = partner?.context, !partnerContext.channel.isWritable {
-            pendingRead = true
-        } else {
-            context.read()
-        }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, let partner, partner.pendingRead, let partnerContext = partner.context {
-            partner.pendingRead = false
-            partnerContext.read()
-        }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if let partnerContext = partner?.context {
-            partnerContext.flush()
-            partnerContext.close(promise: nil)
-        }
-        partner = nil
-        context.fireChannelInactive()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // The client half-closed its side (an exec with stdin at EOF): pass the close on.
-        if case ChannelEvent.inputClosed = event {
-            partner?.context?.close(mode: .output, promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }
 }

@@ -1,0 +1,203 @@
+import Foundation
+import KubeClient
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import RancherAuth
+import Testing
+
+@testable import KubeAPIAuthCore
+@testable import KubeAPIAuthHTTP
+@testable import KubeAPIAuthProxy
+
+/// One client connection of the proxy and its upstream connections, as bytes on embedded channels
+/// sharing one loop (virtual time): what the process-level suites show, pinned at unit level.
+final class ProxyHarness {
+    let loop = EmbeddedEventLoop()
+    let client: EmbeddedChannel
+    let logs = LogCapture()
+    /// The upstream connections the proxy opened (embedded, so touched on the one test thread).
+    final class Connections: @unchecked Sendable {
+        var channels: [EmbeddedChannel] = []
+        /// Set to make the next connection attempts fail.
+        var refuse = false
+    }
+
+    let connections = Connections()
+    let door: ProxyDoor
+
+    init() throws {
+        let store = try loadedStore()
+        let core = AuthenticationCore(
+            store: store, clock: FixedClock(instant: Timestamp(seconds: 1_800_000_000)),
+            workers: ExpensiveHashWorkers(threads: 1, maxQueued: 1), effects: ReadOnlySourceEffects(), logger: logs.logger())
+        let configuration = KubeConfig(server: "https://127.0.0.1:6443", credentials: .token("proxy-token"))
+        let target = try UpstreamTarget(
+            configuration: configuration, client: try KubeClient(configuration: configuration, logger: Logger(label: "test")), origin: "test")
+        door = ProxyDoor(core: core, upstream: target, passThrough: true, logger: logs.logger(), auditEnabled: true)
+        let loop = self.loop
+        let connections = self.connections
+        let pool = UpstreamPool(target: target, group: loop) { pool, _ in
+            if connections.refuse {
+                // As a real connection attempt fails: later, not while the request is being read.
+                let failed = loop.makePromise(of: (any Channel).self)
+                loop.execute { failed.fail(ChannelError.connectTimeout(.seconds(5))) }
+                return failed.futureResult
+            }
+            let channel = EmbeddedChannel(loop: loop)
+            do {
+                try channel.pipeline.syncOperations.addHandlers([
+                    HTTPRequestEncoder(), ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)),
+                    UpstreamHandler(pool: pool),
+                ])
+                try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6443)).wait()
+            } catch {
+                return loop.makeFailedFuture(error)
+            }
+            connections.channels.append(channel)
+            return loop.makeSucceededFuture(channel)
+        }
+        client = EmbeddedChannel(loop: loop)
+        // An accepted connection: connected before its handlers are added.
+        try client.connect(to: SocketAddress(ipAddress: "192.0.2.10", port: 40000)).wait()
+        let timeouts = ConnectionTimeoutHandler(headerTimeout: .seconds(10), requestReadTimeout: .seconds(30), idleTimeout: .seconds(120))
+        let encoder = HTTPResponseEncoder()
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        try client.pipeline.syncOperations.addHandlers([
+            timeouts, encoder, decoder,
+            ProxyStreamHandler(door: door, pool: pool, http1: .init(encoder: encoder, decoder: decoder, timeouts: timeouts), logger: logs.logger()),
+        ])
+    }
+
+    var upstream: EmbeddedChannel? { connections.channels.last }
+    var upstreamCount: Int { connections.channels.count }
+
+    func send(_ text: String) throws {
+        try client.writeInbound(ByteBuffer(string: text))
+        loop.run()
+    }
+
+    /// What the proxy wrote to the client so far.
+    func clientOutput() throws -> String {
+        var text = ""
+        while let buffer = try client.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    /// What the proxy wrote upstream so far, on the latest connection.
+    func upstreamOutput() throws -> String {
+        var text = ""
+        while let buffer = try upstream?.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    func respond(_ text: String) throws {
+        try upstream?.writeInbound(ByteBuffer(string: text))
+        loop.run()
+    }
+
+    static func get(_ path: String, token: String = validToken, extra: String = "") -> String {
+        "GET \(path) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(token)\r\n\(extra)\r\n"
+    }
+}
+
+@Suite("The proxy's exchange (ProxyStreamHandler) on embedded channels")
+struct ProxyStreamHandlerTests {
+    @Test("A Rancher token's request goes upstream as its user with the proxy's credential; the answer streams back")
+    func forwardsAsTheUser() throws {
+        let harness = try ProxyHarness()
+        try harness.send(ProxyHarness.get("/api/v1/namespaces?limit=1"))
+        let request = try harness.upstreamOutput()
+        #expect(request.hasPrefix("GET /api/v1/namespaces?limit=1 HTTP/1.1\r\n"), "\(request)")
+        #expect(request.contains("Authorization: Bearer proxy-token\r\n") || request.contains("authorization: Bearer proxy-token\r\n"), "\(request)")
+        #expect(request.lowercased().contains("impersonate-user: u-abc12\r\n"), "\(request)")
+        #expect(!request.contains("test-secret-key"), "the Rancher secret went upstream")
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        let answer = try harness.clientOutput()
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.hasSuffix("\r\n\r\n{}"), "\(answer)")
+        #expect(harness.logs.text.contains("msg=proxied") && harness.logs.text.contains("source=192.0.2.10:40000"), "\(harness.logs.text)")
+    }
+
+    @Test("Pipelined requests: the second goes upstream only after the first is answered, answers in order, one reused connection")
+    func pipelining() throws {
+        let harness = try ProxyHarness()
+        try harness.send(ProxyHarness.get("/first") + ProxyHarness.get("/second"))
+        let first = try harness.upstreamOutput()
+        #expect(first.hasPrefix("GET /first ") && !first.contains("/second"), "\(first)")
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+        let second = try harness.upstreamOutput()
+        #expect(second.hasPrefix("GET /second "), "\(second)")
+        #expect(harness.upstreamCount == 1, "the idle connection was not reused")
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+        let answers = try harness.clientOutput()
+        let firstAt = try #require(answers.range(of: "first"))
+        let secondAt = try #require(answers.range(of: "second"))
+        #expect(firstAt.lowerBound < secondAt.lowerBound, "\(answers)")
+    }
+
+    @Test("The upstream cannot be reached: the client gets a 502 Status, and the connection stays usable")
+    func upstreamFailsBeforeTheHead() throws {
+        let harness = try ProxyHarness()
+        harness.connections.refuse = true
+        try harness.send(ProxyHarness.get("/unreachable"))
+        let answer = try harness.clientOutput()
+        #expect(answer.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(answer)")
+        #expect(answer.contains(#""kind":"Status""#) && answer.contains("cannot be reached"), "\(answer)")
+        #expect(harness.client.isActive)
+        harness.connections.refuse = false
+        try harness.send(ProxyHarness.get("/again"))
+        #expect(try harness.upstreamOutput().hasPrefix("GET /again "))
+    }
+
+    @Test("The upstream closes in the middle of a response: the client's connection is closed too (the response is cut, never completed)")
+    func upstreamFailsAfterTheHead() throws {
+        let harness = try ProxyHarness()
+        try harness.send(ProxyHarness.get("/watch"))
+        _ = try harness.upstreamOutput()
+        try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nevent\r\n")
+        #expect(try harness.clientOutput().contains("event"))
+        _ = try harness.upstream?.close()
+        harness.loop.run()
+        #expect(!harness.client.isActive)
+        #expect(harness.logs.text.contains("upstream closed during a response"))
+    }
+
+    @Test("The client goes away mid-stream: the upstream connection is closed, not returned to the pool")
+    func clientGoneMidStream() throws {
+        let harness = try ProxyHarness()
+        try harness.send(ProxyHarness.get("/watch"))
+        try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nevent\r\n")
+        _ = try harness.client.close()
+        harness.loop.run()
+        #expect(harness.upstream?.isActive == false)
+        #expect(harness.logs.text.contains("status=200"))
+    }
+
+    @Test("A refused Rancher token is answered 401 here with a Status, and nothing goes upstream")
+    func refusedNeverForwarded() throws {
+        let harness = try ProxyHarness()
+        try harness.send(ProxyHarness.get("/api", token: "kubeconfig-u-abc12x7k2q:wrong-secret"))
+        let answer = try harness.clientOutput()
+        #expect(answer.hasPrefix("HTTP/1.1 401 Unauthorized\r\n") && answer.contains(#""reason":"Unauthorized""#), "\(answer)")
+        #expect(harness.upstreamCount == 0)
+    }
+
+    @Test("Backpressure: while the client cannot take more, the upstream's next read is held; it is passed on once the client can")
+    func backpressureToTheUpstream() throws {
+        let harness = try ProxyHarness()
+        try harness.send(ProxyHarness.get("/logs"))
+        try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let upstream = try #require(harness.upstream)
+        let counter = RawRelayTests.ReadCounter()
+        try upstream.pipeline.syncOperations.addHandler(counter, position: .first)
+        harness.client.isWritable = false
+        harness.client.pipeline.fireChannelWritabilityChanged()
+        upstream.read()
+        #expect(counter.reads == 0, "the upstream was read while the client could not write")
+        harness.client.isWritable = true
+        harness.client.pipeline.fireChannelWritabilityChanged()
+        harness.loop.run()
+        #expect(counter.reads == 1, "the held read was not passed on")
+    }
+}
