@@ -300,6 +300,18 @@ struct RecordsDirectoryJSONTests {
         #expect(load.problems.first?.message.hasPrefix("invalid YAML") == true, "\(load.problems)")
     }
 
+    @Test("A JSON document that is not UTF-8 is refused as such, not decoded")
+    func notUTF8() throws {
+        let temporary = try TemporaryDirectory()
+        var bytes = Array(#"{"apiVersion": "cluster.cattle.io/v3", "kind": "ClusterUserAttribute", "metadata": {"name": "u-"#.utf8)
+        bytes += [0xFF, 0xFE]
+        bytes += Array(#""}, "groups": [], "enabled": true}"#.utf8)
+        #expect(FileManager.default.createFile(atPath: temporary.file("bad.json"), contents: Data(bytes)))
+        let load = try RecordsDirectory(path: temporary.path, namespace: "cattle-system").load()
+        #expect(load.users.isEmpty)
+        #expect(load.problems.map(\.description) == ["bad.json: is not UTF-8 text"])
+    }
+
     @Test("A reload parses only the files that changed")
     func unchangedFilesNotParsedAgain() throws {
         let temporary = try TemporaryDirectory()

@@ -177,11 +177,13 @@ public struct RecordsDirectory: Sendable {
             records.problems.append(RecordProblem(file: name, line: nil, message: "cannot be read"))
             return records
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            records.problems.append(RecordProblem(file: name, line: nil, message: "is not UTF-8 text"))
+        // JSON documents first, straight from the bytes (JSON that is not UTF-8 does not parse, and
+        // the YAML path below says so); no second copy of a large file as a String.
+        if let documents = Self.jsonDocuments(data), let records = parseJSON(documents, file: name) {
             return records
         }
-        if let documents = Self.jsonDocuments(data), let records = parseJSON(documents, file: name) {
+        guard let text = String(data: data, encoding: .utf8) else {
+            records.problems.append(RecordProblem(file: name, line: nil, message: "is not UTF-8 text"))
             return records
         }
         do {
