@@ -102,6 +102,38 @@ struct RawRelayTests {
         }
     }
 
+    /// Next to the head: a read it is given delivers bytes at once and asks to read again, as a
+    /// decoder holding buffered bytes does under autoRead.
+    final class EagerReader: ChannelOutboundHandler, RemovableChannelHandler {
+        typealias OutboundIn = Any
+        var deliveries = 0
+        func read(context: ChannelHandlerContext) {
+            guard deliveries < 3 else { return context.read() }
+            deliveries += 1
+            context.fireChannelRead(NIOAny(ByteBuffer(string: "buffered \(deliveries)")))
+            context.fireChannelReadComplete()
+            context.channel.read()
+        }
+    }
+
+    @Test("A held read passed on that delivers bytes at once and asks to read again re-enters the relay safely")
+    func reentrantRead() throws {
+        let splice = try Self.splice()
+        let eager = EagerReader()
+        try splice.client.pipeline.syncOperations.addHandler(eager, position: .first)
+        splice.upstream.isWritable = false
+        splice.upstream.pipeline.fireChannelWritabilityChanged()
+        splice.client.read()
+        #expect(eager.deliveries == 0, "the read was not held")
+        // Passing the held read on re-enters the relay (its read) while it is releasing that read.
+        splice.upstream.isWritable = true
+        splice.upstream.pipeline.fireChannelWritabilityChanged()
+        #expect(eager.deliveries == 3)
+        var forwarded: [String] = []
+        while let buffer = try splice.upstream.readOutbound(as: ByteBuffer.self) { forwarded.append(String(buffer: buffer)) }
+        #expect(forwarded == ["buffered 1", "buffered 2", "buffered 3"])
+    }
+
     @Test("Either side closing closes the other")
     func closes() throws {
         let splice = try Self.splice()

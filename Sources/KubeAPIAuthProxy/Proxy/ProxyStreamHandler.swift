@@ -242,7 +242,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         buffered = []
         handler.flush()
-        if handler.isWritable { heldRead.release(context) }
+        if handler.isWritable, heldRead.takeHeld() { context.read() }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -259,7 +259,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .idle: paused = queued.count > 8
         case .upgraded, .closed: paused = false
         }
-        heldRead.read(context, paused: paused)
+        if heldRead.mayPass(paused: paused) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -394,7 +394,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func upstreamWritable() {
         guard let context, state == .forwarding else { return }
-        heldRead.release(context)
+        if heldRead.takeHeld() { context.read() }
     }
 
     /// The upstream connection failed or closed before the response ended.
@@ -456,7 +456,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             queued.removeFirst()
             handle(next, context: context)
         }
-        if state == .idle { heldRead.release(context) }
+        if state == .idle, heldRead.takeHeld() { context.read() }
     }
 
     private func auditExchange() {

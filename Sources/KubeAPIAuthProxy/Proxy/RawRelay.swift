@@ -41,11 +41,11 @@ final class RawRelay: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        heldRead.read(context, paused: partner?.context.map { !$0.channel.isWritable } ?? false)
+        if heldRead.mayPass(paused: partner?.context.map { !$0.channel.isWritable } ?? false) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, let partner, let partnerContext = partner.context { partner.heldRead.release(partnerContext) }
+        if context.channel.isWritable, let partner, let partnerContext = partner.context { if partner.heldRead.takeHeld() { partnerContext.read() } }
         context.fireChannelWritabilityChanged()
     }
 

@@ -58,7 +58,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func release() {
         stream = nil
         guard let context, let pool else { return }
-        heldRead.release(context)
+        if heldRead.takeHeld() { context.read() }
         pool.release(context.channel, handler: self)
     }
 
@@ -97,7 +97,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func resumeReading() {
         guard let context else { return }
-        heldRead.release(context)
+        if heldRead.takeHeld() { context.read() }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -119,7 +119,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        heldRead.read(context, paused: stream.map { !$0.clientWritable } ?? false)
+        if heldRead.mayPass(paused: stream.map { !$0.clientWritable } ?? false) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
