@@ -321,10 +321,14 @@ struct RecordsDirectoryJSONTests {
             "{\"apiVersion\": \"cluster.cattle.io/v3\", \"kind\": \"ClusterUserAttribute\", \"metadata\": {\"name\": \"u-b\"}, \"groups\": [], \"enabled\": true}\n"
         )
         let directory = RecordsDirectory(path: temporary.path, namespace: "cattle-system")
-        #expect(try directory.load().users.count == 2)
+        let first = try directory.load()
+        #expect(first.users.count == 2)
         #expect(directory.filesParsed == 2)
         #expect(try directory.load().users.count == 2)
         #expect(directory.filesParsed == 2)
+        func version(_ load: RecordsDirectory.Load, _ user: String) -> String? {
+            load.users.first { $0.name == user }?.metadata.resourceVersion
+        }
         try temporary.write(
             "b.yaml",
             "{\"apiVersion\": \"cluster.cattle.io/v3\", \"kind\": \"ClusterUserAttribute\", \"metadata\": {\"name\": \"u-c\"}, \"groups\": [\"g\"], \"enabled\": true}\n"
@@ -332,5 +336,10 @@ struct RecordsDirectoryJSONTests {
         let reloaded = try directory.load()
         #expect(directory.filesParsed == 3)
         #expect(reloaded.users.map(\.name).sorted() == ["u-abc12", "u-c"])
+        // Each file's records carry the file's version: the unchanged file's stay (its remembered
+        // verifications stay valid), the changed file's are new; the snapshot keeps them as they are.
+        #expect(version(first, "u-abc12") != nil && version(reloaded, "u-abc12") == version(first, "u-abc12"))
+        #expect(version(reloaded, "u-c") != nil && version(reloaded, "u-c") != version(first, "u-b"))
+        #expect(reloaded.snapshot(revision: "ignored").users["u-c"]?.attribute.metadata.resourceVersion == version(reloaded, "u-c"))
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import RancherAuth
 import Synchronization
@@ -60,20 +61,18 @@ public struct RecordsDirectory: Sendable {
 
         public var recordCount: Int { tokens.count + users.count + hashSecrets.count + (refreshConfigMap == nil ? 0 : 1) }
 
-        /// The records as a snapshot. Manifests carry no resourceVersion, so records without one get
-        /// `revision`: a reload changes every version, which invalidates remembered verifications.
+        /// The records as a snapshot. ``RecordsDirectory/load()`` gives each file's records a version
+        /// of the file's own (``RecordsDirectory/revision(of:)``); a record still without one (a
+        /// `Load` built by hand) gets `revision`. Records that have one are not copied.
         public func snapshot(revision: String = "records") -> RecordSnapshot {
-            func versioned(_ metadata: ObjectMeta) -> ObjectMeta {
-                var metadata = metadata
-                if metadata.resourceVersion == nil { metadata.resourceVersion = revision }
-                return metadata
-            }
             var tokens = self.tokens
             var users = self.users
             var hashSecrets = self.hashSecrets
-            for index in tokens.indices { tokens[index].metadata = versioned(tokens[index].metadata) }
-            for index in users.indices { users[index].metadata = versioned(users[index].metadata) }
-            for index in hashSecrets.indices { hashSecrets[index].metadata = versioned(hashSecrets[index].metadata) }
+            for index in tokens.indices where tokens[index].metadata.resourceVersion == nil { tokens[index].metadata.resourceVersion = revision }
+            for index in users.indices where users[index].metadata.resourceVersion == nil { users[index].metadata.resourceVersion = revision }
+            for index in hashSecrets.indices where hashSecrets[index].metadata.resourceVersion == nil {
+                hashSecrets[index].metadata.resourceVersion = revision
+            }
             return RecordSnapshot(
                 tokens: tokens, users: users, hashSecrets: hashSecrets, refreshPeriod: refreshConfigMap?.period ?? .disabled,
                 emergency: emergency)
@@ -125,7 +124,7 @@ public struct RecordsDirectory: Sendable {
             if let known = previous[name], known.fingerprint == fingerprint {
                 records = known.records
             } else {
-                records = parseFile(named: name)
+                records = Self.versioned(parseFile(named: name), revision: Self.revision(of: fingerprint))
                 parsed.count.add(1, ordering: .relaxed)
             }
             current[name] = (fingerprint, records)
@@ -275,6 +274,30 @@ public struct RecordsDirectory: Sendable {
         }
     }
 
+    /// The version a file's records get (manifests carry no resourceVersion): derived from the
+    /// file's fingerprint, so a changed file's records get new versions — which invalidates the
+    /// verifications remembered for them — and an unchanged file's keep theirs. Short enough to be
+    /// stored inline, and one string shared by every record of the file.
+    static func revision(of fingerprint: String) -> String {
+        let digest = SHA256.hash(data: Array(fingerprint.utf8))
+        return "r-" + digest.prefix(6).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+    }
+
+    /// The records with `revision` where they have no resourceVersion of their own.
+    static func versioned(_ records: FileRecords, revision: String) -> FileRecords {
+        var records = records
+        for index in records.tokens.indices where records.tokens[index].metadata.resourceVersion == nil {
+            records.tokens[index].metadata.resourceVersion = revision
+        }
+        for index in records.users.indices where records.users[index].metadata.resourceVersion == nil {
+            records.users[index].metadata.resourceVersion = revision
+        }
+        for index in records.hashSecrets.indices where records.hashSecrets[index].metadata.resourceVersion == nil {
+            records.hashSecrets[index].metadata.resourceVersion = revision
+        }
+        return records
+    }
+
     /// The kinds of manifest a records directory may hold (not ``KubeAPIAuth/RecordKind``, the API's collections).
     enum ManifestKind {
         case clusterAuthToken, clusterUserAttribute, secret, configMap
@@ -378,5 +401,12 @@ public struct RecordsDirectory: Sendable {
             }
         }
         return current
+    }
+}
+
+extension String {
+    /// The string with `pad` before it up to `width` characters.
+    fileprivate func leftPadded(to width: Int, with pad: Character = "0") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }
