@@ -169,13 +169,7 @@ struct JSONRecordDocument: Decodable {
         case .hashSecret(let secret): records.hashSecrets.append(secret)
         case .refresh(let configMap): records.refreshConfigMap = configMap
         case .emergency(let name, let secret):
-            do {
-                records.emergency = try EmergencyAccess(secret: secret, fallbackVersion: "records")
-            } catch {
-                records.problems.append(
-                    RecordProblem(file: file, line: line, message: "emergency Secret \(name) cannot be used: \(error.description)"))
-                return
-            }
+            guard records.addEmergency(secret, name: name, file: file, line: line) else { return }
         }
         records.keys.append((key, line))
     }

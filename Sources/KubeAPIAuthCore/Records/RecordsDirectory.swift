@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import RancherAuth
 import Synchronization
@@ -167,6 +166,17 @@ public struct RecordsDirectory: Sendable {
         public var emergency: EmergencyAccess?
         var keys: [(String, Int)] = []
         public var problems: [RecordProblem] = []
+
+        /// The emergency Secret's settings; `false`, with a problem that says why, when it cannot be used.
+        mutating func addEmergency(_ secret: OpaqueSecret, name: String, file: String, line: Int?) -> Bool {
+            do {
+                emergency = try EmergencyAccess(secret: secret, fallbackVersion: "records")
+                return true
+            } catch {
+                problems.append(RecordProblem(file: file, line: line, message: "emergency Secret \(name) cannot be used: \(error.description)"))
+                return false
+            }
+        }
     }
 
     public func parseFile(named name: String) -> FileRecords {
@@ -236,14 +246,8 @@ public struct RecordsDirectory: Sendable {
             case .clusterAuthToken: records.tokens.append(try decoder.decode(ClusterAuthToken.self, from: node))
             case .clusterUserAttribute: records.users.append(try decoder.decode(ClusterUserAttribute.self, from: node))
             case .emergencySecret:
-                let secret = try decoder.decode(OpaqueSecret.self, from: node)
-                do {
-                    records.emergency = try EmergencyAccess(secret: secret, fallbackVersion: "records")
-                } catch {
-                    records.problems.append(
-                        RecordProblem(file: file, line: line, message: "emergency Secret \(objectName) cannot be used: \(error.description)"))
-                    return
-                }
+                guard records.addEmergency(try decoder.decode(OpaqueSecret.self, from: node), name: objectName, file: file, line: line)
+                else { return }
             case .hashSecret: records.hashSecrets.append(try decoder.decode(HashSecret.self, from: node))
             case .refreshConfigMap: records.refreshConfigMap = try decoder.decode(RefreshConfigMap.self, from: node)
             }
@@ -279,8 +283,7 @@ public struct RecordsDirectory: Sendable {
     /// verifications remembered for them — and an unchanged file's keep theirs. Short enough to be
     /// stored inline, and one string shared by every record of the file.
     static func revision(of fingerprint: String) -> String {
-        let digest = SHA256.hash(data: Array(fingerprint.utf8))
-        return "r-" + digest.prefix(6).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        ContentVersion.of(["records file", fingerprint])
     }
 
     /// The records with `revision` where they have no resourceVersion of their own.
@@ -401,12 +404,5 @@ public struct RecordsDirectory: Sendable {
             }
         }
         return current
-    }
-}
-
-extension String {
-    /// The string with `pad` before it up to `width` characters.
-    fileprivate func leftPadded(to width: Int, with pad: Character = "0") -> String {
-        count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }

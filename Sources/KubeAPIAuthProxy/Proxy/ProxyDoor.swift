@@ -83,9 +83,12 @@ public final class ProxyDoor: Sendable {
             return .now(Self.answer(.unauthorized, "Unauthorized", "only bearer tokens are accepted"))
         case .bearer(let token, _):
             // The proxy knows its client: an expensive (scrypt) check is charged to the client's host.
-            return core.authenticate(token: token, source: client.text, client: client.ip, start: start).flatMap { outcome in
-                self.identify(outcome, headers: headers, clientAddress: client.ip, on: eventLoop)
+            let outcome = core.authenticate(token: token, source: client.text, client: client.ip, start: start)
+            // Nearly every token is decided now: identified directly, no closure made for it.
+            guard case .now(let decided) = outcome else {
+                return outcome.flatMap { self.identify($0, headers: headers, clientAddress: client.ip, on: eventLoop) }
             }
+            return identify(decided, headers: headers, clientAddress: client.ip, on: eventLoop)
         }
     }
 

@@ -63,7 +63,9 @@ public struct WebhookDoor: Sendable {
     }
 
     private func answer(_ outcome: Eventual<AuthenticationOutcome>, as shape: AnswerShape) -> Eventual<HTTPAnswer> {
-        outcome.map { Self.render($0, as: shape) }
+        // Nearly every review is decided now: rendered directly, no closure made for it.
+        guard case .now(let decided) = outcome else { return outcome.map { Self.render($0, as: shape) } }
+        return .now(Self.render(decided, as: shape))
     }
 
     static let unauthorized = HTTPAnswer.status(.unauthorized, reason: "Unauthorized", message: "Unauthorized")

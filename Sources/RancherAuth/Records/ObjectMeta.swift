@@ -60,8 +60,8 @@ public struct RecordFieldError: Error, CustomStringConvertible, Sendable {
 }
 
 /// A short digest of record fields, for comparing record contents without keeping them.
-enum ContentVersion {
-    static func of(_ fields: [String]) -> String {
+package enum ContentVersion {
+    package static func of(_ fields: [String]) -> String {
         var hasher = SHA256()
         for field in fields {
             hasher.update(data: Array(field.utf8))
