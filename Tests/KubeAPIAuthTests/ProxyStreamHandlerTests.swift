@@ -201,3 +201,73 @@ struct ProxyStreamHandlerTests {
         #expect(counter.reads == 1, "the held read was not passed on")
     }
 }
+
+@Suite("The proxy's connection (ProxyStreamHandler): upgrade, drain, backpressure from the client, malformed requests")
+struct ProxyConnectionTests {
+    @Test("An upgrade (exec): the 101 goes to the client, then bytes flow both ways untouched, and the exchange is audited once")
+    func upgradeSplices() throws {
+        let harness = try ProxyHarness()
+        try harness.send(ProxyHarness.get("/api/v1/namespaces/x/pods/p/exec", extra: "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"))
+        let request = try harness.upstreamOutput()
+        #expect(request.lowercased().contains("upgrade: spdy/3.1\r\n"), "\(request)")
+        try harness.respond("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n")
+        #expect(try harness.clientOutput().hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+        try harness.send("client bytes, not HTTP\r\n\r\n")
+        #expect(try harness.upstreamOutput() == "client bytes, not HTTP\r\n\r\n")
+        try harness.respond("upstream bytes")
+        #expect(try harness.clientOutput() == "upstream bytes")
+        #expect(harness.logs.text.components(separatedBy: "msg=proxied").count == 2, "\(harness.logs.text)")
+        _ = try harness.client.close()
+        harness.loop.run()
+        #expect(harness.upstream?.isActive == false, "the splice's other side stays open")
+    }
+
+    @Test("Drain: an idle connection closes at once; a busy one gets its answer marked Connection: close, then closes")
+    func drain() throws {
+        let idle = try ProxyHarness()
+        idle.client.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        idle.loop.run()
+        #expect(!idle.client.isActive)
+
+        let busy = try ProxyHarness()
+        try busy.send(ProxyHarness.get("/watch"))
+        busy.client.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        busy.loop.run()
+        #expect(busy.client.isActive, "a busy connection was cut")
+        try busy.respond("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        let answer = try busy.clientOutput()
+        #expect(answer.lowercased().contains("connection: close\r\n") && answer.hasSuffix("ok"), "\(answer)")
+        #expect(!busy.client.isActive)
+    }
+
+    @Test("Backpressure from the client: while the upstream cannot take more of a body, the client's next read is held; passed on once it can")
+    func backpressureToTheClient() throws {
+        let harness = try ProxyHarness()
+        try harness.send("POST /api/v1/namespaces HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(validToken)\r\nContent-Length: 10\r\n\r\nabc")
+        let upstream = try #require(harness.upstream)
+        #expect(try harness.upstreamOutput().hasSuffix("abc"))
+        let counter = RawRelayTests.ReadCounter()
+        try harness.client.pipeline.syncOperations.addHandler(counter, position: .first)
+        upstream.isWritable = false
+        upstream.pipeline.fireChannelWritabilityChanged()
+        harness.client.read()
+        #expect(counter.reads == 0, "the client was read while the upstream could not write")
+        upstream.isWritable = true
+        upstream.pipeline.fireChannelWritabilityChanged()
+        harness.loop.run()
+        #expect(counter.reads == 1, "the held read was not passed on")
+    }
+
+    @Test("A malformed request gets 400 and the connection closes; one pipelined behind an unanswered request just closes it")
+    func malformed() throws {
+        let alone = try ProxyHarness()
+        try alone.send("GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
+        #expect(try alone.clientOutput().hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
+        #expect(!alone.client.isActive)
+
+        let behind = try ProxyHarness()
+        try behind.send(ProxyHarness.get("/first") + "GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+        #expect(try behind.clientOutput() == "", "a 400 would be taken for the first request's answer")
+        #expect(!behind.client.isActive)
+    }
+}

@@ -13,7 +13,11 @@ struct SnapshotFileTests {
     func fixtureSnapshot() throws -> RecordSnapshot {
         let directory = try TemporaryDirectory()
         try directory.write("fixture.yaml", fixtureManifest)
-        return try RecordsDirectory(path: directory.path, namespace: "cattle-system").load().snapshot(revision: "7")
+        let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+        // Said outright when it does not hold (a CI run once saw the round trip miss the token).
+        try #require(load.problems.isEmpty, "\(load.problems) in \(load.files)")
+        try #require(load.tokens.map(\.name) == ["kubeconfig-u-abc12x7k2q"], "files: \(load.files)")
+        return withExtendedLifetime(directory) { load.snapshot(revision: "7") }
     }
 
     @Test("Round trip: written atomically with mode 0600, read back, the token still verifies")
@@ -28,6 +32,7 @@ struct SnapshotFileTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["snapshot"])
         let loaded = try SnapshotFile.load(path: path, namespace: "cattle-system")
         #expect(loaded.writtenAt == "2027-01-15T08:00:00Z")
+        #expect(loaded.clusterauthtokens.map(\.name) == ["kubeconfig-u-abc12x7k2q"])
         let decision = Authenticator().review(token: validToken, snapshot: loaded.snapshot(), now: Timestamp(seconds: 1_800_000_000))
         #expect(decision.isAuthenticated)
         #expect(

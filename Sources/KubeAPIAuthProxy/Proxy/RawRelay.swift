@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import KubeAPIAuthHTTP
 
 /// One side of a byte splice after an upgrade: what one connection reads, the other writes,
 /// with the same backpressure as the HTTP exchange (reads wait while the partner cannot write).

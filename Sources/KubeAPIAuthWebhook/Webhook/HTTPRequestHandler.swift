@@ -3,45 +3,33 @@ import NIOHTTP1
 import KubeAPIAuthHTTP
 import KubeAPIAuthCore
 
-/// One HTTP/1.x connection on top of NIO's request decoder (llhttp): collects a request (capping
-/// its body), hands it to ``Endpoints`` and writes the answer as one encoded buffer.
+/// One HTTP/1.x connection of the webhook on top of NIO's request decoder (llhttp): collects a
+/// request (capping its body), hands it to ``Endpoints`` and writes the answer as one encoded
+/// buffer. The connection's rules — pipelined requests answered strictly in order while no more
+/// bytes are read, `400` and close for a request the decoder rejects, quiescing, the timeouts'
+/// moments — are ``HTTPServerConnection``'s, shared with the proxy; this handler translates.
 ///
 /// It replaces NIO's `HTTPServerPipelineHandler`, `HTTPServerProtocolErrorHandler` and
-/// `HTTPResponseEncoder` on this service's connections, doing what they do here:
-/// - pipelined requests are answered strictly in order: while an answer is pending (a queued
-///   scrypt check) later request parts are held and no more bytes are read;
-/// - a request the decoder rejects gets `400` and the connection closes;
-/// - on shutdown (`ChannelShouldQuiesceEvent`) an idle connection closes at once and a busy one
-///   after its answer;
-/// - keep-alive follows the request (`Connection` header, HTTP version).
-///
-/// Why: the answers are small and complete before the first byte goes out, and passing three
-/// response parts through three handlers and building `HTTPHeaders` cost about a fifth of the
-/// CPU of a review. One buffer, one write.
+/// `HTTPResponseEncoder` on this service's connections. Why: the answers are small and complete
+/// before the first byte goes out, and passing three response parts through three handlers and
+/// building `HTTPHeaders` cost about a fifth of the CPU of a review. One buffer, one write.
 public final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
-    private enum State {
-        case waitingForHead
-        case readingBody(Endpoints.Request, ByteBuffer)
-        /// The request is with the endpoints; its answer is not written yet.
-        case answering
-        /// The connection is closing (an answer with `Connection: close`, a rejected request).
-        case closing
+    /// The request being read (its body collected), if any.
+    private struct Reading {
+        var request: Endpoints.Request
+        var body: ByteBuffer
     }
 
     private let endpoints: Endpoints
     private let maxBodyBytes: Int
     /// The connection's timeout handler, told directly where requests begin and end.
     private let timeouts: ConnectionTimeoutHandler?
-    private var state = State.waitingForHead
-    /// Parts of pipelined requests that arrived while an answer was pending.
-    private var held = CircularBuffer<HTTPServerRequestPart>()
-    /// A `read` asked for while an answer was pending, to pass on once it is written.
-    private var readHeld = false
-    private var quiescing = false
+    private var connection = HTTPServerConnection(readDeadline: .wholeRequest, pipelineLimit: 0)
+    private var reading: Reading?
     private var keepAlive = true
     private var version = HTTPVersion.http1_1
     private var isHeadRequest = false
@@ -52,34 +40,20 @@ public final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHan
         self.timeouts = timeouts
     }
 
-    private var isAnswering: Bool {
-        if case .answering = state { return true }
-        return false
-    }
-
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if case .closing = state { return }
-        if isAnswering || !held.isEmpty {
-            held.append(part)
-            return
-        }
+        guard case .deliver(let part, let milestone) = connection.received(unwrapInboundIn(data)) else { return }
+        timeouts?.note(milestone)
         process(part, context: context)
     }
 
     public func read(context: ChannelHandlerContext) {
-        if isAnswering || !held.isEmpty {
-            readHeld = true
-        } else {
-            context.read()
-        }
+        if connection.readRequested(doorPaused: false) { context.read() }
     }
 
     private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
-            timeouts?.requestHeadReceived()
-            keepAlive = head.isKeepAlive && !quiescing
+            keepAlive = head.isKeepAlive && !connection.quiescing
             version = head.version
             isHeadRequest = head.method == .HEAD
             let request = Endpoints.Request(
@@ -95,22 +69,21 @@ public final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHan
                     wrapOutboundOut(ByteBuffer(string: "HTTP/\(head.version.major).\(head.version.minor) 100 Continue\r\n\r\n")),
                     promise: nil)
             }
-            state = .readingBody(request, context.channel.allocator.buffer(capacity: wantsBody ? 512 : 0))
+            reading = Reading(request: request, body: context.channel.allocator.buffer(capacity: wantsBody ? 512 : 0))
         case .body(var chunk):
-            guard case .readingBody(let request, var body) = state else { return }
-            guard body.readableBytes + chunk.readableBytes <= maxBodyBytes else {
+            guard var current = reading else { return }
+            guard current.body.readableBytes + chunk.readableBytes <= maxBodyBytes else {
                 reject(context: context)
                 return
             }
-            state = .answering  // Avoid a copy-on-write of `body` while appending.
-            body.writeBuffer(&chunk)
-            state = .readingBody(request, body)
+            reading = nil  // Avoid a copy-on-write of the body while appending.
+            current.body.writeBuffer(&chunk)
+            reading = current
         case .end:
-            guard case .readingBody(let request, let body) = state else { return }
-            state = .answering
-            timeouts?.requestReceived()
-            let result = body.withUnsafeReadableBytes { bytes in
-                endpoints.handle(request, body: bytes)
+            guard let current = reading else { return }
+            reading = nil
+            let result = current.body.withUnsafeReadableBytes { bytes in
+                endpoints.handle(current.request, body: bytes)
             }
             switch result {
             case .now(let answer):
@@ -120,21 +93,8 @@ public final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHan
                 completion.whenComplete(on: context.eventLoop) { answer in
                     let (handler, context) = loopBound.value
                     handler.respond(answer, context: context)
-                    handler.processHeld(context: context)
                 }
             }
-        }
-    }
-
-    /// After a pending answer: the requests that queued up behind it, then reading resumes.
-    private func processHeld(context: ChannelHandlerContext) {
-        while !isAnswering, let part = held.popFirst() {
-            if case .closing = state { held.removeAll(); return }
-            process(part, context: context)
-        }
-        if readHeld, !isAnswering, held.isEmpty {
-            readHeld = false
-            context.read()
         }
     }
 
@@ -143,17 +103,16 @@ public final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHan
             context.fireErrorCaught(error)
             return
         }
-        // The decoder cannot continue after a parse error. Say so if no answer has started.
-        switch state {
-        case .waitingForHead, .readingBody:
-            state = .closing
+        // The decoder cannot continue after a parse error. Say so if no answer is pending.
+        reading = nil
+        switch connection.parseError(doorCanAnswer: true) {
+        case .answerBadRequest:
             let answer = HTTPResponseEncoding.encode(
                 HTTPAnswer(status: .badRequest), version: .http1_1, keepAlive: false, omitBody: false,
                 allocator: context.channel.allocator)
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in channel.close(promise: nil) }
-        case .answering, .closing:
-            state = .closing
+        case .close:
             context.close(promise: nil)
         }
     }
@@ -163,15 +122,9 @@ public final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHan
             context.fireUserInboundEventTriggered(event)
             return
         }
-        quiescing = true
-        switch state {
-        case .waitingForHead where held.isEmpty:
-            state = .closing
-            context.close(promise: nil)
-        case .waitingForHead, .readingBody, .answering:
-            keepAlive = false
-        case .closing:
-            break
+        switch connection.quiesce() {
+        case .closeNow: context.close(promise: nil)
+        case .closeAfterAnswer: keepAlive = false
         }
     }
 
@@ -185,6 +138,7 @@ public final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHan
     }
 
     private func reject(context: ChannelHandlerContext) {
+        reading = nil
         keepAlive = false
         respond(
             .status(.payloadTooLarge, reason: "RequestEntityTooLarge", message: "request body exceeds \(maxBodyBytes) bytes"),
@@ -193,20 +147,35 @@ public final class HTTPRequestHandler: ChannelDuplexHandler, RemovableChannelHan
 
     private func respond(_ answer: HTTPAnswer, context: ChannelHandlerContext) {
         guard context.channel.isActive else {
-            state = .closing
+            connection.close()
             return
         }
         let buffer = HTTPResponseEncoding.encode(
             answer, version: version, keepAlive: keepAlive, omitBody: isHeadRequest, allocator: context.channel.allocator)
-        timeouts?.responseSent()
-        if keepAlive {
-            state = .waitingForHead
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        } else {
-            state = .closing
+        switch connection.answerFinished(keepAlive: keepAlive) {
+        case .close:
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
+        case .proceed:
+            timeouts?.responseSent()
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            processHeld(context: context)
         }
+    }
+
+    private var processingHeld = false
+
+    /// The requests that queued up behind an answered one, in order, then reading resumes. An
+    /// answer given while they are processed does not start a nested round (the loop goes on).
+    private func processHeld(context: ChannelHandlerContext) {
+        guard !processingHeld else { return }
+        processingHeld = true
+        while let (part, milestone) = connection.nextHeld() {
+            timeouts?.note(milestone)
+            process(part, context: context)
+        }
+        processingHeld = false
+        if connection.takeHeldRead(doorPaused: false) { context.read() }
     }
 }
 

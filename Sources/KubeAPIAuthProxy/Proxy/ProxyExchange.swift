@@ -1,0 +1,419 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import KubeAPIAuthHTTP
+import KubeAPIAuthCore
+
+/// One exchange of the proxy — a client's request and the answer it gets — as a value: events in
+/// (the client's request parts, the door's decision, the upstream connection and its response
+/// parts, the client going away), actions out (what to send where, when the exchange is finished
+/// and whether the upstream connection can be reused, what to audit). ``ProxyStreamHandler``
+/// translates NIO's events into these calls and the actions into writes; every decision about the
+/// exchange is made here and tested without channels (`ProxyExchangeTests`).
+///
+/// States: `idle` → (request head) `deciding` → (decision) `answered` or `connecting` →
+/// (upstream attached) `forwarding` → (response end) `idle` again, or `upgraded` (a `101` to an
+/// upgrade request: the connection becomes a byte splice), or `closed`.
+///
+/// Rules kept here:
+/// - the request's body waits while the door decides and the upstream connection is made (reading
+///   pauses, ``readPaused(upstreamWritable:)``); once forwarding, parts flow as they arrive;
+/// - an answer given before the whole request arrived (the proxy's own, or the upstream's early
+///   `413`/`401`) ends the client's HTTP/1.1 connection and never reuses the upstream one; an
+///   HTTP/2 stream reads and drops the rest instead;
+/// - an upgrade request's connections are never reused unless the upgrade happens (then both are
+///   the splice's); the upstream's hop-by-hop response headers are dropped (``ProxyResponseHeaders``);
+/// - the upstream failing before the response's head is a `502` to the client, after it a cut (the
+///   client sees a truncated response, as the upstream cut it);
+/// - each exchange is audited exactly once (`499` when the client left mid-response).
+struct ProxyExchange {
+    enum State: Equatable {
+        case idle
+        /// The door is deciding (a scrypt check or a SubjectAccessReview may be running).
+        case deciding
+        /// Forwarded: waiting for an upstream connection.
+        case connecting
+        /// Parts flow to and from the upstream connection.
+        case forwarding
+        /// Answered here; the rest of the request body is read and dropped.
+        case answered
+        /// Spliced as bytes; the HTTP handlers are gone.
+        case upgraded
+        case closed
+    }
+
+    /// What the audit line of a finished exchange says.
+    struct Audit {
+        var caller: ProxyDoor.Caller
+        var method: HTTPMethod
+        var uri: String
+        var status: Int
+        var bytes: Int
+        var start: ContinuousClock.Instant
+    }
+
+    /// The exchange is over; the connection may carry the next one.
+    struct Finish {
+        /// The upstream connection may serve another request (else it is closed).
+        var reuseUpstream: Bool
+        /// The client's HTTP/1.1 connection stays open after this answer.
+        var keepClient: Bool
+        var audit: Audit?
+    }
+
+    /// An answer made by the proxy (an error, a refusal, a `400` for a malformed request).
+    struct Answer {
+        var head: HTTPResponseHead
+        var body: [UInt8]
+        /// Set when the answer ends the exchange at once (else the rest of the request is dropped
+        /// until its end, which finishes it).
+        var finish: Finish?
+    }
+
+    enum RequestAction {
+        case none
+        /// A request head: ask the door (``ProxyDoor/route(_:client:start:on:)``), then ``routed(_:upstreamAuthority:)``.
+        case route(HTTPRequestHead)
+        /// Forward a part upstream (flush after an end).
+        case sendUpstream(HTTPClientRequestPart)
+        /// The request of an exchange answered here ended: it is finished.
+        case finish(Finish)
+    }
+
+    enum RoutedAction {
+        /// The exchange moved on meanwhile (the client left, a malformed request was answered).
+        case none
+        case answer(Answer)
+        /// Take an upstream connection (pooled or new), then ``upstreamAttached()``.
+        case connect
+    }
+
+    enum UpstreamFailure {
+        case none
+        /// The response had started: close the client's connection, audit.
+        case cutClient(Audit?)
+        case answer(Answer)
+    }
+
+    enum ResponseHeadAction {
+        case none
+        case write(HTTPResponseHead)
+        /// A `101` to an upgrade request: spliced once the response's (empty) end has been read.
+        case awaitUpgrade
+    }
+
+    enum ResponseEndAction {
+        case none
+        /// Write the response's end; then the exchange is finished.
+        case writeEnd(Finish)
+        /// Hand the client the `101` and splice both connections.
+        case upgrade(HTTPResponseHead, Audit?)
+    }
+
+    private(set) var state = State.idle
+    /// An HTTP/2 stream (one exchange, no connection to keep or close) rather than an HTTP/1.1 connection.
+    let isHTTP2: Bool
+    private var head: HTTPRequestHead?
+    private var caller = ProxyDoor.Caller(route: .answered)
+    private var start = ContinuousClock.now
+    /// The head to send upstream, from the door's decision until the upstream is attached.
+    private var outgoing: HTTPRequestHead?
+    /// Request parts that arrived while deciding or connecting.
+    private var buffered: [HTTPServerRequestPart] = []
+    private(set) var requestEnded = false
+    private(set) var responseStarted = false
+    private var status = 0
+    private var bytes = 0
+    private var isUpgradeRequest = false
+    private var clientKeepAlive = true
+    private var upstreamKeepAlive = true
+    private var pendingUpgrade: HTTPResponseHead?
+
+    init(isHTTP2: Bool) {
+        self.isHTTP2 = isHTTP2
+    }
+
+    /// What the door decided the exchange acts as (for the audit line and the sessions).
+    var currentCaller: ProxyDoor.Caller { caller }
+
+    /// The request's path without its query, for log lines.
+    var path: Substring { head?.uri.prefix(while: { $0 != "?" }) ?? "" }
+
+    // MARK: The client's request
+
+    mutating func requestPart(_ part: HTTPServerRequestPart, now: ContinuousClock.Instant) -> RequestAction {
+        switch (state, part) {
+        case (.idle, .head(let head)):
+            begin(head, now: now)
+            return .route(head)
+        case (.idle, _):
+            return .none  // parts of a request answered and closed
+        case (.deciding, .head), (.connecting, .head), (.forwarding, .head), (.answered, .head):
+            return .none  // cannot happen: a head after an incomplete request is a decoder error
+        case (.deciding, let part), (.connecting, let part):
+            if case .end = part { requestEnded = true }
+            buffered.append(part)
+            return .none
+        case (.forwarding, .body(let body)):
+            return .sendUpstream(.body(.byteBuffer(body)))
+        case (.forwarding, .end(let trailers)):
+            requestEnded = true
+            return .sendUpstream(.end(trailers))
+        case (.answered, .body):
+            return .none
+        case (.answered, .end):
+            requestEnded = true
+            return .finish(finish(reuseUpstream: false))
+        case (.upgraded, _), (.closed, _):
+            return .none
+        }
+    }
+
+    private mutating func begin(_ head: HTTPRequestHead, now: ContinuousClock.Instant) {
+        self.head = head
+        start = now
+        state = .deciding
+        caller = ProxyDoor.Caller(route: .answered)
+        requestEnded = false
+        responseStarted = false
+        status = 0
+        bytes = 0
+        buffered = []
+        outgoing = nil
+        upstreamKeepAlive = true
+        clientKeepAlive = isHTTP2 || head.isKeepAlive
+        isUpgradeRequest =
+            !isHTTP2 && head.headers.contains(name: "upgrade")
+            && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+    }
+
+    /// The start of the exchange in progress (for the upstream's latency and the audit).
+    var startedAt: ContinuousClock.Instant { start }
+
+    /// Whether reading from the client pauses, for the exchange's own reasons: the body waits for
+    /// the decision and the upstream connection, and for an upstream that cannot take more.
+    func readPaused(upstreamWritable: Bool) -> Bool {
+        switch state {
+        case .deciding, .connecting: return !requestEnded
+        case .forwarding: return !requestEnded && !upstreamWritable
+        case .idle, .answered, .upgraded, .closed: return false
+        }
+    }
+
+    // MARK: The door's decision
+
+    mutating func routed(_ route: ProxyDoor.Route, upstreamAuthority: String) -> RoutedAction {
+        guard state == .deciding, let head else { return .none }
+        switch route {
+        case .answer(let answer, let caller):
+            self.caller = caller
+            return .answer(self.answer(answer))
+        case .forward(let headers, let caller):
+            self.caller = caller
+            state = .connecting
+            outgoing = upstreamHead(head, headers: headers, authority: upstreamAuthority)
+            return .connect
+        }
+    }
+
+    /// The head sent upstream: the routed headers, `Host` naming the upstream, and framing that
+    /// the encoder can follow (``ProxyRequestPolicy/upstreamFraming(method:completeBodyLength:clientSentTransferEncoding:isUpgrade:isHTTP2:)``).
+    private func upstreamHead(_ head: HTTPRequestHead, headers: HTTPHeaders, authority: String) -> HTTPRequestHead {
+        var headers = headers
+        headers.replaceOrAdd(name: "host", value: authority)
+        if !headers.contains(name: "content-length") {
+            let length: Int? =
+                requestEnded
+                ? buffered.reduce(0) { total, part in
+                    if case .body(let body) = part { return total + body.readableBytes }
+                    return total
+                } : nil
+            let framing = ProxyRequestPolicy.upstreamFraming(
+                method: head.method.rawValue, completeBodyLength: length,
+                clientSentTransferEncoding: head.headers.contains(name: "transfer-encoding"),
+                isUpgrade: isUpgradeRequest, isHTTP2: isHTTP2)
+            switch framing {
+            case .none: break
+            case .contentLength(let length): headers.add(name: "content-length", value: String(length))
+            case .chunked: headers.add(name: "transfer-encoding", value: "chunked")
+            }
+        }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    // MARK: The upstream
+
+    /// An upstream connection is ready: what to send on it (the head, then what was buffered), or
+    /// `nil` when the exchange no longer wants it (close it).
+    mutating func upstreamAttached() -> [HTTPClientRequestPart]? {
+        guard state == .connecting, let outgoing else { return nil }
+        state = .forwarding
+        self.outgoing = nil
+        var parts: [HTTPClientRequestPart] = [.head(outgoing)]
+        for part in buffered {
+            switch part {
+            case .body(let body): parts.append(.body(.byteBuffer(body)))
+            case .end(let trailers): parts.append(.end(trailers))
+            case .head: break
+            }
+        }
+        buffered = []
+        return parts
+    }
+
+    /// The upstream connection could not be made, or failed or closed before the response ended.
+    mutating func upstreamFailed() -> UpstreamFailure {
+        guard state == .forwarding || state == .connecting else { return .none }
+        if responseStarted {
+            state = .closed
+            return .cutClient(takeAudit())
+        }
+        clientKeepAlive = clientKeepAlive && requestEnded
+        return .answer(
+            answer(
+                .status(.badGateway, reason: "ServiceUnavailable", message: "the Kubernetes API server cannot be reached through the proxy")))
+    }
+
+    mutating func responseHead(_ response: HTTPResponseHead, quiescing: Bool) -> ResponseHeadAction {
+        guard state == .forwarding else { return .none }
+        status = Int(response.status.code)
+        responseStarted = true
+        upstreamKeepAlive = response.isKeepAlive
+        if response.status == .switchingProtocols, isUpgradeRequest {
+            pendingUpgrade = response
+            return .awaitUpgrade
+        }
+        // An upgrade the upstream declined may leave its side of the connection expecting the
+        // other protocol (a server's HTTP parser stops at an upgrade request): not reused.
+        if isUpgradeRequest { upstreamKeepAlive = false }
+        var headers = ProxyResponseHeaders.clean(response.headers)
+        if !isHTTP2 && (!clientKeepAlive || isUpgradeRequest || quiescing) {
+            clientKeepAlive = false
+            headers.add(name: "connection", value: "close")
+        }
+        return .write(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))
+    }
+
+    /// A part of the response's body: `true` when it is to be written to the client.
+    mutating func responseBody(byteCount: Int) -> Bool {
+        guard state == .forwarding else { return false }
+        bytes += byteCount
+        return true
+    }
+
+    mutating func responseEnd() -> ResponseEndAction {
+        guard state == .forwarding else { return .none }
+        if let response = pendingUpgrade {
+            pendingUpgrade = nil
+            let audit = takeAudit()
+            state = .upgraded
+            return .upgrade(response, audit)
+        }
+        if !requestEnded {
+            // Answered before the whole body arrived (an early 413 or 401): neither connection
+            // can carry another request (an HTTP/2 stream reads and drops the rest).
+            if !isHTTP2 { clientKeepAlive = false }
+            upstreamKeepAlive = false
+            requestEnded = true
+        }
+        return .writeEnd(finish(reuseUpstream: upstreamKeepAlive))
+    }
+
+    // MARK: Answers of the proxy's own
+
+    private mutating func answer(_ answer: HTTPAnswer) -> Answer {
+        state = .answered
+        // The decoder stops at an upgrade request's head, and an unread body would be taken for
+        // the next request: such connections are closed after the answer. (An HTTP/2 stream
+        // needs nothing of the kind: the rest of its request is read and dropped.)
+        if !isHTTP2, isUpgradeRequest || !requestEnded { clientKeepAlive = false }
+        var headers = HTTPHeaders(answer.headers)
+        if let contentType = answer.contentType { headers.add(name: "content-type", value: contentType) }
+        headers.add(name: "content-length", value: String(answer.body.count))
+        if !isHTTP2 && !clientKeepAlive { headers.add(name: "connection", value: "close") }
+        status = Int(answer.status.code)
+        bytes = answer.body.count
+        responseStarted = true
+        var finish: Finish?
+        if requestEnded || !isHTTP2 && !clientKeepAlive {
+            requestEnded = true
+            finish = self.finish(reuseUpstream: false)
+        }
+        return Answer(head: HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers), body: answer.body, finish: finish)
+    }
+
+    /// Whether a request the decoder rejects can still be answered (`400`): nothing of an answer
+    /// has been written and none is coming from upstream.
+    var canAnswerMalformed: Bool {
+        (state == .idle || state == .deciding) && !responseStarted
+    }
+
+    /// The `400` for a request the decoder rejected; the connection closes after it.
+    mutating func answerMalformed(now: ContinuousClock.Instant) -> Answer {
+        clientKeepAlive = false
+        if state == .idle {
+            head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "-")
+            start = now
+            caller = ProxyDoor.Caller(route: .answered)
+        }
+        requestEnded = true
+        return answer(.status(.badRequest, reason: "BadRequest", message: "malformed HTTP request"))
+    }
+
+    // MARK: Ends
+
+    /// The client's connection (or stream) is gone: the audit of an unfinished exchange (`499`
+    /// when the response was under way, else what it had), and whether an upstream is to be
+    /// abandoned.
+    mutating func clientClosed() -> Audit? {
+        defer { state = .closed }
+        switch state {
+        case .forwarding:
+            if status == 0 { status = 499 }
+            return takeAudit()
+        case .deciding, .connecting, .answered:
+            return takeAudit()
+        case .idle, .upgraded, .closed:
+            return nil
+        }
+    }
+
+    /// The connection is being closed by the proxy (a revoked session, an unspliceable upgrade).
+    mutating func close() {
+        state = .closed
+    }
+
+    private mutating func finish(reuseUpstream: Bool) -> Finish {
+        let audit = takeAudit()
+        buffered = []
+        outgoing = nil
+        state = .idle
+        requestEnded = false
+        return Finish(reuseUpstream: reuseUpstream, keepClient: clientKeepAlive, audit: audit)
+    }
+
+    /// The audit of the exchange, once.
+    private mutating func takeAudit() -> Audit? {
+        guard let head else { return nil }
+        self.head = nil
+        return Audit(caller: caller, method: head.method, uri: head.uri, status: status, bytes: bytes, start: start)
+    }
+}
+
+/// Response headers as they go back to the client: less hop-by-hop headers (and those the
+/// upstream's `Connection` names); framing is the client connection's own.
+enum ProxyResponseHeaders {
+    static func clean(_ headers: HTTPHeaders) -> HTTPHeaders {
+        // Most answers carry no hop-by-hop header but their framing: then only that goes.
+        var named: Set<String> = []
+        for value in headers["connection"] {
+            for token in value.split(separator: ",") { named.insert(token.trimmingCharacters(in: .whitespaces).lowercased()) }
+        }
+        var result = headers
+        for (name, _) in headers {
+            let lower = ProxyRequestPolicy.lowercase(name)
+            if ProxyRequestPolicy.hopByHop.contains(lower) || named.contains(lower) { result.remove(name: name) }
+        }
+        return result
+    }
+}
