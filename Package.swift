@@ -38,6 +38,8 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // glibc's malloc.h (malloc_trim, mallinfo2), for handing freed memory back and measuring it.
+        .systemLibrary(name: "CMalloc"),
         // Pure rules: hash formats, token parsing, TokenReview wire format, records, decisions. No I/O.
         .target(
             name: "RancherAuth",
@@ -75,6 +77,7 @@ let package = Package(
             name: "KubeAPIAuthCore",
             dependencies: [
                 "RancherAuth",
+                .target(name: "CMalloc", condition: .when(platforms: [.linux])),
                 "KubeClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -165,6 +168,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // Where the records' bytes go, per kind (see docs/benchmarks.md); not shipped.
+        .executableTarget(
+            name: "records-memory-bench",
+            dependencies: ["KubeAPIAuthCore", "RancherAuth"],
             swiftSettings: strictSettings
         ),
         // Times the parts of a review in-process (see docs/benchmarks.md); not shipped.

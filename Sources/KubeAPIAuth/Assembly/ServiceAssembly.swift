@@ -117,7 +117,7 @@ public struct ServiceAssembly {
     /// The proxy door: its TLS listeners (HTTP/1.1 and HTTP/2), the health and metrics listener
     /// when configured, and what closes the upstream connections after the listeners stop.
     public func proxyServers(_ proxy: ProxyConfiguration) throws -> [any Service] {
-        guard let tls else {
+        guard tls != nil else {
             throw ConfigurationError("the proxy serves TLS only: give --tls-cert-file and --tls-private-key-file")
         }
         let upstreamConfiguration = try Self.loadKubeConfig(proxy.upstreamKubeconfig, hint: " (the proxy's upstream)")

@@ -78,7 +78,7 @@ public enum EmergencyAdmin {
             let keys = JWTKeyCollection()
             let identifier = JWKIdentifier(string: kid)
             if let ed25519 {
-                await keys.add(eddsa: try EdDSA.PrivateKey(backing: ed25519), kid: identifier)
+                await keys.add(eddsa: EdDSA.PrivateKey(backing: ed25519), kid: identifier)
             } else if let p256 {
                 await keys.add(ecdsa: try ES256PrivateKey(backing: p256), kid: identifier)
             }

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import RancherAuth
 import ServiceLifecycle
@@ -70,17 +67,8 @@ public final class RecordsDirectorySource: Service {
             ])
         // What the load allocated while decoding is freed by now but kept by malloc's arenas; give
         // it back, so that a large directory costs what its records hold, not what reading them took.
-        Self.returnFreedMemory()
+        Malloc.returnFreedMemory()
         return load
-    }
-
-    /// glibc's `malloc_trim(0)` (not in the Glibc module's headers: looked up once by name).
-    private static func returnFreedMemory() {
-        #if canImport(Glibc)
-        typealias Trim = @convention(c) (Int) -> Int32
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
-        _ = unsafeBitCast(symbol, to: Trim.self)(0)
-        #endif
     }
 
     /// The files the last load ignored, as census findings.
