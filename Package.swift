@@ -180,6 +180,7 @@ let package = Package(
         .executableTarget(
             name: "review-path-bench",
             dependencies: [
+                "KubeClient",
                 "KubeAPIAuthCore",
                 "KubeAPIAuthHTTP",
                 "KubeAPIAuthWebhook",

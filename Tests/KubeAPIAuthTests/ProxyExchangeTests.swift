@@ -28,11 +28,10 @@ struct ProxyExchangeTests {
     }
 
     /// An exchange taken to `forwarding` with `parts` of its request (the head first), returning what went upstream.
-    static func forwarding(_ exchange: inout ProxyExchange, _ parts: [HTTPServerRequestPart]) throws -> [HTTPClientRequestPart] {
+    static func forwarding(_ exchange: inout ProxyExchange, _ parts: [HTTPServerRequestPart]) throws -> ProxyExchange.Attached {
         for part in parts { _ = exchange.requestPart(part, now: now) }
         guard case .connect = exchange.routed(forwarded, upstreamAuthority: "10.0.0.1:6443") else {
-            Issue.record("not forwarded")
-            return []
+            throw Failure("not forwarded")
         }
         #expect(exchange.state == .connecting)
         let sent = exchange.upstreamAttached()
@@ -48,10 +47,10 @@ struct ProxyExchangeTests {
         }
         #expect(head.uri == "/api?limit=1" && exchange.state == .deciding)
         let sent = try Self.forwarding(&exchange, [.end(nil)])
-        guard case .head(let upstreamHead) = sent.first else { throw Failure("no head sent upstream") }
+        let upstreamHead = sent.head
         #expect(upstreamHead.headers["host"] == ["10.0.0.1:6443"])
         #expect(!upstreamHead.headers.contains(name: "content-length") && !upstreamHead.headers.contains(name: "transfer-encoding"))
-        #expect(sent.count == 2, "the buffered end goes after the head")
+        #expect(sent.buffered.count == 1, "the buffered end goes after the head")
         #expect(exchange.state == .forwarding)
 
         guard
@@ -78,10 +77,10 @@ struct ProxyExchangeTests {
     func framingOfTheBufferedBody(parts: [HTTPServerRequestPart], expected: String) throws {
         var exchange = ProxyExchange(isHTTP2: false)
         let sent = try Self.forwarding(&exchange, [Self.request(.POST, "/api/v1/namespaces")] + parts)
-        guard case .head(let head) = sent.first else { throw Failure("no head") }
+        let head = sent.head
         let (name, value) = (String(expected.split(separator: ":")[0]), String(expected.split(separator: " ")[1]))
         #expect(head.headers[name] == [value], "\(head.headers)")
-        #expect(sent.count == 1 + parts.count)
+        #expect(sent.buffered.count == parts.count)
     }
 
     @Test("The body waits (reading pauses) while deciding and connecting; while forwarding it pauses only for an upstream that cannot take more")
@@ -179,7 +178,7 @@ struct ProxyExchangeTests {
         let upgrade = Self.request(.GET, "/exec", headers: [("Connection", "Upgrade"), ("Upgrade", "websocket")])
         var accepted = ProxyExchange(isHTTP2: false)
         let sent = try Self.forwarding(&accepted, [upgrade, .end(nil)])
-        guard case .head(let head) = sent.first else { throw Failure("no head") }
+        let head = sent.head
         #expect(!head.headers.contains(name: "transfer-encoding") && !head.headers.contains(name: "content-length"))
         guard case .awaitUpgrade = accepted.responseHead(Self.response(.switchingProtocols, [("Upgrade", "websocket")]), quiescing: false)
         else { throw Failure("the 101 was written before its end") }

@@ -117,6 +117,7 @@ struct ProxyStreamHandlerTests {
         let answer = try harness.clientOutput()
         #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.hasSuffix("\r\n\r\n{}"), "\(answer)")
         #expect(harness.logs.text.contains("msg=proxied") && harness.logs.text.contains("source=192.0.2.10:40000"), "\(harness.logs.text)")
+        #expect(harness.door.sessions.count == 0, "a finished exchange is still followed as an open session")
     }
 
     @Test("Pipelined requests: the second goes upstream only after the first is answered, answers in order, one reused connection")

@@ -141,10 +141,11 @@ struct ProxyExchange {
 
     // MARK: The client's request
 
-    mutating func requestPart(_ part: HTTPServerRequestPart, now: ContinuousClock.Instant) -> RequestAction {
+    /// `now` is read for a request's head only (the exchange's start).
+    mutating func requestPart(_ part: HTTPServerRequestPart, now: @autoclosure () -> ContinuousClock.Instant) -> RequestAction {
         switch (state, part) {
         case (.idle, .head(let head)):
-            begin(head, now: now)
+            begin(head, now: now())
             return .route(head)
         case (.idle, _):
             return .none  // parts of a request answered and closed
@@ -192,10 +193,10 @@ struct ProxyExchange {
 
     /// Whether reading from the client pauses, for the exchange's own reasons: the body waits for
     /// the decision and the upstream connection, and for an upstream that cannot take more.
-    func readPaused(upstreamWritable: Bool) -> Bool {
+    func readPaused(upstreamWritable: @autoclosure () -> Bool) -> Bool {
         switch state {
         case .deciding, .connecting: return !requestEnded
-        case .forwarding: return !requestEnded && !upstreamWritable
+        case .forwarding: return !requestEnded && !upstreamWritable()
         case .idle, .answered, .upgraded, .closed: return false
         }
     }
@@ -243,22 +244,21 @@ struct ProxyExchange {
 
     // MARK: The upstream
 
-    /// An upstream connection is ready: what to send on it (the head, then what was buffered), or
-    /// `nil` when the exchange no longer wants it (close it).
-    mutating func upstreamAttached() -> [HTTPClientRequestPart]? {
+    /// What to send on an upstream connection that is ready: the head, then the parts that
+    /// arrived meanwhile (usually none: no array is made for them then).
+    struct Attached {
+        var head: HTTPRequestHead
+        var buffered: [HTTPServerRequestPart]
+    }
+
+    /// An upstream connection is ready: what to send on it, or `nil` when the exchange no longer
+    /// wants it (close it).
+    mutating func upstreamAttached() -> Attached? {
         guard state == .connecting, let outgoing else { return nil }
         state = .forwarding
         self.outgoing = nil
-        var parts: [HTTPClientRequestPart] = [.head(outgoing)]
-        for part in buffered {
-            switch part {
-            case .body(let body): parts.append(.body(.byteBuffer(body)))
-            case .end(let trailers): parts.append(.end(trailers))
-            case .head: break
-            }
-        }
-        buffered = []
-        return parts
+        defer { buffered = [] }
+        return Attached(head: outgoing, buffered: buffered)
     }
 
     /// The upstream connection could not be made, or failed or closed before the response ended.

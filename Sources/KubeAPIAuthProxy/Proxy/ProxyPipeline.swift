@@ -36,7 +36,9 @@ package enum ProxyPipeline {
         try pipeline.addHandler(negotiation)
     }
 
-    private static func configureHTTP1(
+    /// The HTTP/1.1 handlers of a proxy connection after its TLS and timeouts (also what the
+    /// in-process benchmark runs on an embedded channel).
+    package static func configureHTTP1(
         _ channel: any Channel, server: ServerConfiguration, door: ProxyDoor, pool: UpstreamPool, logger: Logger,
         timeouts: ConnectionTimeoutHandler
     ) throws {

@@ -138,7 +138,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func attach(_ channel: any Channel, context: ChannelHandlerContext) {
         guard exchange.state == .connecting, let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self),
-            let parts = exchange.upstreamAttached()
+            let attached = exchange.upstreamAttached()
         else {
             channel.close(promise: nil)
             return
@@ -146,7 +146,14 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         upstream = handler
         handler.attach(self)
         upstreamStart = .now
-        for part in parts { handler.write(part) }
+        handler.write(.head(attached.head))
+        for part in attached.buffered {
+            switch part {
+            case .body(let body): handler.write(.body(.byteBuffer(body)))
+            case .end(let trailers): handler.write(.end(trailers))
+            case .head: break
+            }
+        }
         handler.flush()
         if handler.isWritable, connection.takeHeldRead(doorPaused: readPaused) { context.read() }
     }

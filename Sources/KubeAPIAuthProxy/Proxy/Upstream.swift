@@ -139,12 +139,20 @@ package final class UpstreamPool: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(try NIOSSLClientHandler(context: target.tls, serverHostname: target.serverHostname))
-                    try pipeline.addHandler(HTTPRequestEncoder())
-                    try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try pipeline.addHandler(UpstreamHandler(pool: self))
+                    try self.addHTTPHandlers(to: channel)
                 }
             }
             .connect(host: target.host, port: target.port)
+    }
+
+    /// An upstream connection's HTTP/1.1 handlers, after its TLS (or on a channel that stands for
+    /// one: the in-process benchmark's, a ``Connector``'s): the request encoder, the response
+    /// decoder and the pool's ``UpstreamHandler``, last.
+    package func addHTTPHandlers(to channel: any Channel) throws {
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(HTTPRequestEncoder())
+        try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+        try pipeline.addHandler(UpstreamHandler(pool: self))
     }
 
     /// Returns a connection whose last exchange completed cleanly. Called on the channel's loop.
