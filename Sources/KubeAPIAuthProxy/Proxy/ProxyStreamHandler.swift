@@ -19,6 +19,11 @@ import KubeAPIAuthCore
 ///   never cut; only the header timeout and the idle timeout between requests apply;
 /// - an upgrade (`101 Switching Protocols` to an upgrade request, HTTP/1.1 only) turns both
 ///   connections into a byte splice (``RawRelay``) until either side closes.
+///
+/// The handler translates: what happens to an exchange is ``ProxyExchange``'s decision and what
+/// happens to the connection ``HTTPServerConnection``'s; it feeds them NIO's events and carries out
+/// what they return, keeping only what is bound to channels (the upstream handler, the session
+/// registration, the splice).
 final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
