@@ -363,8 +363,7 @@ struct ProxyExchange {
     // MARK: Ends
 
     /// The client's connection (or stream) is gone: the audit of an unfinished exchange (`499`
-    /// when the response was under way, else what it had), and whether an upstream is to be
-    /// abandoned.
+    /// when it was forwarded and no response had started, else the status it had), once.
     mutating func clientClosed() -> Audit? {
         defer { state = .closed }
         switch state {
@@ -378,7 +377,7 @@ struct ProxyExchange {
         }
     }
 
-    /// The connection is being closed by the proxy (a revoked session, an unspliceable upgrade).
+    /// The connection closes after this exchange's answer: nothing more is decided for it.
     mutating func close() {
         state = .closed
     }
