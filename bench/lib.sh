@@ -41,3 +41,16 @@ end
 LUA
     } > "$2"
 }
+# wrk_measure THREADS CONNECTIONS SECONDS SCRIPT URL PIDS... -> "req/s p50us p99us cpu-us-per-request"
+# (CPU of PIDS over the run); any non-2xx answer fails the run.
+wrk_measure() {
+    local threads=$1 connections=$2 duration=$3 script=$4 url=$5; shift 5
+    local before after out requests non2xx
+    before=$(ticks "$@")
+    out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$script" "$url")
+    after=$(ticks "$@")
+    requests=$(echo "$out" | awk '/requests in/ {print $1}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $4}')
+    [ -z "$non2xx" ] || { echo "non-2xx answers during the run: $non2xx" >&2; exit 1; }
+    echo "$(echo "$out" | awk '/Requests\/sec/ {print $2}') $(echo "$out" | awk '$1=="50%" {print $2}' | micros) $(echo "$out" | awk '$1=="99%" {print $2}' | micros) $(echo "scale=2; ($after - $before) * 1000000 / $hz / $requests" | bc)"
+}

@@ -67,11 +67,9 @@ public struct RecordsDirectory: Sendable {
             var tokens = self.tokens
             var users = self.users
             var hashSecrets = self.hashSecrets
-            for index in tokens.indices where tokens[index].metadata.resourceVersion == nil { tokens[index].metadata.resourceVersion = revision }
-            for index in users.indices where users[index].metadata.resourceVersion == nil { users[index].metadata.resourceVersion = revision }
-            for index in hashSecrets.indices where hashSecrets[index].metadata.resourceVersion == nil {
-                hashSecrets[index].metadata.resourceVersion = revision
-            }
+            RecordsDirectory.stamp(&tokens, revision: revision)
+            RecordsDirectory.stamp(&users, revision: revision)
+            RecordsDirectory.stamp(&hashSecrets, revision: revision)
             return RecordSnapshot(
                 tokens: tokens, users: users, hashSecrets: hashSecrets, refreshPeriod: refreshConfigMap?.period ?? .disabled,
                 emergency: emergency)
@@ -289,16 +287,17 @@ public struct RecordsDirectory: Sendable {
     /// The records with `revision` where they have no resourceVersion of their own.
     static func versioned(_ records: FileRecords, revision: String) -> FileRecords {
         var records = records
-        for index in records.tokens.indices where records.tokens[index].metadata.resourceVersion == nil {
-            records.tokens[index].metadata.resourceVersion = revision
-        }
-        for index in records.users.indices where records.users[index].metadata.resourceVersion == nil {
-            records.users[index].metadata.resourceVersion = revision
-        }
-        for index in records.hashSecrets.indices where records.hashSecrets[index].metadata.resourceVersion == nil {
-            records.hashSecrets[index].metadata.resourceVersion = revision
-        }
+        stamp(&records.tokens, revision: revision)
+        stamp(&records.users, revision: revision)
+        stamp(&records.hashSecrets, revision: revision)
         return records
+    }
+
+    /// Gives `revision` to each record that has no resourceVersion (the others are not copied).
+    static func stamp<Record: VersionedRecord>(_ records: inout [Record], revision: String) {
+        for index in records.indices where records[index].metadata.resourceVersion == nil {
+            records[index].metadata.resourceVersion = revision
+        }
     }
 
     /// The kinds of manifest a records directory may hold (not ``KubeAPIAuth/RecordKind``, the API's collections).
@@ -406,3 +405,12 @@ public struct RecordsDirectory: Sendable {
         return current
     }
 }
+
+/// A record kind whose metadata a records directory stamps with a version (manifests have none).
+protocol VersionedRecord {
+    var metadata: ObjectMeta { get set }
+}
+
+extension ClusterAuthToken: VersionedRecord {}
+extension ClusterUserAttribute: VersionedRecord {}
+extension HashSecret: VersionedRecord {}
