@@ -22,10 +22,9 @@ final class RawSocket {
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard result == 0 else {
-            close(descriptor)
-            throw ProcessError(description: "connect to port \(port) failed")
-        }
+        // Not closed here: a class whose initializer throws once it is whole is deinitialized, and
+        // `deinit` closes it (closing here too closed a number another thread may own by then).
+        guard result == 0 else { throw ProcessError(description: "connect to port \(port) failed") }
     }
 
     func send(_ text: String) throws {
