@@ -179,12 +179,11 @@ struct KubernetesEndToEndTests {
                 atPath: source.path, toPath: (loadDirectory as NSString).appendingPathComponent(source.lastPathComponent))
         }
         let testServerPath = (Binary.built as NSString).deletingLastPathComponent + "/kube-api-test-server"
-        let apiServer = Process()
+        let apiServer = ChildProcess()
         apiServer.executableURL = URL(fileURLWithPath: testServerPath)
         apiServer.arguments = ["--listen", "127.0.0.1:0", "--kubeconfig-out", kubeconfig, "--load", loadDirectory]
         let output = Pipe()
-        apiServer.standardOutput = output
-        apiServer.standardError = FileHandle.nullDevice
+        apiServer.standardOutput = .pipe(output)
         try apiServer.run()
         defer { apiServer.terminate() }
         // It prints its address once listening (after writing the kubeconfig).

@@ -487,7 +487,7 @@ struct ProxyEndToEndTests {
         let environment = try await ProxyEnvironment()
         try environment.startProxy(["--drain-timeout", "2"])
         let alice = try await environment.rancher.createToken(user: "u-alice")
-        var clients: [Process] = []
+        var clients: [ChildProcess] = []
         defer {
             for client in clients where client.isRunning {
                 kill(client.processIdentifier, SIGKILL)
@@ -497,13 +497,12 @@ struct ProxyEndToEndTests {
         for index in 0..<3 {
             // openssl s_client as a watch client; its output is never read, and it is stopped below,
             // so it neither reads nor ever answers the proxy's close_notify.
-            let client = Process()
+            let client = ChildProcess()
             client.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
             client.arguments = ["s_client", "-quiet", "-connect", environment.proxy.address, "-CAfile", environment.caPath, "-alpn", "http/1.1"]
             let input = Pipe()
-            client.standardInput = input
-            client.standardOutput = Pipe()
-            client.standardError = FileHandle.nullDevice
+            client.standardInput = .pipe(input)
+            client.standardOutput = .pipe(Pipe())
             try client.run()
             ChildReaper.watch(client.processIdentifier)
             clients.append(client)
@@ -553,7 +552,7 @@ struct ProxyEndToEndTests {
         ]
         defer { for watch in watches.values { watch.stop(grace: 1) } }
         // kubectl exec -i with its standard input held open: the session lasts until something ends it.
-        let exec = Process()
+        let exec = ChildProcess()
         exec.executableURL = URL(fileURLWithPath: try #require(kubectlPath))
         exec.arguments = [
             "--kubeconfig", "/dev/null", "--server", environment.url, "--certificate-authority", environment.caPath, "--token", alice,
@@ -563,9 +562,9 @@ struct ProxyEndToEndTests {
         let execLog = environment.scratch.file("exec.log")
         FileManager.default.createFile(atPath: execLog, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: execLog))
-        exec.standardInput = input
-        exec.standardOutput = output
-        exec.standardError = output
+        exec.standardInput = .pipe(input)
+        exec.standardOutput = .handle(output)
+        exec.standardError = .handle(output)
         try exec.run()
         ChildReaper.watch(exec.processIdentifier)
         defer { if exec.isRunning { exec.terminate() } }

@@ -74,7 +74,7 @@ func freeLoopbackPort() throws -> Int {
 final class BackgroundProcess: @unchecked Sendable {
     let name: String
     let logPath: String
-    private let process = Process()
+    private let process = ChildProcess()
 
     init(name: String, executable: String, arguments: [String], logPath: String) throws {
         self.name = name
@@ -85,9 +85,9 @@ final class BackgroundProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "KUBECONFIG" && !$0.key.hasPrefix("KUBERNETES_") }
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = .handle(log)
+        process.standardError = .handle(log)
+        process.standardInput = .null
         try process.run()
         try? log.close()
         ChildReaper.watch(process.processIdentifier)
@@ -100,9 +100,7 @@ final class BackgroundProcess: @unchecked Sendable {
     func stop(grace: TimeInterval = 10) {
         guard process.isRunning else { return }
         process.terminate()
-        let deadline = Date(timeIntervalSinceNow: grace)
-        while process.isRunning, Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if !process.waitUntilExit(before: Date(timeIntervalSinceNow: grace)) { process.signal(SIGKILL) }
         process.waitUntilExit()
     }
 
@@ -110,19 +108,16 @@ final class BackgroundProcess: @unchecked Sendable {
 }
 
 /// Kills children of this test runner when the runner itself dies without stopping them (a crash,
-/// a kill): a watcher process per child polls the runner's PID. Foundation's `Process` spawns from
-/// pool threads, so `PR_SET_PDEATHSIG` (which follows the spawning thread) cannot be used.
+/// a kill): a watcher process per child polls the runner's PID. Children are spawned from pool
+/// threads, so `PR_SET_PDEATHSIG` (which follows the spawning thread) cannot be used.
 enum ChildReaper {
     static func watch(_ child: Int32) {
         let runner = getpid()
-        let watcher = Process()
+        let watcher = ChildProcess()
         watcher.executableURL = URL(fileURLWithPath: "/bin/sh")
         watcher.arguments = [
             "-c", "while kill -0 \(runner) 2>/dev/null && kill -0 \(child) 2>/dev/null; do sleep 1; done; kill -9 \(child) 2>/dev/null; exit 0",
         ]
-        watcher.standardInput = FileHandle.nullDevice
-        watcher.standardOutput = FileHandle.nullDevice
-        watcher.standardError = FileHandle.nullDevice
         try? watcher.run()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Synchronization
 import Testing
 
@@ -84,16 +85,16 @@ enum Binary {
 
 /// Runs any program to completion (bounded by `timeout` seconds), capturing its output.
 func runProcess(_ executable: String, _ arguments: [String], input: String = "", timeout: TimeInterval = 60) throws -> Binary.Result {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "KUBECONFIG" && !$0.key.hasPrefix("KUBERNETES_") }
     let stdin = Pipe()
     let stdout = Pipe()
     let stderr = Pipe()
-    process.standardInput = stdin
-    process.standardOutput = stdout
-    process.standardError = stderr
+    process.standardInput = .pipe(stdin)
+    process.standardOutput = .pipe(stdout)
+    process.standardError = .pipe(stderr)
     let exited = DispatchSemaphore(value: 0)
     process.terminationHandler = { _ in exited.signal() }
     try process.run()
@@ -131,10 +132,13 @@ struct ProcessError: Error, CustomStringConvertible {
 /// `kube-api-auth serve` (or `proxy`) running in the background on ephemeral ports as a pod runs it
 /// (uid 1000, no capabilities, checked: PodLaunch), with its log captured.
 final class ServiceProcess: @unchecked Sendable {
-    let process = Process()
+    let process = ChildProcess()
     private let condition = NSCondition()
     private var log = ""
     private var exited = false
+    /// The log has been read to its end (the child and anything it started closed their output).
+    private var drained = false
+    private var exitedAt: Date?
     /// `127.0.0.1:PORT` of the first listener.
     private(set) var address = ""
 
@@ -162,9 +166,9 @@ final class ServiceProcess: @unchecked Sendable {
             .filter { $0.key != "KUBECONFIG" && !$0.key.hasPrefix("KUBERNETES_") && !Self.goServiceVariables.contains($0.key) }
             .merging(environment) { _, given in given }
         let stderr = Pipe()
-        process.standardError = stderr
-        process.standardOutput = stderr
-        process.standardInput = FileHandle.nullDevice
+        process.standardError = .pipe(stderr)
+        process.standardOutput = .pipe(stderr)
+        process.standardInput = .null
         // A thread of its own with blocking reads (see PipeIO); it ends when the process exits.
         let reading = stderr.fileHandleForReading
         Thread.detachNewThread { [weak self] in
@@ -175,11 +179,17 @@ final class ServiceProcess: @unchecked Sendable {
                 self.condition.broadcast()
                 self.condition.unlock()
             }
+            guard let self else { return }
+            self.condition.lock()
+            self.drained = true
+            self.condition.broadcast()
+            self.condition.unlock()
         }
         process.terminationHandler = { [weak self] _ in
             guard let self else { return }
             self.condition.lock()
             self.exited = true
+            self.exitedAt = Date()
             self.condition.broadcast()
             self.condition.unlock()
         }
@@ -205,6 +215,12 @@ final class ServiceProcess: @unchecked Sendable {
         }
     }
 
+    /// Exited, and its output read to the end: the log is complete (call with `condition` held).
+    private var hasEnded: Bool { exited && drained }
+
+    /// How long the end of the output is waited for after the exit.
+    private static let drainWait: TimeInterval = 5
+
     /// The variables the Go service's newer releases are configured with, never inherited.
     static let goServiceVariables: Set<String> = ["CATTLE_DEBUG", "RANCHER_DEBUG", "CATTLE_NAMESPACE", "CATTLE_LISTEN"]
 
@@ -224,8 +240,12 @@ final class ServiceProcess: @unchecked Sendable {
         defer { condition.unlock() }
         while true {
             if let found = match(log) { return found }
-            if exited { throw ProcessError(description: "kube-api-auth exited; log:\n\(log)") }
-            if !condition.wait(until: deadline) {
+            if hasEnded { throw ProcessError(description: "kube-api-auth exited; log:\n\(log)") }
+            // Once it has exited, the rest of its output is waited for only briefly (a process it
+            // started could hold the pipe open).
+            let until = exitedAt.map { min(deadline, $0.addingTimeInterval(Self.drainWait)) } ?? deadline
+            if !condition.wait(until: until) {
+                if exited && until < deadline { drained = true; continue }
                 throw ProcessError(description: "timed out waiting for the service log; log:\n\(log)")
             }
         }
@@ -244,7 +264,7 @@ final class ServiceProcess: @unchecked Sendable {
     /// secret and hash the tests have created (log hygiene, for every scenario).
     func stop(timeout: TimeInterval = 30) throws -> Int32 {
         if process.isRunning { process.terminate() }
-        try waitForLog(timeout: timeout) { [self] _ in exited ? true : nil }
+        try waitForLog(timeout: timeout) { [self] _ in hasEnded ? true : nil }
         let log = output
         for secret in Credentials.all where log.contains(secret) {
             Issue.record("the service output contains a secret or hash the tests created")
