@@ -225,6 +225,7 @@ let package = Package(
             name: "RancherAuthTests",
             dependencies: [
                 "RancherAuth",
+                "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings

@@ -139,9 +139,13 @@ public struct Reflector<Object: Decodable & Sendable>: Sendable {
             }
         }
         observer.unreadable(.replaced(unreadable))
+        let count = objects.count
         handle(.replaced(objects))
-        observer.listed(objects.count, resourceVersion)
-        var metadata: Logger.Metadata = ["kind": "\(resource.plural)", "objects": "\(objects.count)", "resourceVersion": "\(resourceVersion)"]
+        // Released before `listed` is reported: the consumer keeps what it needs of the objects,
+        // and may then hand the memory that decoding them took back to the system.
+        objects = []
+        observer.listed(count, resourceVersion)
+        var metadata: Logger.Metadata = ["kind": "\(resource.plural)", "objects": "\(count)", "resourceVersion": "\(resourceVersion)"]
         if let fieldSelector { metadata["selector"] = "\(fieldSelector)" }
         logger.info("listed", metadata: metadata)
         return resourceVersion

@@ -1,5 +1,5 @@
 // Where the bytes of the records go: live heap bytes (glibc's mallinfo2) per record of each kind,
-// and what the snapshot's maps and rendered answers add, for a records directory as
+// and what the snapshot (compact tables, users, rendered answers) keeps, for a records directory as
 // bench/generate-records.py writes it. A program that prints figures, not a test.
 //   swift run -c release records-memory-bench RECORDS_DIR
 import Foundation
@@ -18,29 +18,43 @@ guard CommandLine.arguments.count == 2 else {
     exit(2)
 }
 let start = liveBytes()
-var load = try RecordsDirectory(path: CommandLine.arguments[1], namespace: "cattle-system").load()
+var load: RecordsDirectory.Load
+do {
+    load = try RecordsDirectory(path: CommandLine.arguments[1], namespace: "cattle-system").load()
+} catch {
+    FileHandle.standardError.write(Data("records-memory-bench: \(error)\n".utf8))
+    exit(1)
+}
 let loaded = liveBytes()
 let counts = (tokens: load.tokens.count, secrets: load.hashSecrets.count, users: load.users.count)
 print("records: \(counts.tokens) tokens, \(counts.secrets) hash Secrets, \(counts.users) users")
-print(String(format: "loaded (records only):          %8.1f MiB", Double(loaded - start) / 1_048_576))
+print(String(format: "loaded (tables and user objects):   %6.1f MiB", Double(loaded - start) / 1_048_576))
 
 var snapshot: RecordSnapshot? = load.snapshot()
-let withSnapshot = liveBytes()
-print(String(format: "the snapshot adds (maps, answers): %6.1f MiB", Double(withSnapshot - loaded) / 1_048_576))
+load = RecordsDirectory.Load()
+let kept = liveBytes() - start
+print(
+    String(
+        format: "the snapshot alone:                 %6.1f MiB, %4.0f bytes per token (users and answers included)",
+        Double(kept) / 1_048_576, Double(kept) / Double(max(counts.tokens, 1))))
+if let snapshot {
+    let tokenTable = Double(snapshot.tokens.storageBytes) / Double(max(counts.tokens, 1))
+    let secretTable = Double(snapshot.hashSecrets.storageBytes) / Double(max(counts.secrets, 1))
+    print(String(format: "  token table %4.0f, Secret table %4.0f bytes per record (rows, names and hashes, index)", tokenTable, secretTable))
 
-/// Frees one kind's array while the snapshot keeps only the others' objects alive: the bytes freed
-/// are that kind's records (their objects, strings and buffers).
-func perRecord(_ label: String, count: Int, drop: () -> Void) {
-    let before = liveBytes()
-    drop()
-    let freed = before - liveBytes()
-    print(
-        "\(label.padding(toLength: 24, withPad: " ", startingAt: 0)) \(String(format: "%6.0f", Double(freed) / Double(max(count, 1)))) bytes per record"
-    )
+    /// What the same records cost as objects (as a review reads them, and as they were held
+    /// before the tables): every record of a kind built from its row at once.
+    func asObjects<Record>(_ label: String, _ build: () -> [Record]) {
+        let before = liveBytes()
+        let objects = build()
+        let bytes = liveBytes() - before
+        print(
+            "\(label.padding(toLength: 24, withPad: " ", startingAt: 0)) \(String(format: "%6.0f", Double(bytes) / Double(max(objects.count, 1)))) bytes per record as an object"
+        )
+        withExtendedLifetime(objects) {}
+    }
+    asObjects("ClusterAuthToken") { snapshot.tokens.values }
+    asObjects("hash Secret") { snapshot.hashSecrets.values }
 }
 snapshot = nil
-let snapshotFreed = withSnapshot - liveBytes()
-print(String(format: "snapshot maps and answers:       %8.0f bytes per token", Double(snapshotFreed) / Double(max(counts.tokens, 1))))
-perRecord("ClusterAuthToken", count: counts.tokens) { load.tokens = [] }
-perRecord("hash Secret", count: counts.secrets) { load.hashSecrets = [] }
-perRecord("ClusterUserAttribute", count: counts.users) { load.users = [] }
+print(String(format: "after the snapshot is gone:         %6.1f MiB", Double(liveBytes() - start) / 1_048_576))

@@ -5,18 +5,6 @@ import NIOHTTP1
 import Testing
 import TestSupport
 
-/// SplitMix64: small, fast, and reproducible from a seed (printed on failure).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Records with odd values: every hash vector that must fail, odd expiry strings, missing and
 /// disabled users; plus one valid token.
 func hostileRecords(in directory: String, validSecret: String, generator: inout SeededGenerator) throws -> [String] {

@@ -16,7 +16,7 @@ struct SnapshotFileTests {
         let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
         // Said outright when it does not hold (a CI run once saw the round trip miss the token).
         try #require(load.problems.isEmpty, "\(load.problems) in \(load.files)")
-        try #require(load.tokens.map(\.name) == ["kubeconfig-u-abc12x7k2q"], "files: \(load.files)")
+        try #require(load.tokens.values.map(\.name) == ["kubeconfig-u-abc12x7k2q"], "files: \(load.files)")
         return withExtendedLifetime(directory) { load.snapshot(revision: "7") }
     }
 

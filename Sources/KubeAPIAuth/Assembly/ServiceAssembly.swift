@@ -33,6 +33,8 @@ public struct ServiceAssembly {
     public init(_ configuration: ServiceConfiguration, logger: Logger, clock: any WallClock = SystemClock()) throws {
         self.configuration = configuration
         self.logger = logger
+        // Before the records are read: their large buffers are mapped on their own (see there).
+        Malloc.keepLargeBlocksMapped()
         let metrics = ServiceMetrics()
         self.metrics = metrics
         // Log lines are written by the queue's thread while the group runs; it stops last.

@@ -308,10 +308,9 @@ public enum Diagnosis {
         let configMaps = try await all(.configMaps, RefreshConfigMap.self, nil)
         let refresh = configMaps.first { $0.metadata.name == RefreshPeriod.configMapName }
         let snapshot = RecordSnapshot(
-            tokens: Dictionary(tokens.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last }),
+            tokens: RecordTable(tokens),
             users: Dictionary(users.map { ($0.name, UserRecord($0)) }, uniquingKeysWith: { _, last in last }),
-            hashSecrets: Dictionary(secrets.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last }),
-            refreshConfigMap: refresh)
+            hashSecrets: RecordTable(secrets), refreshConfigMap: refresh)
         return (snapshot, unreadable)
     }
 

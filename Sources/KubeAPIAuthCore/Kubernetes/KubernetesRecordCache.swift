@@ -50,14 +50,17 @@ public final class KubernetesRecordCache: Sendable {
     public typealias Change<T: Sendable> = ReflectorEvent<T>
 
     private struct State {
-        var tokens: [String: ClusterAuthToken] = [:]
+        var tokens = RecordTable<ClusterAuthToken>()
         var users: [String: UserRecord] = [:]
-        var secrets: [String: HashSecret] = [:]
+        var secrets = RecordTable<HashSecret>()
         var refresh: RefreshConfigMap?
         /// The emergency Secret's settings, `nil` when it is absent or cannot be used.
         var emergency: EmergencyAccess?
         var status: [RecordKind: ReflectorStatus] = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, ReflectorStatus()) })
         var dirty = false
+        /// A list was applied and its decoded objects released since the publisher last ran:
+        /// the memory decoding them took is handed back (``Malloc/returnFreedMemory()``).
+        var listed = false
         /// Whether "records synced" was logged (once, at the first publication from the API).
         var announcedLive = false
         var snapshotWrittenAt: Timestamp?
@@ -134,8 +137,9 @@ public final class KubernetesRecordCache: Sendable {
             switch change {
             case .replaced(let all):
                 let previous = state.tokens
-                var fresh = [String: ClusterAuthToken](minimumCapacity: all.count)
+                var fresh = RecordTable<ClusterAuthToken>(minimumCapacity: all.count)
                 for token in all { fresh[token.name] = carry(token, previous: previous[token.name]) }
+                fresh.shrinkToFit()
                 state.tokens = fresh
             case .upserted(let token):
                 state.tokens[token.name] = carry(token, previous: state.tokens[token.name])
@@ -214,20 +218,27 @@ public final class KubernetesRecordCache: Sendable {
         }
     }
 
-    private static func apply<T, Stored>(
-        _ change: Change<T>, to map: inout [String: Stored], key: KeyPath<T, String>, transform: (T) -> Stored
+    private static func apply<T, Map: NameKeyedRecords>(
+        _ change: Change<T>, to map: inout Map, key: KeyPath<T, String>, transform: (T) -> Map.Record
     ) {
         switch change {
         case .replaced(let all):
             // Built in place (the last of two same-named objects wins), without an array of pairs.
-            var fresh = [String: Stored](minimumCapacity: all.count)
+            var fresh = Map(minimumCapacity: all.count)
             for item in all { fresh[item[keyPath: key]] = transform(item) }
+            fresh.shrinkToFit()
             map = fresh
         case .upserted(let one):
             map[one[keyPath: key]] = transform(one)
         case .removed(let name):
             map[name] = nil
         }
+    }
+
+    /// A reflector applied a list and released its objects (see `State.listed`).
+    func noteListed() {
+        state.withLock { $0.listed = true }
+        wake.yield()
     }
 
     private func mutate(_ body: (inout State) -> Void) {
@@ -304,8 +315,10 @@ public final class KubernetesRecordCache: Sendable {
     }
 
     func publishIfReady() {
-        let (snapshot, live, firstLive): (RecordSnapshot?, Bool, Bool) = state.withLock { state in
-            guard state.dirty, state.status.values.allSatisfy({ $0.synced || $0.fromSnapshot }) else { return (nil, false, false) }
+        let (snapshot, live, firstLive, listed): (RecordSnapshot?, Bool, Bool, Bool) = state.withLock { state in
+            let listed = state.listed
+            state.listed = false
+            guard state.dirty, state.status.values.allSatisfy({ $0.synced || $0.fromSnapshot }) else { return (nil, false, false, listed) }
             state.dirty = false
             state.status[.clusterAuthTokens]?.objects = state.tokens.count
             state.status[.clusterUserAttributes]?.objects = state.users.count
@@ -318,8 +331,12 @@ public final class KubernetesRecordCache: Sendable {
             let live = state.status.values.allSatisfy { $0.synced && !$0.fromSnapshot }
             let firstLive = live && !state.announcedLive
             if live { state.announcedLive = true }
-            return (snapshot, live, firstLive)
+            return (snapshot, live, firstLive, listed)
         }
+        // A list of 100,000 records decodes them as objects before the tables hold them: without
+        // this, the freed objects stayed resident in malloc's arenas (measured: 90 MiB anonymous
+        // after a sync whose records hold 41 MiB).
+        defer { if listed { Malloc.returnFreedMemory() } }
         guard let snapshot else { return }
         store.publish(snapshot, problemCount: 0, at: clock.now())
         if firstLive {
@@ -383,3 +400,19 @@ public final class KubernetesRecordCache: Sendable {
         }
     }
 }
+
+/// What `apply` needs of a kind's map: a dictionary of users, a ``RecordTable`` of tokens or Secrets.
+protocol NameKeyedRecords {
+    associatedtype Record
+    init(minimumCapacity: Int)
+    subscript(name: String) -> Record? { get set }
+    /// Gives back room kept for growth, once a list has been applied.
+    mutating func shrinkToFit()
+}
+
+extension Dictionary: NameKeyedRecords where Key == String {
+    typealias Record = Value
+    mutating func shrinkToFit() {}
+}
+
+extension RecordTable: NameKeyedRecords {}

@@ -79,6 +79,7 @@ public final class KubernetesSource: Service {
         let cache = self.cache
         var reflector = Reflector(resource: kind.resource, namespace: namespace, client: client, logger: logger, handle: apply)
         reflector.observer.listed = { _, _ in
+            cache.noteListed()
             cache.updateStatus(kind) {
                 $0.synced = true
                 $0.fromSnapshot = false

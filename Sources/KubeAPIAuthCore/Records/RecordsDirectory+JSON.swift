@@ -59,8 +59,8 @@ extension RecordsDirectory {
     }
 
     /// The records of JSON documents; `nil` when one does not parse as JSON (the YAML path says why).
-    func parseJSON(_ documents: [(line: Int, bytes: Data)], file: String) -> FileRecords? {
-        var records = FileRecords()
+    func parseJSON(_ documents: [(line: Int, bytes: Data)], file: String, revision: String?) -> FileRecords? {
+        var records = FileRecords(revision: revision)
         let decoder = JSONDecoder()
         decoder.userInfo[JSONRecordDocument.directoryKey] = self
         for (line, bytes) in documents {
@@ -164,9 +164,9 @@ struct JSONRecordDocument: Decodable {
                 }
             }
             return
-        case .token(let token): records.tokens.append(token)
-        case .user(let user): records.users.append(user)
-        case .hashSecret(let secret): records.hashSecrets.append(secret)
+        case .token(let token): records.add(token)
+        case .user(let user): records.add(user)
+        case .hashSecret(let secret): records.add(secret)
         case .refresh(let configMap): records.refreshConfigMap = configMap
         case .emergency(let name, let secret):
             guard records.addEmergency(secret, name: name, file: file, line: line) else { return }

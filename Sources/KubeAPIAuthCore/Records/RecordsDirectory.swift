@@ -50,13 +50,16 @@ public struct RecordsDirectory: Sendable {
     }
 
     public struct Load: Sendable {
-        public var tokens: [ClusterAuthToken] = []
+        /// Tokens and hash Secrets as the snapshot keeps them (compact tables, see ``RecordTable``).
+        public var tokens = RecordTable<ClusterAuthToken>()
         public var users: [ClusterUserAttribute] = []
-        public var hashSecrets: [HashSecret] = []
+        public var hashSecrets = RecordTable<HashSecret>()
         public var refreshConfigMap: RefreshConfigMap?
         public var emergency: EmergencyAccess?
         public var problems: [RecordProblem] = []
         public var files: [String] = []
+
+        public init() {}
 
         public var recordCount: Int { tokens.count + users.count + hashSecrets.count + (refreshConfigMap == nil ? 0 : 1) }
 
@@ -71,8 +74,8 @@ public struct RecordsDirectory: Sendable {
             RecordsDirectory.stamp(&users, revision: revision)
             RecordsDirectory.stamp(&hashSecrets, revision: revision)
             return RecordSnapshot(
-                tokens: tokens, users: users, hashSecrets: hashSecrets, refreshPeriod: refreshConfigMap?.period ?? .disabled,
-                emergency: emergency)
+                tokens: tokens, users: Dictionary(users.map { ($0.name, UserRecord($0)) }, uniquingKeysWith: { _, last in last }),
+                hashSecrets: hashSecrets, refreshConfigMap: refreshConfigMap, emergency: emergency)
         }
     }
 
@@ -121,7 +124,10 @@ public struct RecordsDirectory: Sendable {
             if let known = previous[name], known.fingerprint == fingerprint {
                 records = known.records
             } else {
-                records = Self.versioned(parseFile(named: name), revision: Self.revision(of: fingerprint))
+                var fresh = parseFile(named: name, revision: Self.revision(of: fingerprint))
+                fresh.tokens.shrinkToFit()
+                fresh.hashSecrets.shrinkToFit()
+                records = fresh
                 parsed.count.add(1, ordering: .relaxed)
             }
             current[name] = (fingerprint, records)
@@ -143,9 +149,9 @@ public struct RecordsDirectory: Sendable {
         }
         parsed.files.withLock { $0 = current }
         for (_, records) in perFile {
-            load.tokens += records.tokens.filter { !duplicates.contains("ClusterAuthToken/\($0.name)") }
+            Self.merge(records.tokens, into: &load.tokens, kind: "ClusterAuthToken", dropping: duplicates)
             load.users += records.users.filter { !duplicates.contains("ClusterUserAttribute/\($0.name)") }
-            load.hashSecrets += records.hashSecrets.filter { !duplicates.contains("Secret/\($0.name)") }
+            Self.merge(records.hashSecrets, into: &load.hashSecrets, kind: "Secret", dropping: duplicates)
             if let configMap = records.refreshConfigMap, !duplicates.contains("ConfigMap/\(configMap.metadata.name)") {
                 load.refreshConfigMap = configMap
             }
@@ -156,14 +162,26 @@ public struct RecordsDirectory: Sendable {
         return load
     }
 
+    /// One file's records. Tokens and Secrets go into tables as they are decoded (a file of
+    /// 100,000 keeps no object per record); each gets the file's `revision` where it has no
+    /// resourceVersion of its own.
     public struct FileRecords: Sendable {
-        public var tokens: [ClusterAuthToken] = []
+        public var tokens = RecordTable<ClusterAuthToken>()
         public var users: [ClusterUserAttribute] = []
-        public var hashSecrets: [HashSecret] = []
+        public var hashSecrets = RecordTable<HashSecret>()
         public var refreshConfigMap: RefreshConfigMap?
         public var emergency: EmergencyAccess?
         var keys: [(String, Int)] = []
         public var problems: [RecordProblem] = []
+        var revision: String?
+
+        init(revision: String? = nil) { self.revision = revision }
+
+        init(problems: [RecordProblem]) { self.problems = problems }
+
+        mutating func add(_ token: ClusterAuthToken) { tokens[token.name] = RecordsDirectory.stamped(token, revision) }
+        mutating func add(_ user: ClusterUserAttribute) { users.append(RecordsDirectory.stamped(user, revision)) }
+        mutating func add(_ secret: HashSecret) { hashSecrets[secret.name] = RecordsDirectory.stamped(secret, revision) }
 
         /// The emergency Secret's settings; `false`, with a problem that says why, when it cannot be used.
         mutating func addEmergency(_ secret: OpaqueSecret, name: String, file: String, line: Int?) -> Bool {
@@ -177,8 +195,9 @@ public struct RecordsDirectory: Sendable {
         }
     }
 
-    public func parseFile(named name: String) -> FileRecords {
-        var records = FileRecords()
+    /// The records of file `name`; with `revision`, the version each gets where it has none.
+    public func parseFile(named name: String, revision: String? = nil) -> FileRecords {
+        var records = FileRecords(revision: revision)
         let fullPath = (path as NSString).appendingPathComponent(name)
         guard let data = FileManager.default.contents(atPath: fullPath) else {
             records.problems.append(RecordProblem(file: name, line: nil, message: "cannot be read"))
@@ -186,7 +205,7 @@ public struct RecordsDirectory: Sendable {
         }
         // JSON documents first, straight from the bytes (JSON that is not UTF-8 does not parse, and
         // the YAML path below says so); no second copy of a large file as a String.
-        if let documents = Self.jsonDocuments(data), let records = parseJSON(documents, file: name) {
+        if let documents = Self.jsonDocuments(data), let records = parseJSON(documents, file: name, revision: revision) {
             return records
         }
         guard let text = String(data: data, encoding: .utf8) else {
@@ -241,12 +260,12 @@ public struct RecordsDirectory: Sendable {
             case .unnamed:
                 records.problems.append(RecordProblem(file: file, line: line, message: "\(header.kind) has no metadata.name"))
                 return
-            case .clusterAuthToken: records.tokens.append(try decoder.decode(ClusterAuthToken.self, from: node))
-            case .clusterUserAttribute: records.users.append(try decoder.decode(ClusterUserAttribute.self, from: node))
+            case .clusterAuthToken: records.add(try decoder.decode(ClusterAuthToken.self, from: node))
+            case .clusterUserAttribute: records.add(try decoder.decode(ClusterUserAttribute.self, from: node))
             case .emergencySecret:
                 guard records.addEmergency(try decoder.decode(OpaqueSecret.self, from: node), name: objectName, file: file, line: line)
                 else { return }
-            case .hashSecret: records.hashSecrets.append(try decoder.decode(HashSecret.self, from: node))
+            case .hashSecret: records.add(try decoder.decode(HashSecret.self, from: node))
             case .refreshConfigMap: records.refreshConfigMap = try decoder.decode(RefreshConfigMap.self, from: node)
             }
             records.keys.append(("\(header.kind)/\(objectName)", line ?? 0))
@@ -284,13 +303,12 @@ public struct RecordsDirectory: Sendable {
         ContentVersion.of(["records file", fingerprint])
     }
 
-    /// The records with `revision` where they have no resourceVersion of their own.
-    static func versioned(_ records: FileRecords, revision: String) -> FileRecords {
-        var records = records
-        stamp(&records.tokens, revision: revision)
-        stamp(&records.users, revision: revision)
-        stamp(&records.hashSecrets, revision: revision)
-        return records
+    /// `record` with `revision` when it has no resourceVersion of its own.
+    static func stamped<Record: VersionedRecord>(_ record: Record, _ revision: String?) -> Record {
+        guard let revision, record.metadata.resourceVersion == nil else { return record }
+        var record = record
+        record.metadata.resourceVersion = revision
+        return record
     }
 
     /// Gives `revision` to each record that has no resourceVersion (the others are not copied).
@@ -298,6 +316,25 @@ public struct RecordsDirectory: Sendable {
         for index in records.indices where records[index].metadata.resourceVersion == nil {
             records[index].metadata.resourceVersion = revision
         }
+    }
+
+    /// The same for a table (a ``Load`` built by hand; a directory's files are stamped as parsed).
+    static func stamp<Record: VersionedRecord & TableRecord>(_ table: inout RecordTable<Record>, revision: String) {
+        for (name, record) in table where record.metadata.resourceVersion == nil {
+            table[name] = stamped(record, revision)
+        }
+    }
+
+    /// Adds a file's records to the load's, without those defined twice. The first file's table is
+    /// taken as it is when nothing of it is dropped (one file of 100,000 records is not copied).
+    static func merge<Record: TableRecord>(
+        _ records: RecordTable<Record>, into table: inout RecordTable<Record>, kind: String, dropping duplicates: Set<String>
+    ) {
+        if table.isEmpty, duplicates.isEmpty {
+            table = records
+            return
+        }
+        for (name, record) in records where !duplicates.contains("\(kind)/\(name)") { table[name] = record }
     }
 
     /// The kinds of manifest a records directory may hold (not ``KubeAPIAuth/RecordKind``, the API's collections).

@@ -41,9 +41,9 @@ public enum SnapshotFile {
 
         public func snapshot() -> RecordSnapshot {
             RecordSnapshot(
-                tokens: Dictionary(clusterauthtokens.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last }),
+                tokens: RecordTable(clusterauthtokens),
                 users: Dictionary(clusteruserattributes.map { ($0.name, UserRecord($0)) }, uniquingKeysWith: { _, last in last }),
-                hashSecrets: Dictionary(secrets.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last }),
+                hashSecrets: RecordTable(secrets),
                 refreshConfigMap: configmaps.first,
                 emergency: emergency.flatMap { try? EmergencyAccess(secretData: $0.mapValues { Array($0.utf8) }, version: "snapshot") })
         }

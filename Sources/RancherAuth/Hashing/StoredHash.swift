@@ -143,6 +143,12 @@ struct SaltedDigest: Sendable, Hashable {
         self.saltCount = salt.count
     }
 
+    /// From salt and digest already side by side (as a ``RecordTable`` stores them).
+    init(saltThenDigest: UnsafeRawBufferPointer, saltCount: Int) {
+        self.bytes = Array(saltThenDigest)
+        self.saltCount = min(max(saltCount, 0), saltThenDigest.count)
+    }
+
     var salt: ArraySlice<UInt8> { bytes[..<saltCount] }
     var digest: ArraySlice<UInt8> { bytes[saltCount...] }
 

@@ -16,7 +16,9 @@ public struct ClusterAuthToken: Codable, Sendable {
         let metadata: ObjectMeta
         let userName: String
         let enabled: Bool
-        let expiresAt: String
+        /// `expiresAt` as stored: its instant when `RFC3339.format` writes the text back exactly
+        /// (the text is rendered when asked for; a review reads only `expiry`).
+        let expiresAt: Row.ExpiresAt
         let expiry: Expiry
         let lastUsedAt: Timestamp?
         /// Absent in every token Rancher ≥ 2.13 writes, so it costs one pointer when unused.
@@ -27,8 +29,15 @@ public struct ClusterAuthToken: Codable, Sendable {
             self.metadata = metadata
             self.userName = userName
             self.enabled = enabled
-            self.expiresAt = expiresAt
-            self.expiry = ClusterAuthToken.expiry(of: expiresAt)
+            let expiry = ClusterAuthToken.expiry(of: expiresAt)
+            if expiresAt.isEmpty {
+                self.expiresAt = .empty
+            } else if case .at(let instant) = expiry, RFC3339.format(instant) == expiresAt {
+                self.expiresAt = .canonical(instant)
+            } else {
+                self.expiresAt = .text(expiresAt)
+            }
+            self.expiry = expiry
             self.lastUsedAt = lastUsedAt
             self.legacy = legacy
             self.contentVersion = ContentVersion.of([
@@ -36,9 +45,45 @@ public struct ClusterAuthToken: Codable, Sendable {
                 expiresAt, legacy?.text ?? "",
             ])
         }
+
+        /// From a table row: every derived field as computed when the record was stored.
+        init(metadata: ObjectMeta, row: Row) {
+            self.metadata = metadata
+            self.userName = row.userName
+            self.enabled = row.enabled
+            self.expiresAt = row.expiresAt
+            switch row.expiresAt {
+            case .empty: self.expiry = .never
+            case .canonical(let instant): self.expiry = .at(instant)
+            case .text(let text): self.expiry = ClusterAuthToken.expiry(of: text)
+            }
+            self.lastUsedAt = row.lastUsedAt
+            self.legacy = row.legacy
+            self.contentVersion = row.contentVersion
+        }
     }
 
-    private final class LegacyHash: Sendable {
+    /// A token as a ``RecordTable`` row: no object and, for the usual field sizes, no heap string
+    /// (user ids, resourceVersions and content versions fit in a `String`'s 15 inline bytes; an
+    /// `expiresAt` that `RFC3339.format` writes back exactly is kept as its instant).
+    public struct Row: Sendable {
+        enum ExpiresAt: Sendable {
+            case empty
+            case canonical(Timestamp)
+            case text(String)
+        }
+
+        let namespace: String?
+        let resourceVersion: String?
+        let userName: String
+        let contentVersion: String
+        let expiresAt: ExpiresAt
+        let lastUsedAt: Timestamp?
+        let enabled: Bool
+        fileprivate let legacy: LegacyHash?
+    }
+
+    fileprivate final class LegacyHash: Sendable {
         let text: String
         let parsed: Result<StoredHash, HashFormatError>
 
@@ -62,7 +107,13 @@ public struct ClusterAuthToken: Codable, Sendable {
     }
     public var userName: String { storage.userName }
     public var enabled: Bool { storage.enabled }
-    public var expiresAt: String { storage.expiresAt }
+    public var expiresAt: String {
+        switch storage.expiresAt {
+        case .empty: return ""
+        case .canonical(let instant): return RFC3339.format(instant)
+        case .text(let text): return text
+        }
+    }
     public var expiry: Expiry { storage.expiry }
     public var lastUsedAt: Timestamp? { storage.lastUsedAt }
     /// The deprecated in-object hash (Rancher ≤ 2.12); when non-empty it wins over the Secret.
@@ -130,4 +181,19 @@ public struct ClusterAuthToken: Codable, Sendable {
         guard let instant = RFC3339.parse(text) else { return .unreadable }
         return .at(instant)
     }
+}
+
+extension ClusterAuthToken: TableRecord {
+    public func tableRow(extra: inout [UInt8]) -> Row {
+        Row(
+            namespace: metadata.namespace, resourceVersion: metadata.resourceVersion, userName: userName, contentVersion: contentVersion,
+            expiresAt: storage.expiresAt, lastUsedAt: lastUsedAt, enabled: enabled, legacy: storage.legacy)
+    }
+
+    public static func record(from row: Row, name: String, extra: UnsafeRawBufferPointer) -> ClusterAuthToken {
+        ClusterAuthToken(
+            storage: Storage(metadata: ObjectMeta(name: name, namespace: row.namespace, resourceVersion: row.resourceVersion), row: row))
+    }
+
+    private init(storage: Storage) { self.storage = storage }
 }

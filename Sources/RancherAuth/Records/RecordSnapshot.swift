@@ -20,9 +20,12 @@ public struct UserRecord: Sendable {
 /// An immutable view of all records of one namespace, swapped atomically when the source changes.
 /// Reviews read a snapshot without locks; nothing in it changes after construction.
 public final class RecordSnapshot: Sendable {
-    public let tokens: [String: ClusterAuthToken]
+    /// Tokens and hash Secrets by name, as compact tables (``RecordTable``): 100,000 of each are
+    /// most of the service's memory. Users (one per ten tokens or fewer) stay a dictionary of
+    /// records with their answers rendered.
+    public let tokens: RecordTable<ClusterAuthToken>
     public let users: [String: UserRecord]
-    public let hashSecrets: [String: HashSecret]
+    public let hashSecrets: RecordTable<HashSecret>
     public let refreshPeriod: RefreshPeriod
     /// The refresh ConfigMap the period came from, when the source has it (for the snapshot file).
     public let refreshConfigMap: RefreshConfigMap?
@@ -33,9 +36,9 @@ public final class RecordSnapshot: Sendable {
         tokens: [ClusterAuthToken], users: [ClusterUserAttribute], hashSecrets: [HashSecret],
         refreshPeriod: RefreshPeriod = .disabled, emergency: EmergencyAccess? = nil
     ) {
-        self.tokens = Dictionary(tokens.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        self.tokens = RecordTable(tokens)
         self.users = Dictionary(users.map { ($0.name, UserRecord($0)) }, uniquingKeysWith: { _, last in last })
-        self.hashSecrets = Dictionary(hashSecrets.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        self.hashSecrets = RecordTable(hashSecrets)
         self.refreshPeriod = refreshPeriod
         self.refreshConfigMap = nil
         self.emergency = emergency
@@ -43,7 +46,7 @@ public final class RecordSnapshot: Sendable {
 
     /// From maps kept up to date by a watching source (user answers already rendered).
     public init(
-        tokens: [String: ClusterAuthToken], users: [String: UserRecord], hashSecrets: [String: HashSecret],
+        tokens: RecordTable<ClusterAuthToken>, users: [String: UserRecord], hashSecrets: RecordTable<HashSecret>,
         refreshConfigMap: RefreshConfigMap?, emergency: EmergencyAccess? = nil
     ) {
         self.tokens = tokens

@@ -88,8 +88,8 @@ public struct TokenDiagnosis: Sendable, Codable, Equatable {
         }
         // The census of a snapshot holding only this token and what it refers to.
         let own = RecordSnapshot(
-            tokens: [name: record], users: snapshot.users[record.userName].map { [record.userName: $0] } ?? [:],
-            hashSecrets: snapshot.hashSecrets[name].map { [name: $0] } ?? [:], refreshConfigMap: snapshot.refreshConfigMap)
+            tokens: RecordTable([record]), users: snapshot.users[record.userName].map { [record.userName: $0] } ?? [:],
+            hashSecrets: RecordTable(snapshot.hashSecrets[name].map { [$0] } ?? []), refreshConfigMap: snapshot.refreshConfigMap)
         findings = RecordCensus.take(own, now: now).findings.filter { $0.kind == .clusterAuthToken }
     }
 

@@ -1,0 +1,277 @@
+/// A record kind that a ``RecordTable`` can hold as a row: the fields a decision needs, in value
+/// types, with its variable-length bytes (beyond the name) appended to the table's byte arena.
+public protocol TableRecord: Sendable {
+    associatedtype Row: Sendable
+    var name: String { get }
+    /// The row for this record; bytes it needs beyond the name go to the end of `extra`.
+    func tableRow(extra: inout [UInt8]) -> Row
+    /// The record again, from its row, its name and the bytes its row appended.
+    static func record(from row: Row, name: String, extra: UnsafeRawBufferPointer) -> Self
+}
+
+/// Records by name, laid out for 100,000 of them: one row per record in one array, every name and
+/// every other variable-length field (a hash's salt and digest) in one byte arena, and an
+/// open-addressing index of 32-bit row numbers. No object, heap `String` or dictionary bucket per
+/// record: `records-memory-bench` measured a `[String: HashSecret]` of 100,000 at ~400 bytes per
+/// entry (a dictionary keeps up to 2.6 buckets of 24 bytes per entry; each Swift object, `String`
+/// beyond 15 bytes and array adds 16–32 bytes of header), the table at a third of that.
+///
+/// A value with copy-on-write storage, like the dictionary it replaces: a snapshot shares the
+/// arrays of the table it was taken from, and the next change copies them (flat rows, so a copy is
+/// close to `memcpy`). Reading a record builds it from its row (one small object); the review path
+/// pays that instead of holding every record as an object.
+public struct RecordTable<Record: TableRecord>: Sendable {
+    private struct Entry: Sendable {
+        var offset: Int
+        var nameCount: Int
+        var extraCount: Int
+        /// `nil` for a removed entry, whose number is reused by the next insertion.
+        var row: Record.Row?
+    }
+
+    private var entries: [Entry] = []
+    private var arena: [UInt8] = []
+    /// Row numbers by name hash, linear probing, at most half full; `-1` is empty.
+    private var slots: [Int32] = []
+    private var freeEntries: [Int32] = []
+    /// Arena bytes that belong to removed or replaced records (reclaimed by ``compact()``).
+    private var garbage = 0
+    public private(set) var count = 0
+
+    public init() {}
+
+    public init(minimumCapacity: Int) {
+        entries.reserveCapacity(minimumCapacity)
+        slots = Array(repeating: -1, count: Self.slotCount(for: minimumCapacity))
+    }
+
+    /// The records by name; of two with the same name the last wins.
+    public init(_ records: some Sequence<Record>) {
+        self.init(minimumCapacity: records.underestimatedCount)
+        for record in records { self[record.name] = record }
+        shrinkToFit()
+    }
+
+    /// Gives back the room kept for growth (up to an eighth): for a table built in bulk that will
+    /// now be read, or copied only when it next changes.
+    public mutating func shrinkToFit() {
+        func fitted<Element>(_ array: [Element]) -> [Element] {
+            array.capacity > array.count ? array.withUnsafeBufferPointer { Array($0) } : array
+        }
+        entries = fitted(entries)
+        arena = fitted(arena)
+        freeEntries = fitted(freeEntries)
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    public subscript(name: String) -> Record? {
+        get {
+            guard let entry = find(name) else { return nil }
+            return record(at: entries[entry], name: name)
+        }
+        set {
+            if let newValue {
+                insert(newValue, name: name)
+            } else {
+                remove(name)
+            }
+        }
+    }
+
+    public func contains(_ name: String) -> Bool { find(name) != nil }
+
+    /// The records, in no particular order.
+    public var values: [Record] {
+        var values: [Record] = []
+        values.reserveCapacity(count)
+        for entry in entries { if let record = record(at: entry, name: name(of: entry)) { values.append(record) } }
+        return values
+    }
+
+    /// The names, in no particular order.
+    public var keys: [String] { entries.compactMap { $0.row == nil ? nil : name(of: $0) } }
+
+    // MARK: - Storage
+
+    private static func slotCount(for count: Int) -> Int {
+        var slots = 16
+        while slots < count.multipliedReportingOverflow(by: 2).partialValue { slots <<= 1 }
+        return slots
+    }
+
+    /// Grows `array` by an eighth when `adding` would overflow it. An array left to itself doubles:
+    /// at 100,000 records that left up to half of the rows and the arena allocated and unused.
+    private static func reserveGrowth<Element>(_ array: inout [Element], adding: Int) {
+        let needed = array.count + adding
+        guard needed > array.capacity else { return }
+        array.reserveCapacity(needed + needed / 8 + 16)
+    }
+
+    private static func hash(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: bytes)
+        return hasher.finalize()
+    }
+
+    private func name(of entry: Entry) -> String {
+        String(decoding: arena[entry.offset..<entry.offset + entry.nameCount], as: UTF8.self)
+    }
+
+    private func record(at entry: Entry, name: String) -> Record? {
+        guard let row = entry.row else { return nil }
+        return arena.withUnsafeBytes { bytes in
+            let start = entry.offset + entry.nameCount
+            return Record.record(from: row, name: name, extra: UnsafeRawBufferPointer(rebasing: bytes[start..<start + entry.extraCount]))
+        }
+    }
+
+    private static func withBytes<Result>(of name: String, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        if let result = name.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return result }
+        return Array(name.utf8).withUnsafeBytes(body)
+    }
+
+    /// The slot holding `name`'s entry, or the empty slot where it would go.
+    private func probe(_ name: UnsafeRawBufferPointer) -> (slot: Int, entry: Int?) {
+        let mask = slots.count - 1
+        var slot = Self.hash(name) & mask
+        return arena.withUnsafeBytes { arena in
+            while true {
+                let number = slots[slot]
+                if number < 0 { return (slot, nil) }
+                let entry = entries[Int(number)]
+                if entry.nameCount == name.count,
+                    memoryEquals(name, UnsafeRawBufferPointer(rebasing: arena[entry.offset..<entry.offset + entry.nameCount]))
+                {
+                    return (slot, Int(number))
+                }
+                slot = (slot + 1) & mask
+            }
+        }
+    }
+
+    private func find(_ name: String) -> Int? {
+        guard count > 0 else { return nil }
+        return Self.withBytes(of: name) { probe($0).entry }
+    }
+
+    private mutating func insert(_ record: Record, name: String) {
+        if slots.count < Self.slotCount(for: count + 1) { rehash(Self.slotCount(for: count + 1)) }
+        Self.reserveGrowth(&arena, adding: name.utf8.count + 128)
+        if freeEntries.isEmpty { Self.reserveGrowth(&entries, adding: 1) }
+        let offset = arena.count
+        arena.append(contentsOf: name.utf8)
+        let nameCount = arena.count - offset
+        let row = record.tableRow(extra: &arena)
+        let entry = Entry(offset: offset, nameCount: nameCount, extraCount: arena.count - offset - nameCount, row: row)
+        let found = arena.withUnsafeBytes { probe(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + nameCount])) }
+        if let existing = found.entry {
+            garbage += entries[existing].nameCount + entries[existing].extraCount
+            entries[existing] = entry
+        } else {
+            let number: Int
+            if let reused = freeEntries.popLast() {
+                number = Int(reused)
+                entries[number] = entry
+            } else {
+                number = entries.count
+                entries.append(entry)
+            }
+            slots[found.slot] = Int32(truncatingIfNeeded: number)
+            count += 1
+        }
+        compactIfWasteful()
+    }
+
+    private mutating func remove(_ name: String) {
+        guard count > 0 else { return }
+        let found = Self.withBytes(of: name) { probe($0) }
+        guard let number = found.entry else { return }
+        let slot = found.slot
+        garbage += entries[number].nameCount + entries[number].extraCount
+        entries[number].row = nil
+        freeEntries.append(Int32(truncatingIfNeeded: number))
+        count -= 1
+        // Backward-shift deletion: later entries of the probe run move up, so no tombstones.
+        let mask = slots.count - 1
+        var hole = slot
+        var next = (hole + 1) & mask
+        arena.withUnsafeBytes { arena in
+            while slots[next] >= 0 {
+                let entry = entries[Int(slots[next])]
+                let home = Self.hash(UnsafeRawBufferPointer(rebasing: arena[entry.offset..<entry.offset + entry.nameCount])) & mask
+                // The entry may move into the hole unless its home lies cyclically in (hole, next].
+                let distanceToHole = (next &- hole) & mask
+                let distanceToHome = (next &- home) & mask
+                if distanceToHome >= distanceToHole {
+                    slots[hole] = slots[next]
+                    hole = next
+                }
+                next = (next + 1) & mask
+            }
+        }
+        slots[hole] = -1
+        compactIfWasteful()
+    }
+
+    private mutating func rehash(_ slotCount: Int) {
+        slots = Array(repeating: -1, count: slotCount)
+        let mask = slotCount - 1
+        arena.withUnsafeBytes { arena in
+            for (number, entry) in entries.enumerated() where entry.row != nil {
+                var slot = Self.hash(UnsafeRawBufferPointer(rebasing: arena[entry.offset..<entry.offset + entry.nameCount])) & mask
+                while slots[slot] >= 0 { slot = (slot + 1) & mask }
+                slots[slot] = Int32(truncatingIfNeeded: number)
+            }
+        }
+    }
+
+    /// Rewrites the arena without removed and replaced records' bytes once they are most of it,
+    /// and drops trailing removed entries.
+    private mutating func compactIfWasteful() {
+        guard garbage > 64 * 1024, garbage * 2 > arena.count else { return }
+        var fresh: [UInt8] = []
+        fresh.reserveCapacity(arena.count - garbage)
+        for index in entries.indices where entries[index].row != nil {
+            let entry = entries[index]
+            let offset = fresh.count
+            fresh.append(contentsOf: arena[entry.offset..<entry.offset + entry.nameCount + entry.extraCount])
+            entries[index].offset = offset
+        }
+        arena = fresh
+        garbage = 0
+    }
+
+    /// Bytes held (rows, arena, index), for the memory benchmark.
+    package var storageBytes: Int {
+        entries.capacity * MemoryLayout<Entry>.stride + arena.capacity + slots.capacity * 4 + freeEntries.capacity * 4
+    }
+}
+
+extension RecordTable: Sequence {
+    public typealias Element = (key: String, value: Record)
+
+    public struct Iterator: IteratorProtocol {
+        fileprivate let table: RecordTable
+        fileprivate var index = 0
+
+        public mutating func next() -> Element? {
+            while index < table.entries.count {
+                let entry = table.entries[index]
+                index += 1
+                guard entry.row != nil else { continue }
+                let name = table.name(of: entry)
+                if let record = table.record(at: entry, name: name) { return (name, record) }
+            }
+            return nil
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(table: self) }
+    public var underestimatedCount: Int { count }
+}
+
+/// Byte equality for names (not secret material: the index compares names it was asked for).
+private func memoryEquals(_ lhs: UnsafeRawBufferPointer, _ rhs: UnsafeRawBufferPointer) -> Bool {
+    lhs.count == rhs.count && lhs.elementsEqual(rhs)
+}
