@@ -81,6 +81,16 @@ public struct ClusterAuthToken: Codable, Sendable {
         let lastUsedAt: Timestamp?
         let enabled: Bool
         fileprivate let legacy: LegacyHash?
+
+        var expiry: Expiry {
+            switch expiresAt {
+            case .empty: return .never
+            case .canonical(let instant): return .at(instant)
+            case .text(let text): return ClusterAuthToken.expiry(of: text)
+            }
+        }
+
+        var parsedLegacyHash: Result<StoredHash, HashFormatError>? { legacy?.parsed }
     }
 
     fileprivate final class LegacyHash: Sendable {

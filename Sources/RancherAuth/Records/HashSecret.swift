@@ -110,6 +110,18 @@ extension HashSecret: TableRecord {
         let resourceVersion: String?
         let hash: Hash
         let saltCount: Int
+
+        /// Why the hash does not parse, or `nil` when it does.
+        var failure: HashFormatError? {
+            if case .invalid(let box) = hash { return box.value.error }
+            return nil
+        }
+
+        /// As ``HashSecret/hasHashEntry``.
+        var hasHashEntry: Bool {
+            if case .invalid(let box) = hash { return !(box.value.text ?? "").isEmpty }
+            return true
+        }
     }
 
     final class Box<Value: Sendable>: Sendable {

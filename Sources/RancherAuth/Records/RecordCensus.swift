@@ -135,7 +135,8 @@ public struct RecordCensus: Sendable, Codable, Equatable {
         var findings = unreadable
         var namedUsers = Set<String>()
         namedUsers.reserveCapacity(snapshot.users.count)
-        for (name, token) in snapshot.tokens {
+        // Rows, not records: building 100,000 of each made a census take half a second.
+        snapshot.tokens.forEachRow { name, token in
             let before = findings.count
             func found(_ reason: RecordFinding.Reason, _ detail: String? = nil) {
                 findings.append(RecordFinding(kind: .clusterAuthToken, name: name, reason: reason, detail: detail))
@@ -156,11 +157,12 @@ public struct RecordCensus: Sendable, Codable, Equatable {
             } else {
                 found(.userMissing, token.userName.isEmpty ? "the token names no user" : "no ClusterUserAttribute \(token.userName)")
             }
-            switch hashSource(of: name, token, snapshot) {
-            case .none: found(.hashMissing, "no Secret \(name) and no legacy hash field")
-            case .legacy(.success), .secret(.success): break
-            case .legacy(.failure(let error)): found(hashReason(error), "legacy hash field: \(error)")
-            case .secret(.failure(let error)): found(hashReason(error), "Secret \(name): \(error)")
+            if let legacy = token.parsedLegacyHash {
+                if case .failure(let error) = legacy { found(hashReason(error), "legacy hash field: \(error)") }
+            } else if let secret = snapshot.hashSecrets.row(named: name) {
+                if let error = secret.failure { found(hashReason(error), "Secret \(name): \(error)") }
+            } else {
+                found(.hashMissing, "no Secret \(name) and no legacy hash field")
             }
             if findings.count == before, !refusedByUser { census.usableTokens += 1 }
         }
@@ -175,9 +177,10 @@ public struct RecordCensus: Sendable, Codable, Equatable {
                 findings.append(RecordFinding(kind: .clusterUserAttribute, name: name, reason: .unreferenced, detail: "no token names this user"))
             }
         }
-        for (name, secret) in snapshot.hashSecrets where secret.hasHashEntry {
+        snapshot.hashSecrets.forEachRow { name, secret in
+            guard secret.hasHashEntry else { return }
             census.hashSecrets += 1
-            if snapshot.tokens[name] == nil {
+            if !snapshot.tokens.contains(name) {
                 findings.append(RecordFinding(kind: .secret, name: name, reason: .unreferenced, detail: "no ClusterAuthToken \(name)"))
             }
         }

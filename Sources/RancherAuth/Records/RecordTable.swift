@@ -81,6 +81,19 @@ public struct RecordTable<Record: TableRecord>: Sendable {
 
     public func contains(_ name: String) -> Bool { find(name) != nil }
 
+    /// The row of `name`, without building its record (for walks over every record).
+    func row(named name: String) -> Record.Row? {
+        find(name).flatMap { entries[$0].row }
+    }
+
+    /// Each record's name and row, without building the records (the census walks 100,000).
+    func forEachRow(_ body: (String, Record.Row) -> Void) {
+        for entry in entries {
+            guard let row = entry.row else { continue }
+            body(name(of: entry), row)
+        }
+    }
+
     /// The records, in no particular order.
     public var values: [Record] {
         var values: [Record] = []
