@@ -1,8 +1,18 @@
 import Logging
 
 /// What a ``Reflector`` hands its consumer: the whole collection after a list, then changes.
+///
+/// A list is handed over as it is decoded, so that no consumer holds a whole list of objects at
+/// once (100,000 Secrets are ~34 MB as objects): `listStarted`, then `listPart`s, then the
+/// `replaced` that completes it. A list that fails midway is simply followed by the next
+/// `listStarted`; what its parts delivered must not be used.
 public enum ReflectorEvent<Object: Sendable>: Sendable {
-    /// A complete list: everything else is gone.
+    /// A list begins: forget the parts of any earlier list that did not complete.
+    case listStarted
+    /// Some objects of the list in progress (the collection does not change yet).
+    case listPart([Object])
+    /// A complete list: the collection is exactly the objects of this list's parts and these;
+    /// everything else is gone. (Without a `listStarted` before it, these objects alone.)
     case replaced([Object])
     case upserted(Object)
     case removed(name: String)
@@ -127,19 +137,29 @@ public struct Reflector<Object: Decodable & Sendable>: Sendable {
         }
     }
 
+    /// Objects handed over per `listPart` (a page's worth).
+    static var listPartSize: Int { 500 }
+
     private func list() async throws(KubeError) -> String {
         var objects: [Object] = []
+        var count = 0
         var unreadable: [UnreadableObject] = []
+        handle(.listStarted)
         let resourceVersion = try await client.list(resource, namespace: namespace, as: Object.self, fieldSelector: fieldSelector) { item in
             switch item.result {
-            case .success(let object): objects.append(object)
+            case .success(let object):
+                objects.append(object)
+                count += 1
+                if objects.count == Self.listPartSize {
+                    handle(.listPart(objects))
+                    objects.removeAll(keepingCapacity: true)
+                }
             case .failure(let error):
                 reportMalformed(item.name, error)
                 unreadable.append(UnreadableObject(name: item.name, problem: error.message))
             }
         }
         observer.unreadable(.replaced(unreadable))
-        let count = objects.count
         handle(.replaced(objects))
         // Released before `listed` is reported: the consumer keeps what it needs of the objects,
         // and may then hand the memory that decoding them took back to the system.

@@ -41,6 +41,58 @@ struct KubernetesRecordCacheTests {
         #expect(!decision.effects.migrateLegacyHash)
     }
 
+    /// What the published snapshot holds: token names, users, Secrets, the refresh ConfigMap.
+    private func published(_ cache: KubernetesRecordCache) -> (tokens: Set<String>, users: Set<String>, secrets: Set<String>, refresh: Bool) {
+        cache.publishIfReady()
+        let snapshot = cache.store.snapshot!
+        return (Set(snapshot.tokens.keys), Set(snapshot.users.keys), Set(snapshot.hashSecrets.keys), snapshot.refreshConfigMap != nil)
+    }
+
+    private func named(_ name: String) -> ClusterAuthToken {
+        ClusterAuthToken(metadata: ObjectMeta(name: name, resourceVersion: "1"), userName: "u-abc12", enabled: true)
+    }
+
+    @Test("A list handed over in parts changes nothing until it completes, and a list that broke off leaves nothing behind")
+    func pagedLists() {
+        let cache = KubernetesRecordCache(store: RecordStore(source: "test"), clock: FixedClock(instant: Timestamp(seconds: 0)))
+        for kind in RecordKind.allCases { cache.updateStatus(kind) { $0.synced = true } }
+        cache.apply(.replaced([named("old")]))
+        cache.apply(.replaced([ClusterUserAttribute(metadata: ObjectMeta(name: "u-old"), groups: [], enabled: true)]))
+        cache.apply(.replaced([HashSecret(metadata: ObjectMeta(name: "old"), hash: hash)]))
+        cache.apply(.replaced([RefreshConfigMap]()))
+        #expect(published(cache).tokens == ["old"])
+
+        // A list begins and delivers parts: what is published does not change.
+        cache.apply(ReflectorEvent<ClusterAuthToken>.listStarted)
+        cache.apply(.listPart([named("a"), named("b")]))
+        cache.apply(ReflectorEvent<HashSecret>.listStarted)
+        cache.apply(.listPart([HashSecret(metadata: ObjectMeta(name: "a"), hash: hash)]))
+        cache.apply(ReflectorEvent<ClusterUserAttribute>.listStarted)
+        cache.apply(.listPart([ClusterUserAttribute(metadata: ObjectMeta(name: "u-a"), groups: [], enabled: true)]))
+        cache.apply(ReflectorEvent<RefreshConfigMap>.listStarted)
+        cache.apply(.listPart([RefreshConfigMap(metadata: ObjectMeta(name: RefreshPeriod.configMapName), value: "0")]))
+        var now = published(cache)
+        #expect(now.tokens == ["old"] && now.secrets == ["old"] && now.users == ["u-old"] && !now.refresh)
+
+        // The token list breaks off; the next one starts over: its parts and its last page are all there is.
+        cache.apply(ReflectorEvent<ClusterAuthToken>.listStarted)
+        cache.apply(.listPart([named("c")]))
+        cache.apply(.replaced([named("d")]))
+        // The others complete: parts and the last page together.
+        cache.apply(.replaced([HashSecret(metadata: ObjectMeta(name: "b"), hash: hash)]))
+        cache.apply(.replaced([ClusterUserAttribute(metadata: ObjectMeta(name: "u-b"), groups: [], enabled: true)]))
+        cache.apply(.replaced([RefreshConfigMap]()))
+        now = published(cache)
+        #expect(now.tokens == ["c", "d"])
+        #expect(now.secrets == ["a", "b"])
+        #expect(now.users == ["u-a", "u-b"])
+        #expect(now.refresh)
+
+        // A `replaced` with no list started before it is the whole list.
+        cache.apply(.replaced([named("e")]))
+        #expect(published(cache).tokens == ["e"])
+    }
+
     @Test("Without a Secret ever arriving, a cleared hash stops working once the carry limit passes")
     func carryIsBounded() async throws {
         let clock = MutableClock(Timestamp(seconds: 1_000))

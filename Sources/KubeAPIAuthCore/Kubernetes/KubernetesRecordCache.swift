@@ -58,6 +58,9 @@ public final class KubernetesRecordCache: Sendable {
         var emergency: EmergencyAccess?
         var status: [RecordKind: ReflectorStatus] = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, ReflectorStatus()) })
         var dirty = false
+        /// Each kind's list in progress (`ReflectorEvent.listStarted`, `.listPart`), built aside
+        /// and swapped in by the `.replaced` that completes it.
+        var listing = Listing()
         /// A list was applied and its decoded objects released since the publisher last ran:
         /// the memory decoding them took is handed back (``Malloc/returnFreedMemory()``).
         var listed = false
@@ -69,6 +72,15 @@ public final class KubernetesRecordCache: Sendable {
         var carriedLegacyHashes: [String: Timestamp] = [:]
         /// Objects the API holds that cannot be decoded (absent from the records), per kind.
         var unreadable: [RecordKind: [String: String]] = [:]
+    }
+
+    struct Listing {
+        var tokens: RecordTable<ClusterAuthToken>?
+        var users: [String: UserRecord]?
+        var secrets: RecordTable<HashSecret>?
+        /// Only the objects that matter (by name) of the ConfigMaps and Secrets listed so far.
+        var refresh: [RefreshConfigMap]?
+        var emergency: [OpaqueSecret]?
     }
 
     /// How long a cleared legacy hash is kept while its Secret has not arrived.
@@ -118,7 +130,7 @@ public final class KubernetesRecordCache: Sendable {
     /// another replica never refuses a valid token in between.
     func apply(_ change: Change<ClusterAuthToken>) {
         let now = clock.now()
-        mutate { state in
+        mutate(change) { state in
             func carry(_ token: ClusterAuthToken, previous: ClusterAuthToken?) -> ClusterAuthToken {
                 guard token.legacyHash.isEmpty, state.secrets[token.name] == nil, let previous, !previous.legacyHash.isEmpty else {
                     state.carriedLegacyHashes.removeValue(forKey: token.name)
@@ -135,10 +147,17 @@ public final class KubernetesRecordCache: Sendable {
                 return token.withLegacyHash(previous.legacyHash)
             }
             switch change {
-            case .replaced(let all):
-                let previous = state.tokens
-                var fresh = RecordTable<ClusterAuthToken>(minimumCapacity: all.count)
-                for token in all { fresh[token.name] = carry(token, previous: previous[token.name]) }
+            case .listStarted:
+                state.listing.tokens = RecordTable()
+            case .listPart(let part):
+                var listed = state.listing.tokens ?? RecordTable()
+                state.listing.tokens = nil
+                for token in part { listed[token.name] = carry(token, previous: state.tokens[token.name]) }
+                state.listing.tokens = listed
+            case .replaced(let last):
+                var fresh = state.listing.tokens ?? RecordTable(minimumCapacity: last.count)
+                state.listing.tokens = nil
+                for token in last { fresh[token.name] = carry(token, previous: state.tokens[token.name]) }
                 fresh.shrinkToFit()
                 state.tokens = fresh
             case .upserted(let token):
@@ -170,19 +189,26 @@ public final class KubernetesRecordCache: Sendable {
     }
 
     func apply(_ change: Change<ClusterUserAttribute>) {
-        mutate { state in Self.apply(change, to: &state.users, key: \.name, transform: UserRecord.init) }
+        mutate(change) { state in
+            Self.apply(change, to: &state.users, listing: &state.listing.users, key: \.name, transform: UserRecord.init)
+        }
     }
 
     func apply(_ change: Change<HashSecret>) {
-        mutate { state in Self.apply(change, to: &state.secrets, key: \.name, transform: { $0 }) }
+        mutate(change) { state in Self.apply(change, to: &state.secrets, listing: &state.listing.secrets, key: \.name, transform: { $0 }) }
         let arrived = state.withLock { state in state.carriedLegacyHashes.keys.filter { state.secrets[$0] != nil } }
         dropCarriedLegacyHashes(arrived)
     }
 
     func apply(_ change: Change<RefreshConfigMap>) {
-        mutate { state in
+        mutate(change) { state in
+            let named = { (configMap: RefreshConfigMap) in configMap.metadata.name == RefreshPeriod.configMapName }
             switch change {
-            case .replaced(let all): state.refresh = all.first { $0.metadata.name == RefreshPeriod.configMapName }
+            case .listStarted: state.listing.refresh = []
+            case .listPart(let part): state.listing.refresh = (state.listing.refresh ?? []) + part.filter(named)
+            case .replaced(let last):
+                state.refresh = ((state.listing.refresh ?? []) + last).first(where: named)
+                state.listing.refresh = nil
             case .upserted(let one) where one.metadata.name == RefreshPeriod.configMapName: state.refresh = one
             case .removed(let name) where name == RefreshPeriod.configMapName: state.refresh = nil
             default: break
@@ -194,10 +220,18 @@ public final class KubernetesRecordCache: Sendable {
     /// emergency path off, with a log line that says why.
     func applyEmergency(_ change: Change<OpaqueSecret>, name: String) {
         var problem: String?
-        mutate { state in
+        mutate(change) { state in
             let secret: OpaqueSecret?
             switch change {
-            case .replaced(let all): secret = all.first { $0.name == name }
+            case .listStarted:
+                state.listing.emergency = []
+                return
+            case .listPart(let part):
+                state.listing.emergency = (state.listing.emergency ?? []) + part.filter { $0.name == name }
+                return
+            case .replaced(let all):
+                secret = ((state.listing.emergency ?? []) + all).first { $0.name == name }
+                state.listing.emergency = nil
             case .upserted(let one) where one.name == name: secret = one
             case .removed(let removed) where removed == name: secret = nil
             default: return
@@ -219,13 +253,21 @@ public final class KubernetesRecordCache: Sendable {
     }
 
     private static func apply<T, Map: NameKeyedRecords>(
-        _ change: Change<T>, to map: inout Map, key: KeyPath<T, String>, transform: (T) -> Map.Record
+        _ change: Change<T>, to map: inout Map, listing: inout Map?, key: KeyPath<T, String>, transform: (T) -> Map.Record
     ) {
         switch change {
-        case .replaced(let all):
+        case .listStarted:
+            listing = Map(minimumCapacity: 0)
+        case .listPart(let part):
+            var listed = listing ?? Map(minimumCapacity: part.count)
+            listing = nil
+            for item in part { listed[item[keyPath: key]] = transform(item) }
+            listing = listed
+        case .replaced(let last):
             // Built in place (the last of two same-named objects wins), without an array of pairs.
-            var fresh = Map(minimumCapacity: all.count)
-            for item in all { fresh[item[keyPath: key]] = transform(item) }
+            var fresh = listing ?? Map(minimumCapacity: last.count)
+            listing = nil
+            for item in last { fresh[item[keyPath: key]] = transform(item) }
             fresh.shrinkToFit()
             map = fresh
         case .upserted(let one):
@@ -239,6 +281,15 @@ public final class KubernetesRecordCache: Sendable {
     func noteListed() {
         state.withLock { $0.listed = true }
         wake.yield()
+    }
+
+    /// As `mutate(_:)`, except that a list's start and parts change nothing published: they are
+    /// applied without waking the publisher.
+    private func mutate<T>(_ change: Change<T>, _ body: (inout State) -> Void) {
+        switch change {
+        case .listStarted, .listPart: state.withLock { body(&$0) }
+        case .replaced, .upserted, .removed: mutate(body)
+        }
     }
 
     private func mutate(_ body: (inout State) -> Void) {
@@ -269,6 +320,8 @@ public final class KubernetesRecordCache: Sendable {
     func applyUnreadable(_ change: Change<UnreadableObject>, kind: RecordKind) {
         state.withLock { state in
             switch change {
+            // The reflector reports unreadable objects once per list, whole (`replaced`).
+            case .listStarted, .listPart: return
             case .replaced(let all):
                 state.unreadable[kind] = Dictionary(all.map { ($0.name, $0.problem) }, uniquingKeysWith: { _, last in last })
             case .upserted(let one):

@@ -10,12 +10,13 @@ import RancherAuth
 /// Measured (bench/scale, 100,000 tokens and 10,000 users in one 52 MB file): the YAML path took
 /// 54 s to load; this one takes a few seconds (docs/benchmarks.md).
 extension RecordsDirectory {
-    /// The documents of `data` and the line each starts on, when every non-empty document is one
-    /// JSON object; `nil` sends the file to the YAML path.
-    static func jsonDocuments(_ data: Data) -> [(line: Int, bytes: Data)]? {
-        data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> [(line: Int, bytes: Data)]? in
+    /// Where the documents of `data` are (offsets into it) and the line each starts on, when every
+    /// non-empty document is one JSON object; `nil` sends the file to the YAML path. Ranges, not
+    /// copies: a copy of each document held a 51 MB file twice while it was read.
+    static func jsonDocuments(_ data: Data) -> [(line: Int, range: Range<Int>)]? {
+        data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> [(line: Int, range: Range<Int>)]? in
             let bytes = buffer.bindMemory(to: UInt8.self)
-            var documents: [(line: Int, bytes: Data)] = []
+            var documents: [(line: Int, range: Range<Int>)] = []
             var documentStart = 0
             var documentLine = 1
             var lineStart = 0
@@ -30,7 +31,7 @@ extension RecordsDirectory {
                 }
                 guard first < end else { return true }  // an empty document
                 guard bytes[first] == UInt8(ascii: "{") else { return false }
-                documents.append((line, Data(bytes: buffer.baseAddress! + first, count: end - first)))
+                documents.append((line, first..<end))
                 return true
             }
             var index = 0
@@ -59,14 +60,16 @@ extension RecordsDirectory {
     }
 
     /// The records of JSON documents; `nil` when one does not parse as JSON (the YAML path says why).
-    func parseJSON(_ documents: [(line: Int, bytes: Data)], file: String, revision: String?) -> FileRecords? {
+    func parseJSON(_ data: Data, _ documents: [(line: Int, range: Range<Int>)], file: String, revision: String?) -> FileRecords? {
         var records = FileRecords(revision: revision)
         let decoder = JSONDecoder()
         decoder.userInfo[JSONRecordDocument.directoryKey] = self
-        for (line, bytes) in documents {
+        for (line, range) in documents {
             let document: JSONRecordDocument
             do {
-                document = try decoder.decode(JSONRecordDocument.self, from: bytes)
+                // A slice of the file's bytes (`Data` slices share its storage).
+                let start = data.startIndex + range.lowerBound
+                document = try decoder.decode(JSONRecordDocument.self, from: data[start..<start + range.count])
             } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
                 return nil  // not JSON
             } catch {

@@ -205,7 +205,7 @@ public struct RecordsDirectory: Sendable {
         }
         // JSON documents first, straight from the bytes (JSON that is not UTF-8 does not parse, and
         // the YAML path below says so); no second copy of a large file as a String.
-        if let documents = Self.jsonDocuments(data), let records = parseJSON(documents, file: name, revision: revision) {
+        if let documents = Self.jsonDocuments(data), let records = parseJSON(data, documents, file: name, revision: revision) {
             return records
         }
         guard let text = String(data: data, encoding: .utf8) else {
