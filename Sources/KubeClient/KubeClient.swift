@@ -28,6 +28,13 @@ public struct APIResource: Sendable, Hashable, CustomStringConvertible {
     public var description: String { group.isEmpty ? plural : "\(plural).\(group)" }
 }
 
+/// An object that can tell its own `metadata.name` and `metadata.resourceVersion` once decoded,
+/// so that a ``LenientObject`` of it decodes the metadata once, not twice.
+public protocol KubernetesObject {
+    var objectName: String { get }
+    var objectResourceVersion: String? { get }
+}
+
 /// One object of a list or watch that may fail to decode on its own without failing the rest.
 public struct LenientObject<T: Decodable & Sendable>: Decodable, Sendable {
     public let name: String
@@ -43,14 +50,22 @@ public struct LenientObject<T: Decodable & Sendable>: Decodable, Sendable {
     }
 
     public init(from decoder: any Decoder) throws {
-        let header = try? Header(from: decoder)
-        name = header?.metadata?.name ?? ""
-        resourceVersion = header?.metadata?.resourceVersion
         do {
-            result = .success(try T(from: decoder))
+            let object = try T(from: decoder)
+            result = .success(object)
+            // Read from the object when it can say (decoding the header as well was a fifth of
+            // the CPU of syncing 100,000 tokens and Secrets).
+            if let object = object as? any KubernetesObject {
+                name = object.objectName
+                resourceVersion = object.objectResourceVersion
+                return
+            }
         } catch {
             result = .failure(KubeError(.decoding, Self.describe(error, below: decoder.codingPath.count)))
         }
+        let header = try? Header(from: decoder)
+        name = header?.metadata?.name ?? ""
+        resourceVersion = header?.metadata?.resourceVersion
     }
 
     /// Names the field (relative to the object, skipping the first `depth` path components), never

@@ -104,6 +104,21 @@ struct RecordTableTests {
         }
     }
 
+    @Test("Built in bulk with room reserved ahead, then trimmed: every record is there and the room is given back")
+    func bulkBuild() {
+        var table = RecordTable<ClusterAuthToken>()
+        for part in 0..<20 {
+            table.reserveCapacity(forAdding: 500)
+            for index in 0..<500 { table["token-\(part)-\(index)"] = Self.token("token-\(part)-\(index)", user: "u-\(index)") }
+        }
+        let reserved = table.storageBytes
+        table.shrinkToFit()
+        #expect(table.count == 10_000)
+        #expect(table.storageBytes < reserved)
+        for part in [0, 7, 19] { #expect(table["token-\(part)-499"]?.userName == "u-499") }
+        #expect(table["token-20-0"] == nil)
+    }
+
     @Test("A copy keeps its records when the original changes")
     func copyOnWrite() {
         var table = RecordTable([Self.token("a", user: "u-1"), Self.token("b", user: "u-2")])

@@ -131,9 +131,13 @@ public final class KubernetesRecordCache: Sendable {
     func apply(_ change: Change<ClusterAuthToken>) {
         let now = clock.now()
         mutate(change) { state in
-            func carry(_ token: ClusterAuthToken, previous: ClusterAuthToken?) -> ClusterAuthToken {
-                guard token.legacyHash.isEmpty, state.secrets[token.name] == nil, let previous, !previous.legacyHash.isEmpty else {
-                    state.carriedLegacyHashes.removeValue(forKey: token.name)
+            // The previous version is looked up only when it can matter (a token without a legacy
+            // hash; nearly every token, once migrated): a list applies 100,000 tokens.
+            func carry(_ token: ClusterAuthToken) -> ClusterAuthToken {
+                guard token.legacyHash.isEmpty, let previous = state.tokens[token.name], !previous.legacyHash.isEmpty,
+                    !state.secrets.contains(token.name)
+                else {
+                    if !state.carriedLegacyHashes.isEmpty { state.carriedLegacyHashes.removeValue(forKey: token.name) }
                     return token
                 }
                 // The first carry sets the deadline; a later event for the same token does not extend it.
@@ -152,16 +156,17 @@ public final class KubernetesRecordCache: Sendable {
             case .listPart(let part):
                 var listed = state.listing.tokens ?? RecordTable()
                 state.listing.tokens = nil
-                for token in part { listed[token.name] = carry(token, previous: state.tokens[token.name]) }
+                listed.reserveCapacity(forAdding: part.count)
+                for token in part { listed[token.name] = carry(token) }
                 state.listing.tokens = listed
             case .replaced(let last):
                 var fresh = state.listing.tokens ?? RecordTable(minimumCapacity: last.count)
                 state.listing.tokens = nil
-                for token in last { fresh[token.name] = carry(token, previous: state.tokens[token.name]) }
+                for token in last { fresh[token.name] = carry(token) }
                 fresh.shrinkToFit()
                 state.tokens = fresh
             case .upserted(let token):
-                state.tokens[token.name] = carry(token, previous: state.tokens[token.name])
+                state.tokens[token.name] = carry(token)
             case .removed(let name):
                 state.tokens[name] = nil
                 state.carriedLegacyHashes.removeValue(forKey: name)
@@ -261,6 +266,7 @@ public final class KubernetesRecordCache: Sendable {
         case .listPart(let part):
             var listed = listing ?? Map(minimumCapacity: part.count)
             listing = nil
+            listed.reserveCapacity(forAdding: part.count)
             for item in part { listed[item[keyPath: key]] = transform(item) }
             listing = listed
         case .replaced(let last):
@@ -459,12 +465,15 @@ protocol NameKeyedRecords {
     associatedtype Record
     init(minimumCapacity: Int)
     subscript(name: String) -> Record? { get set }
+    /// Room for a list's next part (see ``RecordTable/reserveCapacity(forAdding:)``).
+    mutating func reserveCapacity(forAdding additional: Int)
     /// Gives back room kept for growth, once a list has been applied.
     mutating func shrinkToFit()
 }
 
 extension Dictionary: NameKeyedRecords where Key == String {
     typealias Record = Value
+    mutating func reserveCapacity(forAdding additional: Int) { reserveCapacity(count + additional) }
     mutating func shrinkToFit() {}
 }
 
