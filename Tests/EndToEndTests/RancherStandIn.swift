@@ -117,7 +117,7 @@ func writeKubeconfig(for server: KubeAPITestServer, in directory: TemporaryDirec
 /// returns the last answer. The bound is generous on purpose: how fast a change arrives is a
 /// benchmark figure (`bench/run`), not a pass/fail condition.
 func reviewUntil(
-    _ service: ServiceProcess, _ token: String, within: Duration = .seconds(10), _ accept: (String) -> Bool
+    _ service: ServiceProcess, _ token: String, within: Duration = .seconds(30), _ accept: (String) -> Bool
 ) async throws -> String {
     try await repeatUntil(within: within, { try await post(service.baseURL + "/v1/authenticate", review(token)).2 }, accept)
 }

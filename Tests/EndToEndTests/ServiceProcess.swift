@@ -306,7 +306,10 @@ func repeatUntil(
 }
 
 /// `curl` repeated until its output is accepted (see `repeatUntil`).
-func curlUntil(_ arguments: [String], within: Duration = .seconds(10), _ accept: (String) -> Bool) async throws -> String {
+/// Bounds here are for a run that went wrong: at the start of the end-to-end suite, with dozens of
+/// services starting at once on 2 cores, steps that take a second took over 20 (a 10 s bound failed
+/// there twice). A passing check returns as soon as it is true.
+func curlUntil(_ arguments: [String], within: Duration = .seconds(30), _ accept: (String) -> Bool) async throws -> String {
     try await repeatUntil(within: within, { try curl(arguments) }, accept)
 }
 

@@ -160,6 +160,34 @@ struct RecordsDirectoryTests {
         }
     }
 
+    @Test("A file that cannot be read is read again at the next poll: a link whose target appears later")
+    func unreadableFileIsRetried() throws {
+        let directory = try TemporaryDirectory()
+        let elsewhere = try TemporaryDirectory()
+        try directory.write("fixture.yaml", fixtureManifest)
+        // The link's own attributes (the fingerprint) do not change when its target appears.
+        try FileManager.default.createSymbolicLink(atPath: directory.file("late.yaml"), withDestinationPath: elsewhere.file("late.yaml"))
+        let store = RecordStore(source: "test")
+        let log = LogCapture()
+        let source = RecordsDirectorySource(
+            directory: RecordsDirectory(path: directory.path, namespace: "cattle-system"), store: store,
+            clock: FixedClock(instant: Timestamp(seconds: 5)), pollInterval: .seconds(1), logger: log.logger())
+        let first = try source.reload()
+        #expect(first.unreadableFiles == ["late.yaml"])
+        #expect(store.snapshot?.tokens.count == 1)
+        source.reloadIfChanged()
+        #expect(store.status.generation == 2, "read again")
+        #expect(log.text.components(separatedBy: "late.yaml: cannot be read").count == 2, "logged once: \(log.text)")
+        let token = try TokenMinting.mint(user: "u-abc12", groups: [], lifetime: .unlimited, algorithm: .sha3, now: Timestamp(seconds: 0))
+        try RecordManifests.token(token, namespace: "cattle-system").write(toFile: elsewhere.file("late.yaml"), atomically: true, encoding: .utf8)
+        source.reloadIfChanged()
+        #expect(store.snapshot?.tokens.count == 2)
+        // Readable now: polls stop reloading until something changes.
+        let generation = store.status.generation
+        source.reloadIfChanged()
+        #expect(store.status.generation == generation)
+    }
+
     @Test("The source publishes reloads and keeps the last load when the directory disappears")
     func sourceReloads() throws {
         let directory = try TemporaryDirectory()

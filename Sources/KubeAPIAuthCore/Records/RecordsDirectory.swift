@@ -58,6 +58,10 @@ public struct RecordsDirectory: Sendable {
         public var emergency: EmergencyAccess?
         public var problems: [RecordProblem] = []
         public var files: [String] = []
+        /// Files that could not be read at all (an I/O error, a link to nothing): unlike a file
+        /// whose content is wrong, such a file may read fine a moment later, so the source reads it
+        /// again at its next poll instead of waiting for it to change.
+        public var unreadableFiles: [String] = []
 
         public init() {}
 
@@ -130,7 +134,11 @@ public struct RecordsDirectory: Sendable {
                 records = fresh
                 parsed.count.add(1, ordering: .relaxed)
             }
-            current[name] = (fingerprint, records)
+            if records.unreadable {
+                load.unreadableFiles.append(name)  // not remembered: read again next time
+            } else {
+                current[name] = (fingerprint, records)
+            }
             if !records.problems.isEmpty {
                 load.problems.append(contentsOf: records.problems)
                 continue
@@ -174,6 +182,8 @@ public struct RecordsDirectory: Sendable {
         var keys: [(String, Int)] = []
         public var problems: [RecordProblem] = []
         var revision: String?
+        /// The file could not be read at all (see ``Load/unreadableFiles``).
+        var unreadable = false
 
         init(revision: String? = nil) { self.revision = revision }
 
@@ -201,6 +211,7 @@ public struct RecordsDirectory: Sendable {
         let fullPath = (path as NSString).appendingPathComponent(name)
         guard let data = FileManager.default.contents(atPath: fullPath) else {
             records.problems.append(RecordProblem(file: name, line: nil, message: "cannot be read"))
+            records.unreadable = true
             return records
         }
         // JSON documents first, straight from the bytes (JSON that is not UTF-8 does not parse, and

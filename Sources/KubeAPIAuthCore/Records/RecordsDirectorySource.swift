@@ -43,9 +43,15 @@ public final class RecordsDirectorySource: Service {
             loadedFingerprint.withLock { $0 = fingerprint }
             throw error
         }
-        loadedFingerprint.withLock { $0 = fingerprint }
-        for problem in load.problems {
-            logger.error("records file ignored", metadata: ["problem": "\(problem)"])
+        // A file that could not be read is read again at the next poll (the fingerprint would not
+        // change for, say, a link whose target appears later, or a read that failed with EMFILE).
+        loadedFingerprint.withLock { $0 = load.unreadableFiles.isEmpty ? fingerprint : [Self.retryMarker] }
+        let previousProblems = lastProblems.withLock { $0 }
+        // Logged when they change, so that a file read again at every poll is not logged at every poll.
+        if load.problems != previousProblems || load.unreadableFiles.isEmpty {
+            for problem in load.problems {
+                logger.error("records file ignored", metadata: ["problem": "\(problem)"])
+            }
         }
         lastProblems.withLock { $0 = load.problems }
         store.publish(
@@ -90,17 +96,25 @@ public final class RecordsDirectorySource: Service {
         }
     }
 
+    /// Stands for "read again": never equal to a directory's fingerprint.
+    static let retryMarker = "<a file could not be read>"
+
     private func poll() async throws {
         while !Task.isCancelled {
             try await Task.sleep(for: self.pollInterval)
-            let current = self.directory.fingerprint()
-            guard current != self.loadedFingerprint.withLock({ $0 }) else { continue }
-            do {
-                try self.reload()
-            } catch {
-                // The directory vanished or became unreadable: keep serving the last good load.
-                self.logger.error("records directory unreadable; keeping the last loaded records", metadata: ["error": "\(error)"])
-            }
+            reloadIfChanged()
+        }
+    }
+
+    /// One poll: reloads when a file changed (or could not be read last time).
+    package func reloadIfChanged() {
+        let current = directory.fingerprint()
+        guard current != loadedFingerprint.withLock({ $0 }) else { return }
+        do {
+            try reload()
+        } catch {
+            // The directory vanished or became unreadable: keep serving the last good load.
+            logger.error("records directory unreadable; keeping the last loaded records", metadata: ["error": "\(error)"])
         }
     }
 }
