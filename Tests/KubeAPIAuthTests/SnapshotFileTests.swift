@@ -36,8 +36,11 @@ struct SnapshotFileTests {
         let decision = Authenticator().review(token: validToken, snapshot: loaded.snapshot(), now: Timestamp(seconds: 1_800_000_000))
         #expect(decision.isAuthenticated)
         #expect(
-            String(decoding: try #require(decision.isAuthenticated ? loaded.snapshot().users["u-abc12"]?.authenticatedBodyV1 : nil), as: UTF8.self)
-                .contains(#""groups":["github_org://456","github_team://123"]"#))
+            String(
+                decoding: try #require(decision.isAuthenticated ? loaded.snapshot().users["u-abc12"]?.authenticatedBody(for: .v1) : nil),
+                as: UTF8.self
+            )
+            .contains(#""groups":["github_org://456","github_team://123"]"#))
     }
 
     @Test("The emergency Secret's settings survive the snapshot file (emergency access while the API is unreachable)")

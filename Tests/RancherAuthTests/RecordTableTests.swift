@@ -142,4 +142,69 @@ struct RecordTableTests {
         #expect(table["TOKEN"] == nil)
         #expect(!table.contains("toke"))
     }
+
+    @Test("Each record keeps its own namespace and resourceVersion, the table holding each namespace once")
+    func metadataKept() {
+        let records = [
+            ClusterAuthToken(metadata: ObjectMeta(name: "a", namespace: "cattle-system", resourceVersion: "1"), userName: "u", enabled: true),
+            ClusterAuthToken(metadata: ObjectMeta(name: "b", namespace: "other", resourceVersion: nil), userName: "u", enabled: true),
+            ClusterAuthToken(
+                metadata: ObjectMeta(name: "c", namespace: nil, resourceVersion: "an-opaque-version-of-40-characters-long-x"), userName: "u",
+                enabled: true),
+            ClusterAuthToken(metadata: ObjectMeta(name: "d", namespace: "cattle-system", resourceVersion: ""), userName: "u", enabled: true),
+        ]
+        let table = RecordTable(records)
+        for record in records { #expect(table[record.name]?.metadata == record.metadata) }
+    }
+
+    @Test(
+        "A resourceVersion comes back as the same text, whether it is kept as a number or as bytes",
+        arguments: [
+            "0", "7", "210003", "9999999999999999999", "18446744073709551615", "18446744073709551616", "007", "+5", "-1", " 5", "5 ",
+            "", "1e3", "١٢", "abc", String(repeating: "9", count: 300),
+        ])
+    func resourceVersionKept(version: String) {
+        var table = RecordTable([HashSecret(metadata: ObjectMeta(name: "s", namespace: "cattle-system", resourceVersion: version), hash: "")])
+        #expect(table["s"]?.metadata.resourceVersion == version)
+        // Its bytes are the record's: replaced and compacted away with it.
+        for round in 0..<2_000 { table["s"] = HashSecret(metadata: ObjectMeta(name: "s", resourceVersion: "\(version)\(round)"), hash: "") }
+        #expect(table["s"]?.metadata.resourceVersion == "\(version)1999")
+        #expect(table.storageBytes < 200 * 1024)
+    }
+
+    @Test("A record of one namespace too many is not stored, and takes an earlier record of its name with it (fail closed)")
+    func tooManyNamespaces() {
+        var table = RecordTable<ClusterAuthToken>()
+        for index in 0..<RecordTable<ClusterAuthToken>.maximumNamespaces {
+            table["t\(index)"] = ClusterAuthToken(metadata: ObjectMeta(name: "t\(index)", namespace: "ns-\(index)"), userName: "u", enabled: true)
+        }
+        table["t0"] = ClusterAuthToken(metadata: ObjectMeta(name: "t0", namespace: "one-more"), userName: "u", enabled: true)
+        #expect(table["t0"] == nil)
+        #expect(table.count == RecordTable<ClusterAuthToken>.maximumNamespaces - 1)
+        #expect(table["t1"]?.metadata.namespace == "ns-1")
+        // A namespace it already holds is still taken.
+        table["t0"] = ClusterAuthToken(metadata: ObjectMeta(name: "t0", namespace: "ns-5"), userName: "u", enabled: true)
+        #expect(table["t0"]?.metadata.namespace == "ns-5")
+    }
+
+    /// The rows are what 100,000 records cost (docs/benchmarks.md, "Compact records"): a field
+    /// added to one shows here first.
+    @Test("Rows stay at their measured sizes: 48 bytes for a token, 16 for a hash Secret")
+    func rowSizes() {
+        #expect(MemoryLayout<ClusterAuthToken.Row>.stride == 48)
+        #expect(MemoryLayout<HashSecret.Row>.stride == 16)
+        #expect(MemoryLayout<ClusterAuthToken.Row?>.stride == 48)
+        #expect(MemoryLayout<HashSecret.Row?>.stride == 16)
+    }
+
+    @Test("A content digest kept as two integers writes back the same 15 characters", arguments: [1 as UInt64, 2, 3])
+    func contentDigestText(seed: UInt64) {
+        var generator = SeededGenerator(state: seed)
+        for _ in 0..<1_000 {
+            let bytes = (0..<11).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            #expect(ContentDigest(bytes).text == GoBase64.encode(bytes))
+        }
+        #expect(ContentDigest([UInt8](repeating: 0xFF, count: 11)).text == GoBase64.encode([UInt8](repeating: 0xFF, count: 11)))
+        #expect(ContentVersion.digest(of: ["a", "b"]).text == ContentVersion.of(["a", "b"]))
+    }
 }

@@ -184,7 +184,7 @@ enum HTTPResponseEncoding {
     static func encode(
         _ answer: HTTPAnswer, version: HTTPVersion, keepAlive: Bool, omitBody: Bool, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 128 + answer.body.count)
+        var buffer = allocator.buffer(capacity: 128 + answer.bodyCount)
         buffer.writeStaticString(version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         buffer.writeString(String(answer.status.code))
         buffer.writeInteger(UInt8(ascii: " "))
@@ -194,7 +194,7 @@ enum HTTPResponseEncoding {
             buffer.writeString(contentType)
         }
         buffer.writeStaticString("\r\ncontent-length: ")
-        buffer.writeString(String(answer.body.count))
+        buffer.writeString(String(answer.bodyCount))
         // Header values are ours; the only one built from request data (a redirect's Location,
         // from the request's query) is dropped if it holds control characters.
         for (name, value) in answer.headers where value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) {
@@ -209,7 +209,7 @@ enum HTTPResponseEncoding {
             buffer.writeStaticString("\r\nconnection: keep-alive")
         }
         buffer.writeStaticString("\r\n\r\n")
-        if !omitBody { buffer.writeBytes(answer.body) }
+        if !omitBody { answer.writeBody(to: &buffer) }
         return buffer
     }
 }

@@ -73,7 +73,7 @@ public struct WebhookDoor: Sendable {
     static func render(_ outcome: AuthenticationOutcome, as shape: AnswerShape) -> HTTPAnswer {
         switch (shape, outcome) {
         case (.tokenReview(let apiVersion), .authenticated(let user, _)):
-            return .json(user.authenticatedBody(for: apiVersion))
+            return .json(prefix: TokenReviewResponse.prefix(apiVersion), user.authenticatedBodyRest)
         case (.tokenReview(let apiVersion), .refused(let reason)):
             let bodies = refusalBodies[reason]!
             return .json(apiVersion == .v1 ? bodies.v1 : bodies.v1beta1)

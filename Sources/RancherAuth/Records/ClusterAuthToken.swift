@@ -12,18 +12,18 @@ public struct ClusterAuthToken: Codable, Sendable {
     /// The fields live in one shared, immutable object so that the record is one pointer wide:
     /// maps of 100,000 tokens hold 8 bytes per bucket instead of ~200 (a Dictionary keeps up to
     /// 2.6 buckets per entry), and copying a map or a snapshot retains instead of copying.
-    private final class Storage: Sendable {
+    fileprivate final class Storage: Sendable {
         let metadata: ObjectMeta
         let userName: String
         let enabled: Bool
         /// `expiresAt` as stored: its instant when `RFC3339.format` writes the text back exactly
         /// (the text is rendered when asked for; a review reads only `expiry`).
-        let expiresAt: Row.ExpiresAt
+        let expiresAt: ExpiresAt
         let expiry: Expiry
         let lastUsedAt: Timestamp?
         /// Absent in every token Rancher ≥ 2.13 writes, so it costs one pointer when unused.
         let legacy: LegacyHash?
-        let contentVersion: String
+        let contentDigest: ContentDigest
 
         init(metadata: ObjectMeta, userName: String, enabled: Bool, expiresAt: String, lastUsedAt: Timestamp?, legacy: LegacyHash?) {
             self.metadata = metadata
@@ -40,47 +40,95 @@ public struct ClusterAuthToken: Codable, Sendable {
             self.expiry = expiry
             self.lastUsedAt = lastUsedAt
             self.legacy = legacy
-            self.contentVersion = ContentVersion.of([
+            self.contentDigest = ContentVersion.digest(of: [
                 metadata.resourceVersion == nil ? "unversioned" : "", metadata.name, userName, String(enabled),
                 expiresAt, legacy?.text ?? "",
             ])
         }
 
         /// From a table row: every derived field as computed when the record was stored.
-        init(metadata: ObjectMeta, row: Row) {
+        init(metadata: ObjectMeta, userName: String, row: Row) {
             self.metadata = metadata
-            self.userName = row.userName
+            self.userName = userName
             self.enabled = row.enabled
             self.expiresAt = row.expiresAt
-            switch row.expiresAt {
-            case .empty: self.expiry = .never
-            case .canonical(let instant): self.expiry = .at(instant)
-            case .text(let text): self.expiry = ClusterAuthToken.expiry(of: text)
-            }
+            self.expiry = row.expiry
             self.lastUsedAt = row.lastUsedAt
-            self.legacy = row.legacy
-            self.contentVersion = row.contentVersion
+            self.legacy = row.rare?.legacy
+            self.contentDigest = row.contentDigest
         }
     }
 
-    /// A token as a ``RecordTable`` row: no object and, for the usual field sizes, no heap string
-    /// (user ids, resourceVersions and content versions fit in a `String`'s 15 inline bytes; an
-    /// `expiresAt` that `RFC3339.format` writes back exactly is kept as its instant).
+    fileprivate enum ExpiresAt: Sendable {
+        case empty
+        case canonical(Timestamp)
+        case text(String)
+    }
+
+    /// A token as a ``RecordTable`` row of 48 bytes, with no object and no heap string: its content
+    /// digest as integers, both times as seconds and nanoseconds, flags; the user id goes to the
+    /// table's arena. What Rancher does not write — a legacy hash, an `expiresAt` that is not
+    /// canonical RFC 3339 — is boxed (one pointer, `nil` for the usual token).
     public struct Row: Sendable {
-        enum ExpiresAt: Sendable {
-            case empty
-            case canonical(Timestamp)
-            case text(String)
+        fileprivate final class Rare: Sendable {
+            let legacy: LegacyHash?
+            let expiresText: String?
+
+            init(legacy: LegacyHash?, expiresText: String?) {
+                self.legacy = legacy
+                self.expiresText = expiresText
+            }
         }
 
-        let namespace: String?
-        let resourceVersion: String?
-        let userName: String
-        let contentVersion: String
-        let expiresAt: ExpiresAt
-        let lastUsedAt: Timestamp?
-        let enabled: Bool
-        fileprivate let legacy: LegacyHash?
+        private let contentHigh: UInt64
+        private let expiresSeconds: Int64
+        private let lastUsedSeconds: Int64
+        fileprivate let rare: Rare?
+        private let contentLow: UInt32
+        private let expiresNanoseconds: Int32
+        private let lastUsedNanoseconds: Int32
+        private let flags: UInt8
+
+        private static let enabledFlag: UInt8 = 1
+        private static let lastUsedFlag: UInt8 = 2
+        private static let canonicalExpiryFlag: UInt8 = 4
+
+        fileprivate init(_ storage: Storage) {
+            var flags: UInt8 = storage.enabled ? Self.enabledFlag : 0
+            var expires = Timestamp(seconds: 0)
+            var expiresText: String?
+            switch storage.expiresAt {
+            case .empty: break
+            case .canonical(let instant):
+                expires = instant
+                flags |= Self.canonicalExpiryFlag
+            case .text(let text): expiresText = text
+            }
+            if storage.lastUsedAt != nil { flags |= Self.lastUsedFlag }
+            let lastUsed = storage.lastUsedAt ?? Timestamp(seconds: 0)
+            contentHigh = storage.contentDigest.high
+            contentLow = storage.contentDigest.low
+            expiresSeconds = expires.seconds
+            expiresNanoseconds = expires.nanoseconds
+            lastUsedSeconds = lastUsed.seconds
+            lastUsedNanoseconds = lastUsed.nanoseconds
+            rare = storage.legacy == nil && expiresText == nil ? nil : Rare(legacy: storage.legacy, expiresText: expiresText)
+            self.flags = flags
+        }
+
+        var enabled: Bool { flags & Self.enabledFlag != 0 }
+        var lastUsedAt: Timestamp? {
+            flags & Self.lastUsedFlag == 0 ? nil : Timestamp(seconds: lastUsedSeconds, nanoseconds: lastUsedNanoseconds)
+        }
+        var contentDigest: ContentDigest { ContentDigest(high: contentHigh, low: contentLow) }
+
+        fileprivate var expiresAt: ExpiresAt {
+            if flags & Self.canonicalExpiryFlag != 0 {
+                return .canonical(Timestamp(seconds: expiresSeconds, nanoseconds: expiresNanoseconds))
+            }
+            if let text = rare?.expiresText { return .text(text) }
+            return .empty
+        }
 
         var expiry: Expiry {
             switch expiresAt {
@@ -90,7 +138,10 @@ public struct ClusterAuthToken: Codable, Sendable {
             }
         }
 
-        var parsedLegacyHash: Result<StoredHash, HashFormatError>? { legacy?.parsed }
+        var parsedLegacyHash: Result<StoredHash, HashFormatError>? { rare?.legacy?.parsed }
+
+        /// The user id that ``ClusterAuthToken/tableRow(extra:)`` put in the arena.
+        static func userName(_ extra: UnsafeRawBufferPointer) -> String { String(decoding: extra, as: UTF8.self) }
     }
 
     fileprivate final class LegacyHash: Sendable {
@@ -132,7 +183,7 @@ public struct ClusterAuthToken: Codable, Sendable {
     /// Identifies the content a review depends on: everything but `lastUsedAt`, which the service
     /// itself rewrites and which must not expire remembered verifications. Computed once per
     /// record, not per review (it is a SHA-256 over the fields).
-    public var contentVersion: String { storage.contentVersion }
+    public var contentVersion: String { storage.contentDigest.text }
 
     public var name: String { metadata.name }
 
@@ -195,14 +246,12 @@ public struct ClusterAuthToken: Codable, Sendable {
 
 extension ClusterAuthToken: TableRecord {
     public func tableRow(extra: inout [UInt8]) -> Row {
-        Row(
-            namespace: metadata.namespace, resourceVersion: metadata.resourceVersion, userName: userName, contentVersion: contentVersion,
-            expiresAt: storage.expiresAt, lastUsedAt: lastUsedAt, enabled: enabled, legacy: storage.legacy)
+        extra.append(contentsOf: userName.utf8)
+        return Row(storage)
     }
 
-    public static func record(from row: Row, name: String, extra: UnsafeRawBufferPointer) -> ClusterAuthToken {
-        ClusterAuthToken(
-            storage: Storage(metadata: ObjectMeta(name: name, namespace: row.namespace, resourceVersion: row.resourceVersion), row: row))
+    public static func record(from row: Row, metadata: ObjectMeta, extra: UnsafeRawBufferPointer) -> ClusterAuthToken {
+        ClusterAuthToken(storage: Storage(metadata: metadata, userName: Row.userName(extra), row: row))
     }
 
     private init(storage: Storage) { self.storage = storage }

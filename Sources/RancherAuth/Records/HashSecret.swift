@@ -96,20 +96,20 @@ public struct HashSecret: Codable, Sendable {
 }
 
 extension HashSecret: TableRecord {
-    /// A hash Secret as a ``RecordTable`` row: the salt and digest go to the table's byte arena
-    /// (72 bytes for SHA3-512, no array of their own); scrypt's parameters and an unparsable hash's
-    /// error and text, both rare, are boxed so that the usual row stays small.
+    /// A hash Secret as a ``RecordTable`` row of 16 bytes: the salt and digest go to the table's
+    /// byte arena (72 bytes for SHA3-512, no array of their own); scrypt's parameters and an
+    /// unparsable hash's error and text, both rare, are boxed so that the usual row stays small.
     public struct Row: Sendable {
         enum Hash: Sendable {
             case sha3, sha256
-            case scrypt(Box<ScryptParameters>)
-            case invalid(Box<(error: HashFormatError, text: String?)>)
+            case scrypt(RecordBox<ScryptParameters>)
+            case invalid(RecordBox<(error: HashFormatError, text: String?)>)
         }
 
-        let namespace: String?
-        let resourceVersion: String?
         let hash: Hash
-        let saltCount: Int
+        /// The salt's length in the arena (a salt past 4 GiB cannot be stored: the table refuses
+        /// an arena that large).
+        let saltCount: UInt32
 
         /// Why the hash does not parse, or `nil` when it does.
         var failure: HashFormatError? {
@@ -124,34 +124,27 @@ extension HashSecret: TableRecord {
         }
     }
 
-    final class Box<Value: Sendable>: Sendable {
-        let value: Value
-        init(_ value: Value) { self.value = value }
-    }
-
     public func tableRow(extra: inout [UInt8]) -> Row {
         func row(_ hash: Row.Hash, _ stored: SaltedDigest? = nil) -> Row {
             if let stored {
                 extra.append(contentsOf: stored.salt)
                 extra.append(contentsOf: stored.digest)
             }
-            return Row(
-                namespace: metadata.namespace, resourceVersion: metadata.resourceVersion, hash: hash, saltCount: stored?.salt.count ?? 0)
+            return Row(hash: hash, saltCount: UInt32(truncatingIfNeeded: stored?.salt.count ?? 0))
         }
         switch storage.hash {
         case .success(let parsed):
             switch parsed.material {
             case .sha3(let stored): return row(.sha3, stored)
             case .sha256(let stored): return row(.sha256, stored)
-            case .scrypt(let parameters, let stored): return row(.scrypt(Box(parameters)), stored)
+            case .scrypt(let parameters, let stored): return row(.scrypt(RecordBox(parameters)), stored)
             }
-        case .failure(let error): return row(.invalid(Box((error, storage.unparsableText))))
+        case .failure(let error): return row(.invalid(RecordBox((error, storage.unparsableText))))
         }
     }
 
-    public static func record(from row: Row, name: String, extra: UnsafeRawBufferPointer) -> HashSecret {
-        let metadata = ObjectMeta(name: name, namespace: row.namespace, resourceVersion: row.resourceVersion)
-        let stored = SaltedDigest(saltThenDigest: extra, saltCount: row.saltCount)
+    public static func record(from row: Row, metadata: ObjectMeta, extra: UnsafeRawBufferPointer) -> HashSecret {
+        let stored = SaltedDigest(saltThenDigest: extra, saltCount: Int(row.saltCount))
         let hash: Result<StoredHash, HashFormatError>
         switch row.hash {
         case .sha3: hash = .success(StoredHash(material: .sha3(stored)))

@@ -62,13 +62,47 @@ public struct RecordFieldError: Error, CustomStringConvertible, Sendable {
 /// A short digest of record fields, for comparing record contents without keeping them.
 package enum ContentVersion {
     package static func of(_ fields: [String]) -> String {
+        digest(of: fields).text
+    }
+
+    /// The same digest as 88 bits in two integers (a token's row keeps it in 12 bytes).
+    package static func digest(of fields: [String]) -> ContentDigest {
         var hasher = SHA256()
         for field in fields {
             hasher.update(data: Array(field.utf8))
             hasher.update(data: [0])
         }
-        // 88 bits as 15 unpadded base64 characters: a Swift small string, stored inline in the
-        // record (no heap allocation per record, unlike 32 hex digits).
-        return GoBase64.encode(hasher.finalize().prefix(11))
+        return ContentDigest(hasher.finalize().prefix(11))
+    }
+}
+
+/// 88 bits of a SHA-256, written as 15 unpadded base64 characters: a Swift small string, stored
+/// inline (no heap allocation per record, unlike 32 hex digits).
+package struct ContentDigest: Hashable, Sendable {
+    package let high: UInt64
+    package let low: UInt32
+
+    init(high: UInt64, low: UInt32) {
+        self.high = high
+        self.low = low
+    }
+
+    /// From the first 11 bytes of `bytes` (big-endian: the text is the base64 of those bytes).
+    init(_ bytes: some Sequence<UInt8>) {
+        var high: UInt64 = 0
+        var low: UInt32 = 0
+        for (index, byte) in bytes.prefix(11).enumerated() {
+            if index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt32(byte) }
+        }
+        self.init(high: high, low: low)
+    }
+
+    /// Rendered when asked for (once per review), on the stack.
+    package var text: String {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 11) { bytes in
+            for index in 0..<8 { bytes[index] = UInt8(truncatingIfNeeded: high >> UInt64(56 - 8 * index)) }
+            for index in 0..<3 { bytes[8 + index] = UInt8(truncatingIfNeeded: low >> UInt32(16 - 8 * index)) }
+            return GoBase64.encode(bytes)
+        }
     }
 }

@@ -136,7 +136,8 @@ public struct RecordCensus: Sendable, Codable, Equatable {
         var namedUsers = Set<String>()
         namedUsers.reserveCapacity(snapshot.users.count)
         // Rows, not records: building 100,000 of each made a census take half a second.
-        snapshot.tokens.forEachRow { name, token in
+        snapshot.tokens.forEachRow { name, token, bytes in
+            let userName = ClusterAuthToken.Row.userName(bytes)
             let before = findings.count
             func found(_ reason: RecordFinding.Reason, _ detail: String? = nil) {
                 findings.append(RecordFinding(kind: .clusterAuthToken, name: name, reason: reason, detail: detail))
@@ -149,13 +150,13 @@ public struct RecordCensus: Sendable, Codable, Equatable {
             case .at(let expiresAt): if expiresAt < now { found(.expired, "expired at \(RFC3339.format(expiresAt))") }
             }
             var refusedByUser = false
-            if let user = snapshot.users[token.userName] {
-                namedUsers.insert(token.userName)
-                if !user.attribute.enabled { found(.userDisabled, "user \(token.userName)") }
+            if let user = snapshot.users[userName] {
+                namedUsers.insert(userName)
+                if !user.attribute.enabled { found(.userDisabled, "user \(userName)") }
                 // Reported once, on the user; its tokens are not usable meanwhile.
                 refusedByUser = lastRefreshRefuses(user.attribute, snapshot.refreshPeriod)
             } else {
-                found(.userMissing, token.userName.isEmpty ? "the token names no user" : "no ClusterUserAttribute \(token.userName)")
+                found(.userMissing, userName.isEmpty ? "the token names no user" : "no ClusterUserAttribute \(userName)")
             }
             if let legacy = token.parsedLegacyHash {
                 if case .failure(let error) = legacy { found(hashReason(error), "legacy hash field: \(error)") }
@@ -177,7 +178,7 @@ public struct RecordCensus: Sendable, Codable, Equatable {
                 findings.append(RecordFinding(kind: .clusterUserAttribute, name: name, reason: .unreferenced, detail: "no token names this user"))
             }
         }
-        snapshot.hashSecrets.forEachRow { name, secret in
+        snapshot.hashSecrets.forEachRow { name, secret, _ in
             guard secret.hasHashEntry else { return }
             census.hashSecrets += 1
             if !snapshot.tokens.contains(name) {

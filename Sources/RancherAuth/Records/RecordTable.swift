@@ -1,12 +1,25 @@
 /// A record kind that a ``RecordTable`` can hold as a row: the fields a decision needs, in value
-/// types, with its variable-length bytes (beyond the name) appended to the table's byte arena.
+/// types, with its variable-length bytes (beyond the name) appended to the table's byte arena. The
+/// table keeps the metadata itself (the name in the arena, the namespace once per table, a
+/// resourceVersion as its number), so a row holds only what is the kind's own.
 public protocol TableRecord: Sendable {
     associatedtype Row: Sendable
-    var name: String { get }
+    var metadata: ObjectMeta { get }
     /// The row for this record; bytes it needs beyond the name go to the end of `extra`.
     func tableRow(extra: inout [UInt8]) -> Row
-    /// The record again, from its row, its name and the bytes its row appended.
-    static func record(from row: Row, name: String, extra: UnsafeRawBufferPointer) -> Self
+    /// The record again, from its row, its metadata and the bytes its row appended.
+    static func record(from row: Row, metadata: ObjectMeta, extra: UnsafeRawBufferPointer) -> Self
+}
+
+extension TableRecord {
+    public var name: String { metadata.name }
+}
+
+/// A shared, immutable value for the rare field that would widen every row (an scrypt hash's
+/// parameters, an unparsable hash, an `expiresAt` that is not canonical RFC 3339): one pointer.
+final class RecordBox<Value: Sendable>: Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// Records by name, laid out for 100,000 of them: one row per record in one array, every name and
@@ -21,16 +34,63 @@ public protocol TableRecord: Sendable {
 /// close to `memcpy`). Reading a record builds it from its row (one small object); the review path
 /// pays that instead of holding every record as an object.
 public struct RecordTable<Record: TableRecord>: Sendable {
+    /// 24 bytes before the row (offsets and counts in 32 bits, the namespace as a number, a
+    /// resourceVersion as its number): the metadata took 56 when each row held its own namespace
+    /// and resourceVersion strings and the entry its offsets as `Int`s. The arena holds the name,
+    /// then a resourceVersion that is not a number, then the row's bytes.
     private struct Entry: Sendable {
-        var offset: Int
-        var nameCount: Int
-        var extraCount: Int
+        var offset: UInt32
+        var nameCount: UInt32
+        var extraCount: UInt32
+        /// 0 for none, else the position in `namespaces` plus one.
+        var namespace: UInt16
+        var versionForm: VersionForm
+        /// The resourceVersion's value (``VersionForm/number``) or its length in the arena (``VersionForm/text``).
+        var version: UInt64
         /// `nil` for a removed entry, whose number is reused by the next insertion.
         var row: Record.Row?
+
+        var start: Int { Int(offset) }
+        var nameEnd: Int { Int(offset) + Int(nameCount) }
+        var versionTextCount: Int { versionForm == .text ? Int(truncatingIfNeeded: version) : 0 }
+        var extraStart: Int { nameEnd + versionTextCount }
+        var end: Int { extraStart + Int(extraCount) }
+        var byteCount: Int { end - start }
+    }
+
+    private enum VersionForm: UInt8, Sendable {
+        case none
+        /// Decimal digits without a leading zero that fit 64 bits: what kube-apiserver issues.
+        case number
+        case text
+    }
+
+    /// How `resourceVersion` is kept: a number when it reads back to the same text, else its bytes.
+    private static func versionForm(of resourceVersion: String?) -> (VersionForm, UInt64) {
+        guard let resourceVersion else { return (.none, 0) }
+        let utf8 = resourceVersion.utf8
+        if (1...19).contains(utf8.count), utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            utf8.first != UInt8(ascii: "0") || utf8.count == 1, let number = UInt64(resourceVersion)
+        {
+            return (.number, number)
+        }
+        return (.text, UInt64(utf8.count))
+    }
+
+    private func resourceVersion(of entry: Entry) -> String? {
+        switch entry.versionForm {
+        case .none: return nil
+        case .number: return String(entry.version)
+        case .text: return String(decoding: arena[entry.nameEnd..<entry.extraStart], as: UTF8.self)
+        }
     }
 
     private var entries: [Entry] = []
     private var arena: [UInt8] = []
+    /// The namespaces of the records, each once: one in practice (a source keeps only its
+    /// namespace's records). A record of a namespace beyond ``maximumNamespaces`` is not stored.
+    private var namespaces: [String] = []
+    static var maximumNamespaces: Int { 64 }
     /// Row numbers by name hash, linear probing, at most half full; `-1` is empty.
     private var slots: [Int32] = []
     private var freeEntries: [Int32] = []
@@ -99,11 +159,13 @@ public struct RecordTable<Record: TableRecord>: Sendable {
         find(name).flatMap { entries[$0].row }
     }
 
-    /// Each record's name and row, without building the records (the census walks 100,000).
-    func forEachRow(_ body: (String, Record.Row) -> Void) {
-        for entry in entries {
-            guard let row = entry.row else { continue }
-            body(name(of: entry), row)
+    /// Each record's name, row and row bytes, without building the records (the census walks 100,000).
+    func forEachRow(_ body: (String, Record.Row, UnsafeRawBufferPointer) -> Void) {
+        arena.withUnsafeBytes { bytes in
+            for entry in entries {
+                guard let row = entry.row else { continue }
+                body(name(of: entry), row, UnsafeRawBufferPointer(rebasing: bytes[entry.extraStart..<entry.end]))
+            }
         }
     }
 
@@ -141,14 +203,16 @@ public struct RecordTable<Record: TableRecord>: Sendable {
     }
 
     private func name(of entry: Entry) -> String {
-        String(decoding: arena[entry.offset..<entry.offset + entry.nameCount], as: UTF8.self)
+        String(decoding: arena[entry.start..<entry.nameEnd], as: UTF8.self)
     }
 
     private func record(at entry: Entry, name: String) -> Record? {
         guard let row = entry.row else { return nil }
+        let metadata = ObjectMeta(
+            name: name, namespace: entry.namespace == 0 ? nil : namespaces[Int(entry.namespace) - 1],
+            resourceVersion: resourceVersion(of: entry))
         return arena.withUnsafeBytes { bytes in
-            let start = entry.offset + entry.nameCount
-            return Record.record(from: row, name: name, extra: UnsafeRawBufferPointer(rebasing: bytes[start..<start + entry.extraCount]))
+            Record.record(from: row, metadata: metadata, extra: UnsafeRawBufferPointer(rebasing: bytes[entry.extraStart..<entry.end]))
         }
     }
 
@@ -166,8 +230,8 @@ public struct RecordTable<Record: TableRecord>: Sendable {
                 let number = slots[slot]
                 if number < 0 { return (slot, nil) }
                 let entry = entries[Int(number)]
-                if entry.nameCount == name.count,
-                    memoryEquals(name, UnsafeRawBufferPointer(rebasing: arena[entry.offset..<entry.offset + entry.nameCount]))
+                if Int(entry.nameCount) == name.count,
+                    memoryEquals(name, UnsafeRawBufferPointer(rebasing: arena[entry.start..<entry.nameEnd]))
                 {
                     return (slot, Int(number))
                 }
@@ -181,18 +245,32 @@ public struct RecordTable<Record: TableRecord>: Sendable {
         return Self.withBytes(of: name) { probe($0).entry }
     }
 
+    /// Stores `record` under `name`. A record the table cannot hold (its bytes would take the arena
+    /// past 4 GiB, or it is of a 65th namespace) is not stored and removes an earlier one of that
+    /// name: absent, as an unreadable record is (fail closed). Neither happens with a source's
+    /// records, which are of one namespace and far smaller.
     private mutating func insert(_ record: Record, name: String) {
+        guard let namespace = namespaceNumber(record.metadata.namespace) else { return remove(name) }
         if slots.count < Self.slotCount(for: count + 1) { rehash(Self.slotCount(for: count + 1)) }
         Self.reserveGrowth(&arena, adding: name.utf8.count + 128)
         if freeEntries.isEmpty { Self.reserveGrowth(&entries, adding: 1) }
         let offset = arena.count
         arena.append(contentsOf: name.utf8)
         let nameCount = arena.count - offset
+        let (versionForm, version) = Self.versionForm(of: record.metadata.resourceVersion)
+        if versionForm == .text, let text = record.metadata.resourceVersion { arena.append(contentsOf: text.utf8) }
+        let extraStart = arena.count
         let row = record.tableRow(extra: &arena)
-        let entry = Entry(offset: offset, nameCount: nameCount, extraCount: arena.count - offset - nameCount, row: row)
+        guard arena.count <= UInt32.max else {
+            arena.removeSubrange(offset...)
+            return remove(name)
+        }
+        let entry = Entry(
+            offset: UInt32(offset), nameCount: UInt32(nameCount), extraCount: UInt32(arena.count - extraStart),
+            namespace: namespace, versionForm: versionForm, version: version, row: row)
         let found = arena.withUnsafeBytes { probe(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + nameCount])) }
         if let existing = found.entry {
-            garbage += entries[existing].nameCount + entries[existing].extraCount
+            garbage += entries[existing].byteCount
             entries[existing] = entry
         } else {
             let number: Int
@@ -209,12 +287,22 @@ public struct RecordTable<Record: TableRecord>: Sendable {
         compactIfWasteful()
     }
 
+    /// `namespace`'s number in the entries (0 for none), adding it when new; `nil` when the table
+    /// already holds ``maximumNamespaces``.
+    private mutating func namespaceNumber(_ namespace: String?) -> UInt16? {
+        guard let namespace else { return 0 }
+        if let index = namespaces.firstIndex(of: namespace) { return UInt16(index + 1) }
+        guard namespaces.count < Self.maximumNamespaces else { return nil }
+        namespaces.append(namespace)
+        return UInt16(namespaces.count)
+    }
+
     private mutating func remove(_ name: String) {
         guard count > 0 else { return }
         let found = Self.withBytes(of: name) { probe($0) }
         guard let number = found.entry else { return }
         let slot = found.slot
-        garbage += entries[number].nameCount + entries[number].extraCount
+        garbage += entries[number].byteCount
         entries[number].row = nil
         freeEntries.append(Int32(truncatingIfNeeded: number))
         count -= 1
@@ -225,7 +313,7 @@ public struct RecordTable<Record: TableRecord>: Sendable {
         arena.withUnsafeBytes { arena in
             while slots[next] >= 0 {
                 let entry = entries[Int(slots[next])]
-                let home = Self.hash(UnsafeRawBufferPointer(rebasing: arena[entry.offset..<entry.offset + entry.nameCount])) & mask
+                let home = Self.hash(UnsafeRawBufferPointer(rebasing: arena[entry.start..<entry.nameEnd])) & mask
                 // The entry may move into the hole unless its home lies cyclically in (hole, next].
                 let distanceToHole = (next &- hole) & mask
                 let distanceToHome = (next &- home) & mask
@@ -245,7 +333,7 @@ public struct RecordTable<Record: TableRecord>: Sendable {
         let mask = slotCount - 1
         arena.withUnsafeBytes { arena in
             for (number, entry) in entries.enumerated() where entry.row != nil {
-                var slot = Self.hash(UnsafeRawBufferPointer(rebasing: arena[entry.offset..<entry.offset + entry.nameCount])) & mask
+                var slot = Self.hash(UnsafeRawBufferPointer(rebasing: arena[entry.start..<entry.nameEnd])) & mask
                 while slots[slot] >= 0 { slot = (slot + 1) & mask }
                 slots[slot] = Int32(truncatingIfNeeded: number)
             }
@@ -260,8 +348,8 @@ public struct RecordTable<Record: TableRecord>: Sendable {
         fresh.reserveCapacity(arena.count - garbage)
         for index in entries.indices where entries[index].row != nil {
             let entry = entries[index]
-            let offset = fresh.count
-            fresh.append(contentsOf: arena[entry.offset..<entry.offset + entry.nameCount + entry.extraCount])
+            let offset = UInt32(truncatingIfNeeded: fresh.count)
+            fresh.append(contentsOf: arena[entry.start..<entry.end])
             entries[index].offset = offset
         }
         arena = fresh

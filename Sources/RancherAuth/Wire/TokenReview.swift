@@ -49,9 +49,30 @@ public enum TokenReviewResponse {
     public static func authenticatedBody(
         apiVersion: TokenReviewAPIVersion, username: String, groups: [String]
     ) -> [UInt8] {
+        prefix(apiVersion) + authenticatedBodyRest(username: username, groups: groups)
+    }
+
+    /// `{"apiVersion":…,"kind":"TokenReview",` for each version, rendered once.
+    public static func prefix(_ apiVersion: TokenReviewAPIVersion) -> [UInt8] {
+        apiVersion == .v1 ? prefixV1 : prefixV1beta1
+    }
+
+    private static let prefixV1: [UInt8] = {
+        var bytes: [UInt8] = []
+        appendPrefix(.v1, to: &bytes)
+        return bytes
+    }()
+
+    private static let prefixV1beta1: [UInt8] = {
+        var bytes: [UInt8] = []
+        appendPrefix(.v1beta1, to: &bytes)
+        return bytes
+    }()
+
+    /// A success answer after its ``prefix(_:)``: `"status":{…}}`.
+    public static func authenticatedBodyRest(username: String, groups: [String]) -> [UInt8] {
         var body: [UInt8] = []
-        body.reserveCapacity(128 + username.utf8.count + groups.reduce(0) { $0 + $1.utf8.count + 3 })
-        appendPrefix(apiVersion, to: &body)
+        body.reserveCapacity(64 + username.utf8.count + groups.reduce(0) { $0 + $1.utf8.count + 3 })
         JSONWriter.appendRaw(#""status":{"authenticated":true,"user":{"username":"#, to: &body)
         JSONWriter.appendString(username, to: &body)
         if !groups.isEmpty {
@@ -59,7 +80,8 @@ public enum TokenReviewResponse {
             JSONWriter.appendStringArray(groups, to: &body)
         }
         JSONWriter.appendRaw("}}}", to: &body)
-        return body
+        // Kept by every user record: no spare capacity (up to a third of the bytes otherwise).
+        return body.capacity > body.count ? body.withUnsafeBufferPointer { Array($0) } : body
     }
 
     /// `authenticated:false`, with `status.error` when given. kube-apiserver never caches a refusal
