@@ -97,12 +97,27 @@ package struct ContentDigest: Hashable, Sendable {
         self.init(high: high, low: low)
     }
 
-    /// Rendered when asked for (once per review), on the stack.
+    /// Rendered when asked for (once per review) without a heap allocation: the 88 bits, then two
+    /// zero bits, as 15 characters of 6 bits (what `GoBase64.encode` writes for the 11 bytes).
     package var text: String {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 11) { bytes in
-            for index in 0..<8 { bytes[index] = UInt8(truncatingIfNeeded: high >> UInt64(56 - 8 * index)) }
-            for index in 0..<3 { bytes[8 + index] = UInt8(truncatingIfNeeded: low >> UInt32(16 - 8 * index)) }
-            return GoBase64.encode(bytes)
+        String(unsafeUninitializedCapacity: 15) { characters in
+            for index in 0..<15 {
+                // Bits 6·index ..< 6·index + 6 of high (64 bits), then low's 24 bits, then two zeros.
+                let start = 6 * index
+                let value: UInt64
+                if start + 6 <= 64 {
+                    value = high >> UInt64(58 - start)
+                } else if start < 64 {
+                    value = high << UInt64(start + 6 - 64) | UInt64(low) >> UInt64(24 - (start + 6 - 64))
+                } else {
+                    let offset = start - 64
+                    value = offset + 6 <= 24 ? UInt64(low) >> UInt64(18 - offset) : UInt64(low) << UInt64(offset + 6 - 24)
+                }
+                characters[index] = ContentDigest.alphabet[Int(value & 0x3F)]
+            }
+            return 15
         }
     }
+
+    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 }
