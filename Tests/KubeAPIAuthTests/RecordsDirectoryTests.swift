@@ -140,6 +140,21 @@ struct RecordsDirectoryTests {
         #expect(load.problems[0].message.contains("also defined at a.yaml:1"))
     }
 
+    @Test("A file's record keys come back in order, with their kinds, names and lines")
+    func recordKeys() {
+        var keys = RecordKeys()
+        let written = [
+            ("ClusterAuthToken", "kubeconfig-u-abc12x7k2q", 1), ("Secret", "kubeconfig-u-abc12x7k2q", 9),
+            ("ClusterUserAttribute", "u-abc12", 17), ("ClusterAuthToken", "", 20), ("Secret", "tōken-ü", 1_000_000),
+        ]
+        for (kind, name, line) in written { keys.append(kind: kind, name: name, line: line) }
+        keys.shrinkToFit()
+        #expect(keys.count == written.count)
+        let read = Array(keys)
+        #expect(read.map(\.0) == written.map { "\($0.0)/\($0.1)" })
+        #expect(read.map(\.1) == written.map(\.2))
+    }
+
     @Test("The refresh ConfigMap sets the refresh period")
     func refreshConfigMap() throws {
         let directory = try TemporaryDirectory()

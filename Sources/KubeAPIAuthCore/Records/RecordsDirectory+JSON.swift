@@ -152,7 +152,6 @@ struct JSONRecordDocument: Decodable {
     }
 
     func add(to records: inout RecordsDirectory.FileRecords, line: Int, file: String) {
-        let key = "\(header.kind)/\(header.metadata?.name ?? "")"
         switch content {
         case .skipped: return
         case .unnamed(let kind):
@@ -174,6 +173,6 @@ struct JSONRecordDocument: Decodable {
         case .emergency(let name, let secret):
             guard records.addEmergency(secret, name: name, file: file, line: line) else { return }
         }
-        records.keys.append((key, line))
+        records.keys.append(kind: header.kind, name: header.metadata?.name ?? "", line: line)
     }
 }

@@ -115,12 +115,9 @@ public struct RecordTable<Record: TableRecord>: Sendable {
     /// Gives back the room kept for growth (up to an eighth): for a table built in bulk that will
     /// now be read, or copied only when it next changes.
     public mutating func shrinkToFit() {
-        func fitted<Element>(_ array: [Element]) -> [Element] {
-            array.capacity > array.count ? array.withUnsafeBufferPointer { Array($0) } : array
-        }
-        entries = fitted(entries)
-        arena = fitted(arena)
-        freeEntries = fitted(freeEntries)
+        entries = entries.withoutSpareCapacity
+        arena = arena.withoutSpareCapacity
+        freeEntries = freeEntries.withoutSpareCapacity
     }
 
     public var isEmpty: Bool { count == 0 }
@@ -388,4 +385,12 @@ extension RecordTable: Sequence {
 /// Byte equality for names (not secret material: the index compares names it was asked for).
 private func memoryEquals(_ lhs: UnsafeRawBufferPointer, _ rhs: UnsafeRawBufferPointer) -> Bool {
     lhs.count == rhs.count && lhs.elementsEqual(rhs)
+}
+
+extension Array {
+    /// The same elements in storage of their count (a copy only when there is room to give back):
+    /// for arrays built up and then kept, which growth leaves up to half empty.
+    package var withoutSpareCapacity: [Element] {
+        capacity > count ? withUnsafeBufferPointer { Array($0) } : self
+    }
 }

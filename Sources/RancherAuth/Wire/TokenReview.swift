@@ -81,7 +81,7 @@ public enum TokenReviewResponse {
         }
         JSONWriter.appendRaw("}}}", to: &body)
         // Kept by every user record: no spare capacity (up to a third of the bytes otherwise).
-        return body.capacity > body.count ? body.withUnsafeBufferPointer { Array($0) } : body
+        return body.withoutSpareCapacity
     }
 
     /// `authenticated:false`, with `status.error` when given. kube-apiserver never caches a refusal
