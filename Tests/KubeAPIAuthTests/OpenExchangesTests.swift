@@ -41,8 +41,10 @@ struct OpenExchangesTests {
         }
 
         @discardableResult
-        func open(_ label: String, _ session: SessionIdentity) -> OpenExchanges.Registration {
-            exchanges.register(session, on: loop) { [endedBox] _, reason in endedBox.reasons.withLock { $0[label] = reason } }
+        func open(_ label: String, _ session: SessionIdentity, reviewedAt generation: Int? = nil) -> OpenExchanges.Registration {
+            exchanges.register(session, reviewedAt: generation, on: loop) { [endedBox] _, reason in
+                endedBox.reasons.withLock { $0[label] = reason }
+            }
         }
 
         /// Publishes the fixture's records with the token replaced by `token` (and `users` if given).
@@ -105,6 +107,36 @@ struct OpenExchangesTests {
         harness.open("late", session)
         harness.loop.run()
         #expect(harness.ended == ["late": .tokenDisabled])
+    }
+
+    @Test("Registered with the generation its review read: a publication since then still ends it at once")
+    func registeredAfterRevocationWithGeneration() throws {
+        let harness = try Harness()
+        let generation = harness.store.generation
+        let session = try harness.session
+        try harness.publish(token: Self.disabled)
+        harness.open("late", session, reviewedAt: generation)
+        harness.loop.run()
+        #expect(harness.ended == ["late": .tokenDisabled])
+    }
+
+    @Test("Registered while its review's records are current: not re-decided, yet its expiresAt still ends it just after it passes")
+    func deadlineWithoutRecheck() throws {
+        let expiry = try #require(RFC3339.parse("2099-01-01T00:00:00Z"))
+        let harness = try Harness(at: Timestamp(seconds: expiry.seconds - 60))
+        let generation = harness.store.generation
+        harness.open("watch", try harness.session, reviewedAt: generation)
+        harness.clock.advance(seconds: 59)
+        harness.loop.advanceTime(by: .seconds(59))
+        #expect(harness.ended.isEmpty)
+        harness.clock.advance(seconds: 2)
+        harness.loop.advanceTime(by: .seconds(2))
+        #expect(harness.ended == ["watch": .tokenExpired])
+        // And a later revocation still reaches one that stays open (no deadline passed yet).
+        let other = try Harness(at: Timestamp(seconds: expiry.seconds - 60))
+        other.open("exec", try other.session, reviewedAt: other.store.generation)
+        try other.publish(token: Self.disabled)
+        #expect(other.ended == ["exec": .tokenDisabled])
     }
 
     @Test("The token's expiresAt ends its exchange just after it passes: the injected clock and the loop's virtual time, no polling")

@@ -64,6 +64,13 @@ public final class RecordStore: Sendable {
 
     public var status: Status { state.withLock { $0 } }
 
+    /// How many snapshots have been published: read before a review and again later, it tells
+    /// whether the review's records are still the current ones (snapshots are only ever replaced).
+    public var generation: Int { state.withLock { $0.generation } }
+
+    /// The current snapshot and its generation, read together.
+    public var current: (snapshot: RecordSnapshot?, generation: Int) { state.withLock { ($0.snapshot, $0.generation) } }
+
     public func publish(_ snapshot: RecordSnapshot, problemCount: Int, at time: Timestamp) {
         state.withLock {
             $0.snapshot = snapshot

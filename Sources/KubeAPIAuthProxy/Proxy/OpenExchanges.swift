@@ -59,14 +59,29 @@ public final class OpenExchanges: Sendable {
 
     private func shard(_ id: UInt64) -> Shard { shards[Int(id % UInt64(shards.count))] }
 
-    /// Adds an exchange forwarded as `identity` on `eventLoop`; `end` closes it. It is re-decided
-    /// at once against the current records: a publication may have come since its review.
-    public func register(_ identity: SessionIdentity, on eventLoop: any EventLoop, end: @escaping End) -> Registration {
+    /// Adds an exchange forwarded as `identity` on `eventLoop`; `end` closes it.
+    ///
+    /// A publication may have come since its review: unless the records are still those of
+    /// `reviewedAt` (the store's ``RecordStore/generation`` read before the review), it is
+    /// re-decided at once against the current ones. When they are, that re-decision could only
+    /// repeat the review (about a microsecond a request, on every forwarded request): only its
+    /// deadline is set. A publication after the entry is in is the publication's own re-check.
+    public func register(
+        _ identity: SessionIdentity, reviewedAt generation: Int? = nil, on eventLoop: any EventLoop, end: @escaping End
+    ) -> Registration {
         let registration = Registration(id: nextID.add(1, ordering: .relaxed).newValue)
-        shard(registration.id).entries.withLock {
-            $0[registration.id] = Entry(registration: registration, identity: identity, eventLoop: eventLoop, opened: .now, end: end)
+        let entry = Entry(registration: registration, identity: identity, eventLoop: eventLoop, opened: .now, end: end)
+        shard(registration.id).entries.withLock { $0[registration.id] = entry }
+        let current = store.current
+        if let generation, generation == current.generation {
+            if let deadline = identity.deadline {
+                shard(registration.id).entries.withLock { entries in
+                    Self.keep(&entries, registration.id, until: deadline, schedule: schedule)
+                }
+            }
+        } else if let snapshot = current.snapshot {
+            recheck(registration.id, against: snapshot)
         }
-        if let snapshot = store.snapshot { recheck(registration.id, against: snapshot) }
         return registration
     }
 
@@ -107,21 +122,28 @@ public final class OpenExchanges: Sendable {
     ) -> [(Entry, SessionEnd)] {
         var finished: [(Entry, SessionEnd)] = []
         for id in ids ?? Array(entries.keys) {
-            guard var entry = entries[id] else { continue }
+            guard let entry = entries[id] else { continue }
             switch entry.identity.recheck(against: snapshot, now: now) {
             case .end(let reason):
                 entries[id] = nil
                 finished.append((entry, reason))
-            case .keep(let until) where until != entry.scheduledFor || (until != nil && entry.timer == nil):
-                entry.timer?.cancel()
-                entry.scheduledFor = until
-                entry.timer = until.map { schedule(entry, $0) }
-                entries[id] = entry
-            case .keep:
-                break
+            case .keep(let until):
+                keep(&entries, id, until: until, schedule: schedule)
             }
         }
         return finished
+    }
+
+    /// Keeps exchange `id` open until `until` (if it has a deadline): its timer is set for that
+    /// instant unless it is set already.
+    private static func keep(
+        _ entries: inout [UInt64: Entry], _ id: UInt64, until: Timestamp?, schedule: (Entry, Timestamp) -> Scheduled<Void>
+    ) {
+        guard var entry = entries[id], until != entry.scheduledFor || (until != nil && entry.timer == nil) else { return }
+        entry.timer?.cancel()
+        entry.scheduledFor = until
+        entry.timer = until.map { schedule(entry, $0) }
+        entries[id] = entry
     }
 
     /// A re-check of one exchange just after `deadline` (a token is still valid at its exact

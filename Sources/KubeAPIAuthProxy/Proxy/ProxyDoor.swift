@@ -52,6 +52,8 @@ public final class ProxyDoor: Sendable {
         var impersonated: String?
         /// What the exchange stays valid only as long as (a token of ours authenticated it).
         var session: SessionIdentity?
+        /// The records' generation read before the review (``OpenExchanges/register(_:reviewedAt:on:end:)``).
+        var reviewedAt: Int?
     }
 
     enum Route: Sendable {
@@ -82,18 +84,23 @@ public final class ProxyDoor: Sendable {
             // kube-apiserver accepts no scheme but Bearer; forwarding one could only leak what is in it.
             return .now(Self.answer(.unauthorized, "Unauthorized", "only bearer tokens are accepted"))
         case .bearer(let token, _):
+            // Read before the review: an open exchange needs no re-check while it is still current.
+            let generation = core.store.generation
             // The proxy knows its client: an expensive (scrypt) check is charged to the client's host.
             let outcome = core.authenticate(token: token, source: client.text, client: client.ip, start: start)
             // Nearly every token is decided now: identified directly, no closure made for it.
             guard case .now(let decided) = outcome else {
-                return outcome.flatMap { self.identify($0, headers: headers, clientAddress: client.ip, on: eventLoop) }
+                return outcome.flatMap {
+                    self.identify($0, reviewedAt: generation, headers: headers, clientAddress: client.ip, on: eventLoop)
+                }
             }
-            return identify(decided, headers: headers, clientAddress: client.ip, on: eventLoop)
+            return identify(decided, reviewedAt: generation, headers: headers, clientAddress: client.ip, on: eventLoop)
         }
     }
 
     private func identify(
-        _ outcome: AuthenticationOutcome, headers: ProxyRequestPolicy.Headers, clientAddress: String, on eventLoop: any EventLoop
+        _ outcome: AuthenticationOutcome, reviewedAt generation: Int, headers: ProxyRequestPolicy.Headers, clientAddress: String,
+        on eventLoop: any EventLoop
     ) -> Eventual<Route> {
         switch outcome {
         case .unavailable(let reason):
@@ -110,7 +117,7 @@ public final class ProxyDoor: Sendable {
                 return .now(
                     forward(
                         headers, as: ProxyRequestPolicy.Impersonation(user: name, groups: groups), user: name, session: session,
-                        clientAddress: clientAddress))
+                        reviewedAt: generation, clientAddress: clientAddress))
             case .invalid(let why):
                 return .now(Self.answer(.badRequest, "BadRequest", why, user: name))
             case .requested(let requested):
@@ -121,7 +128,8 @@ public final class ProxyDoor: Sendable {
                                 .forbidden, "Forbidden",
                                 "user \"\(name)\" cannot impersonate \(Self.describe(requested)): no RBAC rule allows it", user: name)
                         }
-                        return self.forward(headers, as: requested, user: name, session: session, clientAddress: clientAddress)
+                        return self.forward(
+                            headers, as: requested, user: name, session: session, reviewedAt: generation, clientAddress: clientAddress)
                     })
             }
         }
@@ -129,7 +137,7 @@ public final class ProxyDoor: Sendable {
 
     private func forward(
         _ headers: ProxyRequestPolicy.Headers, as identity: ProxyRequestPolicy.Impersonation, user: String, session: SessionIdentity?,
-        clientAddress: String
+        reviewedAt generation: Int, clientAddress: String
     ) -> Route {
         let token: String
         do {
@@ -140,7 +148,8 @@ public final class ProxyDoor: Sendable {
         }
         let upstreamHeaders = ProxyRequestPolicy.upstreamHeaders(
             headers, identity: .impersonating(identity, proxyToken: token), clientAddress: clientAddress)
-        let caller = Caller(route: .impersonated, user: user, impersonated: identity.user == user ? nil : identity.user, session: session)
+        let caller = Caller(
+            route: .impersonated, user: user, impersonated: identity.user == user ? nil : identity.user, session: session, reviewedAt: generation)
         return .forward(HTTPHeaders(upstreamHeaders.map { ($0.name, $0.value) }), caller)
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import RancherAuth
 import KubeAPIAuthHTTP
 import KubeAPIAuthCore
 
@@ -401,18 +402,19 @@ struct ProxyExchange {
 
 /// Response headers as they go back to the client: less hop-by-hop headers (and those the
 /// upstream's `Connection` names); framing is the client connection's own.
-enum ProxyResponseHeaders {
-    static func clean(_ headers: HTTPHeaders) -> HTTPHeaders {
-        // Most answers carry no hop-by-hop header but their framing: then only that goes.
-        var named: Set<String> = []
-        for value in headers["connection"] {
-            for token in value.split(separator: ",") { named.insert(token.trimmingCharacters(in: .whitespaces).lowercased()) }
+package enum ProxyResponseHeaders {
+    package static func clean(_ headers: HTTPHeaders) -> HTTPHeaders {
+        var named: [String] = []
+        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "connection") {
+            named += ProxyRequestPolicy.listElements(value)
         }
-        var result = headers
-        for (name, _) in headers {
-            let lower = ProxyRequestPolicy.lowercase(name)
-            if ProxyRequestPolicy.hopByHop.contains(lower) || named.contains(lower) { result.remove(name: name) }
+        // Most answers carry no hop-by-hop header but their framing (`Transfer-Encoding`, a
+        // `Connection: keep-alive`): the headers are copied only when one goes.
+        var result: HTTPHeaders?
+        for (name, _) in headers where ProxyRequestPolicy.isHopByHop(name, named: named) {
+            if result == nil { result = headers }
+            result?.remove(name: name)
         }
-        return result
+        return result ?? headers
     }
 }

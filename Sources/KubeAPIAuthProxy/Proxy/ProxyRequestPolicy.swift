@@ -24,10 +24,16 @@ public enum ProxyRequestPolicy {
 
     /// Headers that describe one connection and never cross a proxy (RFC 9110 §7.6.1), plus
     /// `Proxy-Connection` and `Keep-Alive` that some clients still send.
-    static let hopByHop: Set<String> = [
+    static let hopByHop = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
         "proxy-authenticate", "proxy-authorization",
     ]
+
+    /// Whether the header named `name` is hop-by-hop, or named by the message's `Connection`
+    /// header (`named`: ``connectionTokens(_:)``).
+    static func isHopByHop(_ name: String, named: [String]) -> Bool {
+        hopByHop.contains { ASCII.equalsIgnoringCase(name, $0) } || named.contains { ASCII.equalsIgnoringCase(name, $0) }
+    }
 
     // MARK: - Smuggling
 
@@ -38,8 +44,7 @@ public enum ProxyRequestPolicy {
         var codings: [String] = []
         for (name, value) in headers {
             if value.utf8.contains(where: { $0 == 0 || $0 == 0x0A || $0 == 0x0D }) { return "control character in header \(name)" }
-            switch lowercase(name) {
-            case "content-length":
+            if ASCII.equalsIgnoringCase(name, "content-length") {
                 for part in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let length = part.trimmingCharacters(in: .whitespaces)
                     guard !length.isEmpty, length.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else {
@@ -47,10 +52,8 @@ public enum ProxyRequestPolicy {
                     }
                     lengths.insert(String(length.drop { $0 == "0" }))
                 }
-            case "transfer-encoding":
-                codings += value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            default:
-                break
+            } else if ASCII.equalsIgnoringCase(name, "transfer-encoding") {
+                codings += listElements(value)
             }
         }
         if lengths.count > 1 { return "Content-Length given more than once with different values" }
@@ -182,8 +185,8 @@ public enum ProxyRequestPolicy {
         var uids: [String] = []
         var any = false
         for (name, value) in headers {
-            let lower = lowercase(name)
-            guard lower.hasPrefix("impersonate-") else { continue }
+            guard ASCII.hasPrefixIgnoringCase(name, "impersonate-") else { continue }
+            let lower = name.lowercased()
             any = true
             switch lower {
             case "impersonate-user": users.append(value)
@@ -261,21 +264,22 @@ public enum ProxyRequestPolicy {
         let webSocket = isWebSocketUpgrade(headers)
         let impersonating: Bool
         if case .impersonating = identity { impersonating = true } else { impersonating = false }
-        let named = Set(
-            values("connection", in: headers).flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+        let named = connectionTokens(headers)
         var forwardedFor: [String] = []
         var result: Headers = []
+        result.reserveCapacity(headers.count + 4)
         for (name, value) in headers {
-            let lower = lowercase(name)
-            if hopByHop.contains(lower) || named.contains(lower) { continue }
-            if lower == "x-forwarded-for" {
+            if isHopByHop(name, named: named) { continue }
+            if ASCII.equalsIgnoringCase(name, "x-forwarded-for") {
                 forwardedFor.append(value)
                 continue
             }
-            if case .impersonating = identity, lower == "authorization" || lower.hasPrefix("impersonate-") { continue }
+            if impersonating, ASCII.equalsIgnoringCase(name, "authorization") || ASCII.hasPrefixIgnoringCase(name, "impersonate-") {
+                continue
+            }
             // A bearer entry is a credential only on a WebSocket upgrade (as kube-apiserver reads
             // it); it goes upstream only as a pass-through client's own credential on one.
-            if lower == "sec-websocket-protocol", impersonating || !webSocket {
+            if ASCII.equalsIgnoringCase(name, "sec-websocket-protocol"), impersonating || !webSocket {
                 let kept = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.hasPrefix(webSocketBearerPrefix) }
                 if !kept.isEmpty { result.append((name, kept.joined(separator: ", "))) }
                 continue
@@ -303,15 +307,38 @@ public enum ProxyRequestPolicy {
 
     // MARK: - Helpers
 
-    /// `name` with ASCII letters lowercased; the same string, without allocating, when it has no
-    /// uppercase letter (kubectl and client-go send lowercase names, and HTTP/2 requires them).
-    @inline(__always)
-    static func lowercase(_ name: String) -> String {
-        name.utf8.contains(where: { (0x41...0x5A).contains($0) }) ? name.lowercased() : name
+    /// The values of the headers named `lowercasedName` (in any case), in order.
+    static func values(_ lowercasedName: String, in headers: Headers) -> [String] {
+        headers.compactMap { ASCII.equalsIgnoringCase($0.name, lowercasedName) ? $0.value : nil }
     }
 
-    static func values(_ lowercasedName: String, in headers: Headers) -> [String] {
-        headers.filter { lowercase($0.name) == lowercasedName }.map(\.value)
+    /// The elements of a comma-separated header value, trimmed of whitespace and lowercased (empty
+    /// elements between commas dropped; one of only spaces kept as ""). ASCII values, all of them
+    /// in practice, take a path that allocates nothing for a short element; any other value is
+    /// read as it always was (Foundation's trimming of every Unicode space, Unicode lowercasing).
+    package static func listElements(_ value: String) -> [String] {
+        guard ASCII.isASCII(value) else { return value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } }
+        var elements: [String] = []
+        for element in value.utf8.split(separator: UInt8(ascii: ",")) {
+            let trimmed = element.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            let end = trimmed.lastIndex { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }.map { trimmed.index(after: $0) }
+            let bytes = trimmed[..<(end ?? trimmed.startIndex)]
+            // Up to 15 bytes, the string is made in place (no allocation).
+            elements.append(
+                String(unsafeUninitializedCapacity: bytes.count) { buffer in
+                    for (offset, byte) in bytes.enumerated() { buffer[offset] = ASCII.lowercased(byte) }
+                    return bytes.count
+                })
+        }
+        return elements
+    }
+
+    /// The elements of every `Connection` header of `headers` (``listElements(_:)``): the
+    /// headers they name are hop-by-hop for this message.
+    static func connectionTokens(_ headers: Headers) -> [String] {
+        var tokens: [String] = []
+        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "connection") { tokens += listElements(value) }
+        return tokens
     }
 
     /// How the request sent upstream is framed, when its routed headers carry no `Content-Length`.
@@ -343,8 +370,8 @@ public enum ProxyRequestPolicy {
 
     /// `Connection: Upgrade` with an `Upgrade` header (SPDY/3.1 or WebSocket).
     public static func isUpgrade(_ headers: Headers) -> Bool {
-        let connection = values("connection", in: headers).flatMap { $0.split(separator: ",") }
-        return connection.contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "upgrade" } && !values("upgrade", in: headers).isEmpty
+        // Nearly every request has no `Upgrade` header: decided without reading `Connection`.
+        headers.contains { ASCII.equalsIgnoringCase($0.name, "upgrade") } && connectionTokens(headers).contains("upgrade")
     }
 
     static func isWebSocketUpgrade(_ headers: Headers) -> Bool {

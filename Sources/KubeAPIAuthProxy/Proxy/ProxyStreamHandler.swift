@@ -120,7 +120,8 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .connect:
             if let session = exchange.currentCaller.session {
                 let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                registration = door.sessions.register(session, on: context.eventLoop) { registration, reason in
+                registration = door.sessions.register(session, reviewedAt: exchange.currentCaller.reviewedAt, on: context.eventLoop) {
+                    registration, reason in
                     bound.value.endSession(registration, reason)
                 }
             }

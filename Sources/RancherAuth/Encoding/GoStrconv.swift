@@ -33,16 +33,3 @@ public enum GoStrconv {
         parseInt(text.utf8)
     }
 }
-
-/// ASCII helpers shared by the parsers.
-public enum ASCII {
-    /// The value of a hexadecimal digit (either case), or `nil`.
-    public static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
-}

@@ -1,0 +1,124 @@
+import Foundation
+import KubeAPIAuthHTTP
+import KubeAPIAuthProxy
+import NIOHTTP1
+import RancherAuth
+import TestSupport
+import Testing
+
+/// The proxy reads header names and values as bytes (no lowercased copies, no Foundation
+/// trimming) on every request. These tests hold the byte readings to the character readings they
+/// replaced, written out here as the models: same answers on ASCII input, including every corner
+/// of spaces, tabs, commas and case, and on input with non-ASCII characters.
+@Suite("Header reading as bytes agrees with the character reading")
+struct HeaderReadingTests {
+    /// The reading `BearerAuthorization.token` had, by characters.
+    static func modelToken(_ header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingPrefix(while: { $0 == " " })
+        return token.isEmpty ? nil : String(token)
+    }
+
+    /// The reading of a comma-separated list the proxy had (Connection, Transfer-Encoding).
+    static func modelList(_ value: String) -> [String] {
+        value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+    }
+
+    /// The response-header cleaning the proxy had.
+    static func modelClean(_ headers: HTTPHeaders) -> HTTPHeaders {
+        let hopByHop: Set<String> = [
+            "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+            "proxy-authenticate", "proxy-authorization",
+        ]
+        var named: Set<String> = []
+        for value in headers["connection"] { named.formUnion(modelList(value)) }
+        var result = headers
+        for (name, _) in headers where hopByHop.contains(name.lowercased()) || named.contains(name.lowercased()) {
+            result.remove(name: name)
+        }
+        return result
+    }
+
+    /// Random text from pieces that matter to these readings: both cases of the words, spaces,
+    /// tabs, commas, a no-break space, a combining accent after a space, other letters.
+    static func text(_ random: inout SeededGenerator, pieces: [String], maxCount: Int = 6) -> String {
+        (0..<Int.random(in: 0...maxCount, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined()
+    }
+
+    static let tokenPieces = [
+        "Bearer", "bearer", "BEARER", "beaRer", "Basic", " ", "  ", "\t", "abc", "t-1:s3cr3t", "x", "\u{00A0}", " \u{0301}", "é",
+    ]
+    static let listPieces = [
+        "keep-alive", "Keep-Alive", "Upgrade", "upgrade", "close", "X-Hop", "te", ",", ", ", " ,", " ", "\t", "\u{00A0}", "é", "K",
+    ]
+
+    @Test("Authorization: the token as the character reading finds it, on 20,000 seeded headers and the corner cases")
+    func bearerToken() {
+        let corners = [
+            "Bearer abc", "bearer abc", "BEARER abc", "Bearer  abc", "  Bearer abc", "Bearer", "Bearer ", "Bearer  ", "Bearer\tabc",
+            "Basic abc", "Bearerabc", "", " ", "Bearer abc def", "Bearer abc ", "Bearer \u{0301}abc", "Bearer é", "\u{00A0}Bearer abc",
+        ]
+        for header in corners { #expect(BearerAuthorization.token(header) == Self.modelToken(header), "\(header.debugDescription)") }
+        var random = SeededGenerator(state: 0x7E57_0001)
+        for _ in 0..<20_000 {
+            let header = Self.text(&random, pieces: Self.tokenPieces)
+            #expect(BearerAuthorization.token(header) == Self.modelToken(header), "\(header.debugDescription)")
+        }
+    }
+
+    @Test("A comma-separated list: trimmed and lowercased elements as the character reading gives them, 20,000 seeded values")
+    func listElements() {
+        for value in ["keep-alive", " Keep-Alive , Upgrade ", ",,", " , ", "\tte\t", "\u{00A0}upgrade", "a,\u{00A0},b", ""] {
+            #expect(ProxyRequestPolicy.listElements(value) == Self.modelList(value), "\(value.debugDescription)")
+        }
+        var random = SeededGenerator(state: 0x7E57_0002)
+        for _ in 0..<20_000 {
+            let value = Self.text(&random, pieces: Self.listPieces)
+            #expect(ProxyRequestPolicy.listElements(value) == Self.modelList(value), "\(value.debugDescription)")
+        }
+    }
+
+    @Test("Response headers: the same headers go as with the character reading, 5,000 seeded header lists")
+    func responseHeaders() {
+        let names = [
+            "Content-Type", "content-length", "Connection", "CONNECTION", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
+            "Proxy-Authenticate", "X-Hop", "x-hop", "Audit-Id", "Date",
+        ]
+        var random = SeededGenerator(state: 0x7E57_0003)
+        for _ in 0..<5_000 {
+            let headers = HTTPHeaders(
+                (0..<Int.random(in: 0...8, using: &random)).map { _ in
+                    (names.randomElement(using: &random)!, Self.text(&random, pieces: Self.listPieces, maxCount: 3))
+                })
+            let cleaned = ProxyResponseHeaders.clean(headers)
+            #expect(cleaned == Self.modelClean(headers), "\(headers)")
+        }
+        // What kube-apiserver and nginx send: nothing but the framing goes.
+        let nginx = HTTPHeaders([("Server", "nginx"), ("Content-Type", "application/json"), ("Content-Length", "2"), ("Connection", "keep-alive")])
+        #expect(
+            ProxyResponseHeaders.clean(nginx) == HTTPHeaders([("Server", "nginx"), ("Content-Type", "application/json"), ("Content-Length", "2")]))
+        let watch = HTTPHeaders([("Audit-Id", "1"), ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")])
+        #expect(ProxyResponseHeaders.clean(watch) == HTTPHeaders([("Audit-Id", "1"), ("Content-Type", "application/json")]))
+    }
+
+    @Test("ASCII comparisons: either case of ASCII letters, other bytes exactly; trimming of spaces and tabs only")
+    func asciiHelpers() {
+        #expect(ASCII.equalsIgnoringCase("Content-Length", "content-length"))
+        #expect(ASCII.equalsIgnoringCase("CONTENT-LENGTH", "content-length"))
+        #expect(!ASCII.equalsIgnoringCase("content-lengths", "content-length"))
+        #expect(!ASCII.equalsIgnoringCase("content-lengt", "content-length"))
+        #expect(!ASCII.equalsIgnoringCase("\u{212A}eep-alive", "keep-alive"))  // Kelvin sign: not an ASCII K
+        #expect(!ASCII.equalsIgnoringCase("[", "{"))  // 0x5B is not a capital letter
+        #expect(ASCII.equalsIgnoringCase("", ""))
+        #expect(ASCII.hasPrefixIgnoringCase("Impersonate-User", "impersonate-"))
+        #expect(!ASCII.hasPrefixIgnoringCase("Impersonate", "impersonate-"))
+        #expect(ASCII.trimmingSpacesAndTabs(" \t a b \t") == "a b")
+        #expect(ASCII.trimmingSpacesAndTabs(" \t ") == "")
+        #expect(ASCII.trimmingSpacesAndTabs("\u{00A0}a") == "\u{00A0}a")
+        for byte in UInt8.min...UInt8.max {
+            let expected = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
+            #expect(ASCII.lowercased(byte) == expected)
+        }
+    }
+}
