@@ -12,6 +12,7 @@ let package = Package(
     targets: [
         .target(name: "FuzzMain"),
         .executableTarget(name: "FuzzReviewDecoder", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
+        .executableTarget(name: "FuzzRecordListPage", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
         .executableTarget(name: "FuzzHashParser", dependencies: ["FuzzMain", .product(name: "RancherAuth", package: "kube-api-auth")]),
         .executableTarget(
             name: "FuzzEmergencyToken",

@@ -41,6 +41,13 @@ public struct LenientObject<T: Decodable & Sendable>: Decodable, Sendable {
     public let resourceVersion: String?
     public let result: Result<T, KubeError>
 
+    /// An object decoded without `JSONDecoder` (``ListPageDecodable``).
+    public init(name: String, resourceVersion: String?, result: Result<T, KubeError>) {
+        self.name = name
+        self.resourceVersion = resourceVersion
+        self.result = result
+    }
+
     private struct Header: Decodable {
         struct Metadata: Decodable {
             var name: String?
@@ -88,6 +95,29 @@ public struct LenientObject<T: Decodable & Sendable>: Decodable, Sendable {
         default:
             return "cannot be decoded"
         }
+    }
+}
+
+/// An object type whose list pages can be read without `JSONDecoder`: ``decodeListPage(_:)``
+/// returns a page exactly as ``KubeClient/list(_:namespace:as:pageSize:fieldSelector:each:)``
+/// would decode it with `JSONDecoder`, or `nil` when it cannot be sure, and then `JSONDecoder`
+/// decodes the page.
+public protocol ListPageDecodable: Decodable, Sendable {
+    static func decodeListPage(_ bytes: UnsafeRawBufferPointer) -> ListPage<Self>?
+}
+
+/// One page of a list, decoded.
+public struct ListPage<T: Decodable & Sendable>: Sendable {
+    public var items: [LenientObject<T>]
+    /// `metadata.resourceVersion`, when present and not `null`.
+    public var resourceVersion: String?
+    /// `metadata.continue`, when present and not `null`.
+    public var continueToken: String?
+
+    public init(items: [LenientObject<T>], resourceVersion: String?, continueToken: String?) {
+        self.items = items
+        self.resourceVersion = resourceVersion
+        self.continueToken = continueToken
     }
 }
 
@@ -227,7 +257,7 @@ public final class KubeClient: Sendable {
         try await send(try request(.GET, path))
     }
 
-    private struct ListBody<T: Decodable & Sendable>: Decodable {
+    struct ListBody<T: Decodable & Sendable>: Decodable {
         struct Metadata: Decodable {
             var resourceVersion: String?
             var `continue`: String?
@@ -266,12 +296,30 @@ public final class KubeClient: Sendable {
             if let fieldSelector { query += "&fieldSelector=" + Self.queryEscaped(fieldSelector) }
             if let continueToken { query += "&continue=" + Self.queryEscaped(continueToken) }
             let data = try await send(try request(.GET, resource.path(namespace: namespace) + query), timeout: .seconds(120))
-            let page = try decode(ListBody<T>.self, data)
-            for item in page.items ?? [] { body(item) }
-            resourceVersion = page.metadata?.resourceVersion ?? ""
-            continueToken = page.metadata?.continue.flatMap { $0.isEmpty ? nil : $0 }
+            let page = try Self.decodePage(T.self, data)
+            for item in page.items { body(item) }
+            resourceVersion = page.resourceVersion ?? ""
+            continueToken = page.continueToken.flatMap { $0.isEmpty ? nil : $0 }
         } while continueToken != nil
         return resourceVersion
+    }
+
+    /// A list page: by the type's own reader when it has one (``ListPageDecodable``) and it
+    /// settles the page, else by `JSONDecoder`.
+    static func decodePage<T: Decodable & Sendable>(_ type: T.Type, _ data: Data) throws(KubeError) -> ListPage<T> {
+        if let reader = T.self as? any ListPageDecodable.Type, let page = data.withUnsafeBytes({ readPage(reader, $0) }) as? ListPage<T> {
+            return page
+        }
+        do {
+            let page = try JSONDecoder().decode(ListBody<T>.self, from: data)
+            return ListPage(items: page.items ?? [], resourceVersion: page.metadata?.resourceVersion, continueToken: page.metadata?.continue)
+        } catch {
+            throw KubeError(.decoding, "\(ListBody<T>.self): \(LenientObject<String>.describe(error))")
+        }
+    }
+
+    private static func readPage<R: ListPageDecodable>(_ reader: R.Type, _ bytes: UnsafeRawBufferPointer) -> Any? {
+        R.decodeListPage(bytes)
     }
 
     /// Percent-encodes everything but RFC 3986 unreserved characters (continue tokens are base64).

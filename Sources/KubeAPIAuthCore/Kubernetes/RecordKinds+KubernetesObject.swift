@@ -18,3 +18,31 @@ extension ClusterUserAttribute: RecordWithMetadata {}
 extension HashSecret: RecordWithMetadata {}
 extension OpaqueSecret: RecordWithMetadata {}
 extension RefreshConfigMap: RecordWithMetadata {}
+
+/// The record kinds listed by the hundred thousand are read without `JSONDecoder` when the page
+/// allows (``RecordListPage``; `JSONDecoder` reads the page otherwise).
+extension ClusterAuthToken: ListPageDecodable {
+    public static func decodeListPage(_ bytes: UnsafeRawBufferPointer) -> ListPage<ClusterAuthToken>? {
+        RecordListPage.tokens(bytes).map(ListPage.init(records:))
+    }
+}
+
+extension HashSecret: ListPageDecodable {
+    public static func decodeListPage(_ bytes: UnsafeRawBufferPointer) -> ListPage<HashSecret>? {
+        RecordListPage.hashSecrets(bytes).map(ListPage.init(records:))
+    }
+}
+
+extension ClusterUserAttribute: ListPageDecodable {
+    public static func decodeListPage(_ bytes: UnsafeRawBufferPointer) -> ListPage<ClusterUserAttribute>? {
+        RecordListPage.users(bytes).map(ListPage.init(records:))
+    }
+}
+
+extension ListPage where T: RecordWithMetadata {
+    init(records page: RecordListPage.Page<T>) {
+        self.init(
+            items: page.items.map { LenientObject(name: $0.objectName, resourceVersion: $0.objectResourceVersion, result: .success($0)) },
+            resourceVersion: page.resourceVersion, continueToken: page.continueToken)
+    }
+}
