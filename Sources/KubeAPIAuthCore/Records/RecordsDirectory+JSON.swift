@@ -65,6 +65,14 @@ extension RecordsDirectory {
         let decoder = JSONDecoder()
         decoder.userInfo[JSONRecordDocument.directoryKey] = self
         for (line, range) in documents {
+            // Straight from the bytes when they settle it: an object of a record kind, or a `List`
+            // (kubectl's output) item by item; else `JSONDecoder` decodes the document.
+            let read = data.withUnsafeBytes { buffer in
+                let document = UnsafeRawBufferPointer(rebasing: buffer[range])
+                return addRead(document, header: RecordListPage.header(document), line: line, file: file, into: &records)
+                    || addListItems(document, decoder: decoder, line: line, file: file, into: &records)
+            }
+            if read { continue }
             let document: JSONRecordDocument
             do {
                 // A slice of the file's bytes (`Data` slices share its storage).
@@ -79,6 +87,94 @@ extension RecordsDirectory {
             document.add(to: &records, line: line, file: file)
         }
         return records
+    }
+}
+
+extension RecordsDirectory {
+    /// The items of a JSON `List` document, one at a time (``RecordListPage/forEachListItem(_:_:)``):
+    /// a token, hash Secret or user read straight from its bytes; any other item, or one that
+    /// reader leaves, decoded by `JSONDecoder` on its own — the same records and the same problems,
+    /// in the same order, as decoding the whole `List` with `JSONDecoder` gave, without holding
+    /// every item at once. `false` when the document is not such a list (decode it whole).
+    func addListItems(
+        _ document: UnsafeRawBufferPointer, decoder: JSONDecoder, line: Int, file: String, into records: inout FileRecords
+    ) -> Bool {
+        var index = 0
+        return RecordListPage.forEachListItem(document) { header, range in
+            defer { index += 1 }
+            let bytes = UnsafeRawBufferPointer(rebasing: document[range])
+            if addRead(bytes, header: header, line: line, file: file, into: &records) { return }
+            do {
+                try decoder.decode(JSONRecordDocument.self, from: Data(bytes)).add(to: &records, line: line, file: file)
+            } catch {
+                // Worded as when the whole list was decoded: the field path starts at the list.
+                records.problems.append(JSONRecordDocument.problem(Self.prefixed(error, item: index), line: line, file: file))
+            }
+        }
+    }
+
+    /// One object (a document, or a `List`'s item) of a record kind read straight from its bytes,
+    /// as ``JSONRecordDocument`` would add it; `false`, having added nothing, when the reader cannot
+    /// be sure (a list, a kind it does not read, anything ``RecordListPage`` leaves).
+    private func addRead(
+        _ bytes: UnsafeRawBufferPointer, header: ObjectHeader?, line: Int, file: String, into records: inout FileRecords
+    ) -> Bool {
+        guard let header, !header.kind.hasSuffix("List") else { return false }
+        switch admit(header) {
+        case .skip:
+            return true
+        case .unnamed:
+            records.problems.append(RecordProblem(file: file, line: line, message: "\(header.kind) has no metadata.name"))
+            return true
+        case .clusterAuthToken:
+            guard let token = RecordListPage.token(bytes) else { return false }
+            records.add(token)
+        case .clusterUserAttribute:
+            guard let user = RecordListPage.user(bytes) else { return false }
+            records.add(user)
+        case .hashSecret:
+            guard let secret = RecordListPage.hashSecret(bytes) else { return false }
+            records.add(secret)
+        case .emergencySecret, .refreshConfigMap:
+            return false
+        }
+        records.keys.append(kind: header.kind, name: header.metadata?.name ?? "", line: line)
+        return true
+    }
+
+    /// A decoding error of a list's item decoded on its own, with the path it had in the list
+    /// (`items`, `Index N`, then its own). Other errors (a record's, which names its own field) as they are.
+    static func prefixed(_ error: any Error, item index: Int) -> any Error {
+        let prefix: [any CodingKey] = [ListItemKey(stringValue: "items"), ListItemKey(index: index)]
+        func context(_ context: DecodingError.Context) -> DecodingError.Context {
+            DecodingError.Context(
+                codingPath: prefix + context.codingPath, debugDescription: context.debugDescription, underlyingError: context.underlyingError)
+        }
+        switch error {
+        case DecodingError.typeMismatch(let type, let original): return DecodingError.typeMismatch(type, context(original))
+        case DecodingError.valueNotFound(let type, let original): return DecodingError.valueNotFound(type, context(original))
+        case DecodingError.keyNotFound(let key, let original): return DecodingError.keyNotFound(key, context(original))
+        case DecodingError.dataCorrupted(let original): return DecodingError.dataCorrupted(context(original))
+        case let error as JSONRecordDocument.RecordError:
+            // Its depth counted the two keys of the list.
+            return JSONRecordDocument.RecordError(what: error.what, underlying: prefixed(error.underlying, item: index), depth: error.depth + 2)
+        default: return error
+        }
+    }
+
+    /// The keys `JSONDecoder` puts in a list item's coding path.
+    private struct ListItemKey: CodingKey {
+        let stringValue: String
+        let intValue: Int?
+        init(stringValue: String) {
+            self.stringValue = stringValue
+            intValue = nil
+        }
+        init(index: Int) {
+            stringValue = "Index \(index)"
+            intValue = index
+        }
+        init?(intValue: Int) { self.init(index: intValue) }
     }
 }
 

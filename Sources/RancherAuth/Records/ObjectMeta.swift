@@ -37,6 +37,12 @@ public struct ObjectHeader: Decodable, Sendable {
 
     private enum CodingKeys: String, CodingKey { case apiVersion, kind, metadata }
 
+    public init(apiVersion: String, kind: String, metadata: ObjectMeta?) {
+        self.apiVersion = apiVersion
+        self.kind = kind
+        self.metadata = metadata
+    }
+
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.apiVersion = try container.decodeIfPresent(String.self, forKey: .apiVersion) ?? ""

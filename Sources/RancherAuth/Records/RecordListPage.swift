@@ -36,6 +36,108 @@ public enum RecordListPage {
         read(bytes, item: readUser)
     }
 
+    // MARK: Single items (a records directory's List, item by item)
+
+    /// One object's bytes as a `ClusterAuthToken`, exactly as its `Decodable` init reads it, or
+    /// `nil` when this reader cannot be sure (then `JSONDecoder` reads it).
+    public static func token(_ bytes: UnsafeRawBufferPointer) -> ClusterAuthToken? { readOne(bytes, item: readToken) }
+
+    /// The same for a hash `Secret`.
+    public static func hashSecret(_ bytes: UnsafeRawBufferPointer) -> HashSecret? { readOne(bytes, item: readHashSecret) }
+
+    /// The same for a `ClusterUserAttribute`.
+    public static func user(_ bytes: UnsafeRawBufferPointer) -> ClusterUserAttribute? { readOne(bytes, item: readUser) }
+
+    private static func readOne<Record>(_ bytes: UnsafeRawBufferPointer, item: ItemReader<Record>) -> Record? {
+        var scanner = JSONScanner(bytes: bytes)
+        scanner.requiresValidUTF8 = true
+        do throws(TokenReviewDecodingError) {
+            try scanner.skipWhitespace()
+            let record = try item(&scanner, 1)
+            try scanner.skipWhitespace()
+            return scanner.atEnd ? record : nil
+        } catch {
+            return nil
+        }
+    }
+
+    /// Walks one JSON document that is a `kind: …List` (what `kubectl get -o json` writes): calls
+    /// `each` with every item's byte range (relative to `bytes`) and its header as
+    /// ``ObjectHeader``'s init reads it, or `nil` for an item whose header this reader cannot be
+    /// sure of. Returns `false`, having called nothing, for a document that is not such a list or
+    /// is not strict JSON (the caller then decodes it whole with `JSONDecoder`).
+    ///
+    /// A list of 200,000 records decoded whole by `JSONDecoder` held every item's tree and record at
+    /// once (a records directory's peak memory); walked here, one item is read at a time.
+    public static func forEachListItem(_ bytes: UnsafeRawBufferPointer, _ each: (ObjectHeader?, Range<Int>) -> Void) -> Bool {
+        var scanner = JSONScanner(bytes: bytes)
+        scanner.requiresValidUTF8 = true
+        // Where each item is (16 bytes an item; not the items).
+        var items: [Range<Int>]?
+        var kind: String?
+        do throws(TokenReviewDecodingError) {
+            // The whole document first: strict JSON, the top-level fields read once each.
+            try scanner.skipWhitespace()
+            guard scanner.peek() == UInt8(ascii: "{") else { return false }
+            // The list's own header is read as ``ObjectHeader`` reads it (a wrong type there fails
+            // the whole document): `apiVersion` a string, `metadata` an object's metadata.
+            var seen = Fields(["kind", "items", "apiVersion", "metadata"])
+            try scanner.readObject(depth: 1) { (key, scanner) throws(TokenReviewDecodingError) in
+                switch try seen.first(key, scanner) {
+                case 0:
+                    kind = try scanner.readPlainString()
+                case 2:
+                    _ = try scanner.readPlainString()
+                case 3:
+                    if !scanner.consumeLiteral("null") { _ = try readMetadata(&scanner, depth: 2) }
+                case 1:
+                    // `null` items are the decoder's business (no items), not this walker's.
+                    var ranges: [Range<Int>] = []
+                    try readArray(&scanner, depth: 2) { (scanner) throws(TokenReviewDecodingError) in
+                        let start = scanner.index
+                        try scanner.skipValue(depth: 3)
+                        ranges.append(start..<scanner.index)
+                    }
+                    items = ranges
+                default:
+                    try scanner.skipValue(depth: 2)
+                }
+            }
+            try scanner.skipWhitespace()
+            guard scanner.atEnd, let kind, kind.hasSuffix("List"), items != nil else { return false }
+        } catch {
+            return false
+        }
+        for range in items ?? [] { each(header(UnsafeRawBufferPointer(rebasing: bytes[range])), range) }
+        return true
+    }
+
+    /// One object's header as ``ObjectHeader``'s init reads it, or `nil` when unsure — including
+    /// when anything but whitespace follows the object (`JSONDecoder` refuses such a document).
+    public static func header(_ bytes: UnsafeRawBufferPointer) -> ObjectHeader? {
+        var scanner = JSONScanner(bytes: bytes)
+        scanner.requiresValidUTF8 = true
+        var apiVersion: String?
+        var kind: String?
+        var metadata: ObjectMeta?
+        var seen = Fields(["apiVersion", "kind", "metadata"])
+        do throws(TokenReviewDecodingError) {
+            try readItem(&scanner, depth: 1) { (key, scanner) throws(TokenReviewDecodingError) in
+                switch try seen.first(key, scanner) {
+                case 0: apiVersion = try scanner.readPlainString()
+                case 1: kind = try scanner.readPlainString()
+                case 2: metadata = scanner.consumeLiteral("null") ? nil : try readMetadata(&scanner, depth: 2)
+                default: try scanner.skipValue(depth: 2)
+                }
+            }
+            try scanner.skipWhitespace()
+            guard scanner.atEnd else { return nil }
+        } catch {
+            return nil
+        }
+        return ObjectHeader(apiVersion: apiVersion ?? "", kind: kind ?? "", metadata: metadata)
+    }
+
     typealias ItemReader<Record> = (inout JSONScanner, _ depth: Int) throws(TokenReviewDecodingError) -> Record
 
     static func read<Record>(_ bytes: UnsafeRawBufferPointer, item: ItemReader<Record>) -> Page<Record>? {
