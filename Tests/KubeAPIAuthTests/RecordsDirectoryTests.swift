@@ -140,6 +140,60 @@ struct RecordsDirectoryTests {
         #expect(load.problems[0].message.contains("also defined at a.yaml:1"))
     }
 
+    @Test("Records defined more than once, across files or within one, are found as the first-seen rule finds them (200 seeded directories)")
+    func duplicatesAsFirstSeen() throws {
+        var random = SeededGenerator(state: 0xD0_B1E5)
+        let kinds = [
+            ("ClusterAuthToken", "apiVersion: cluster.cattle.io/v3\nkind: ClusterAuthToken\nmetadata: {name: NAME}\nuserName: u-a\nenabled: true\n"),
+            ("Secret", "apiVersion: v1\nkind: Secret\nmetadata: {name: NAME}\nstringData: {hash: plain}\n"),
+            ("ClusterUserAttribute", "apiVersion: cluster.cattle.io/v3\nkind: ClusterUserAttribute\nmetadata: {name: NAME}\nenabled: true\n"),
+        ]
+        var compared = 0
+        for round in 0..<200 {
+            let directory = try TemporaryDirectory()
+            // The model: files in name order, a broken file contributing nothing, the first place
+            // of each "Kind/name" remembered, each later one a problem naming it.
+            var seen: [String: String] = [:]
+            var expected: [String] = []
+            var dropped: Set<String> = []
+            var defined: [String] = []
+            for file in 0..<Int.random(in: 1...4, using: &random) {
+                let name = "f\(file).yaml"
+                var text = ""
+                var keys: [(String, Int)] = []
+                for _ in 0..<Int.random(in: 0...5, using: &random) {
+                    let (kind, template) = kinds.randomElement(using: &random)!
+                    let object = "n-\(Int.random(in: 0..<4, using: &random))"
+                    keys.append(("\(kind)/\(object)", text.split(separator: "\n", omittingEmptySubsequences: false).count + 1))
+                    text += "---\n" + template.replacing("NAME", with: object)
+                }
+                let broken = Int.random(in: 0..<6, using: &random) == 0
+                if broken { text += "---\nkind: [unclosed\n" }
+                try directory.write(name, text)
+                guard !broken else { continue }
+                for (key, line) in keys {
+                    defined.append(key)
+                    if let first = seen[key] {
+                        dropped.insert(key)
+                        expected.append("\(name):\(line): \(key) is also defined at \(first); both are ignored")
+                    } else {
+                        seen[key] = "\(name):\(line)"
+                    }
+                }
+            }
+            let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+            #expect(load.problems.map(\.description).filter { $0.contains("is also defined at") } == expected, "round \(round)")
+            let kept = Set(defined).subtracting(dropped)
+            #expect(
+                Set(load.tokens.values.map { "ClusterAuthToken/\($0.name)" }) == kept.filter { $0.hasPrefix("ClusterAuthToken/") }, "round \(round)")
+            #expect(Set(load.hashSecrets.values.map { "Secret/\($0.name)" }) == kept.filter { $0.hasPrefix("Secret/") }, "round \(round)")
+            #expect(
+                Set(load.users.map { "ClusterUserAttribute/\($0.name)" }) == kept.filter { $0.hasPrefix("ClusterUserAttribute/") }, "round \(round)")
+            if !expected.isEmpty { compared += 1 }
+        }
+        #expect(compared > 50, "too few directories with records defined twice: \(compared)")
+    }
+
     @Test("A file's record keys come back in order, with their kinds, names and lines")
     func recordKeys() {
         var keys = RecordKeys()
@@ -390,6 +444,36 @@ struct RecordsDirectoryJSONTests {
             #expect(Self.summary(fastDocuments) == Self.summary(slowDocuments), "round \(round): \(documents)")
         }
         #expect(walkedLists > 30, "too few lists with records to compare: \(walkedLists)")
+    }
+
+    @Test("A JSON file read a few bytes at a time loads what reading it at once loads: documents cut anywhere, CRLF, separators with spaces, YAML")
+    func readInChunks() throws {
+        let token = #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterAuthToken","metadata":{"name":"t-N"},"userName":"u-a","enabled":true}"#
+        let user = #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterUserAttribute","metadata":{"name":"u-a"},"groups":["g"],"enabled":true}"#
+        let bad = #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterAuthToken","metadata":{"name":"t-bad"},"enabled":"yes"}"#
+        let files = [
+            "---\n" + token.replacing("t-N", with: "t-1") + "\n---\n" + user + "\n",
+            token + "\r\n---  \r\n\r\n" + user + "\r\n--- \t\n",
+            "\n\n---\n---\n" + token + "\n---\n" + bad + "\n---\n" + user,
+            #"{"apiVersion":"v1","kind":"List","items":["# + token + ",\n" + user + "]}",
+            "---\n" + token + "\n---\nkind: ClusterUserAttribute\napiVersion: cluster.cattle.io/v3\nmetadata: {name: u-a}\nenabled: true\n",
+            "# a comment\n" + token,
+            token + "\n---\n" + #"{"apiVersion":"v1","kind":"#,
+            token + "\n---",
+        ]
+        for (index, text) in files.enumerated() {
+            let directory = try TemporaryDirectory()
+            try directory.write("records.yaml", text)
+            let whole = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
+            for size in [1, 2, 7, 64] {
+                let chunked = try RecordsDirectory(path: directory.path, namespace: "cattle-system", readChunkSize: size).load()
+                #expect(Self.summary(chunked) == Self.summary(whole), "file \(index), \(size) bytes at a time")
+            }
+            // Lines are counted across chunks: the bad token's document starts on line 7.
+            if index == 2 {
+                #expect(whole.problems.map(\.description) == ["records.yaml:7: ClusterAuthToken t-bad: field enabled expected a boolean"])
+            }
+        }
     }
 
     @Test("A wrong type in a JSON document names the file, the document's line and the field, never the value")

@@ -8,85 +8,128 @@ import RancherAuth
 /// YAML, or JSON that does not parse) takes the YAML path, which also words its syntax errors.
 ///
 /// Measured (bench/scale, 100,000 tokens and 10,000 users in one 52 MB file): the YAML path took
-/// 54 s to load; this one takes a few seconds (docs/benchmarks.md).
+/// 54 s to load; this one takes a few seconds, under two since objects of a record kind are read
+/// straight from the bytes (docs/benchmarks.md).
 extension RecordsDirectory {
-    /// Where the documents of `data` are (offsets into it) and the line each starts on, when every
-    /// non-empty document is one JSON object; `nil` sends the file to the YAML path. Ranges, not
-    /// copies: a copy of each document held a 51 MB file twice while it was read.
-    static func jsonDocuments(_ data: Data) -> [(line: Int, range: Range<Int>)]? {
-        data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> [(line: Int, range: Range<Int>)]? in
-            let bytes = buffer.bindMemory(to: UInt8.self)
-            var documents: [(line: Int, range: Range<Int>)] = []
-            var documentStart = 0
-            var documentLine = 1
-            var lineStart = 0
-            var lineNumber = 1
-            /// Closes the document `documentStart..<end`; false when it is not one JSON object.
-            func close(_ end: Int) -> Bool {
-                var first = documentStart
-                var line = documentLine
-                while first < end, bytes[first] == 0x20 || bytes[first] == 0x09 || bytes[first] == 0x0A || bytes[first] == 0x0D {
-                    if bytes[first] == 0x0A { line += 1 }
-                    first += 1
-                }
-                guard first < end else { return true }  // an empty document
-                guard bytes[first] == UInt8(ascii: "{") else { return false }
-                documents.append((line, first..<end))
-                return true
-            }
-            var index = 0
-            while index <= bytes.count {
-                guard index == bytes.count || bytes[index] == 0x0A else {
-                    index += 1
-                    continue
-                }
-                // The line lineStart..<index: a `---` separator (trailing spaces and CR allowed)?
-                var end = index
-                while end > lineStart, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x0D || bytes[end - 1] == 0x09 { end -= 1 }
-                if end - lineStart == 3, bytes[lineStart] == UInt8(ascii: "-"), bytes[lineStart + 1] == UInt8(ascii: "-"),
-                    bytes[lineStart + 2] == UInt8(ascii: "-")
-                {
-                    guard close(lineStart) else { return nil }
-                    documentStart = index + 1
-                    documentLine = lineNumber + 1
-                }
-                lineNumber += 1
-                lineStart = index + 1
-                index += 1
-            }
-            guard close(bytes.count) else { return nil }
-            return documents
-        }
+    /// What reading a file as JSON documents came to.
+    enum JSONReading {
+        case read(FileRecords)
+        /// A document is not one JSON object, or does not parse as JSON: the YAML path reads the
+        /// file (and words its syntax errors).
+        case notJSON
+        /// The file cannot be opened or read.
+        case unreadable
     }
 
-    /// The records of JSON documents; `nil` when one does not parse as JSON (the YAML path says why).
-    func parseJSON(_ data: Data, _ documents: [(line: Int, range: Range<Int>)], file: String, revision: String?) -> FileRecords? {
+    /// The records of a file whose documents are each one JSON object, read `readChunkSize` bytes
+    /// at a time: complete documents are read as soon as their end is in (a 52 MB file of 210,000
+    /// objects was held whole while it was read: the load's peak memory).
+    func readJSONDocuments(atPath fullPath: String, file: String, revision: String?) -> JSONReading {
+        guard let handle = FileHandle(forReadingAtPath: fullPath) else { return .unreadable }
+        defer { try? handle.close() }
         var records = FileRecords(revision: revision)
         let decoder = JSONDecoder()
         decoder.userInfo[JSONRecordDocument.directoryKey] = self
-        for (line, range) in documents {
+        var splitter = JSONDocumentSplitter()
+        var notJSON = false
+        /// One complete document: false when it is not JSON (then reading stops).
+        func document(line: Int, bytes: UnsafeRawBufferPointer) -> Bool {
             // Straight from the bytes when they settle it: an object of a record kind, or a `List`
             // (kubectl's output) item by item; else `JSONDecoder` decodes the document.
-            let read = data.withUnsafeBytes { buffer in
-                let document = UnsafeRawBufferPointer(rebasing: buffer[range])
-                return addRead(document, header: RecordListPage.header(document), line: line, file: file, into: &records)
-                    || addListItems(document, decoder: decoder, line: line, file: file, into: &records)
+            if addRead(bytes, header: RecordListPage.header(bytes), line: line, file: file, into: &records)
+                || addListItems(bytes, decoder: decoder, line: line, file: file, into: &records)
+            {
+                return true
             }
-            if read { continue }
-            let document: JSONRecordDocument
             do {
-                // A slice of the file's bytes (`Data` slices share its storage).
-                let start = data.startIndex + range.lowerBound
-                document = try decoder.decode(JSONRecordDocument.self, from: data[start..<start + range.count])
+                try decoder.decode(JSONRecordDocument.self, from: Data(bytes)).add(to: &records, line: line, file: file)
             } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
-                return nil  // not JSON
+                notJSON = true  // not JSON
             } catch {
                 records.problems.append(JSONRecordDocument.problem(error, line: line, file: file))
-                continue
             }
-            document.add(to: &records, line: line, file: file)
+            return !notJSON
         }
-        return records
+        do {
+            while true {
+                guard let chunk = try handle.read(upToCount: readChunkSize), !chunk.isEmpty else { break }
+                guard splitter.feed(chunk, document: document) else { return .notJSON }
+            }
+        } catch {
+            return .unreadable
+        }
+        return splitter.finish(document: document) ? .read(records) : .notJSON
+    }
+}
+
+/// Cuts a file's bytes, as they arrive, into YAML documents (`---` lines) and hands on each
+/// complete one that is one JSON object, with the line it starts on; stops at one that is not.
+/// Keeps only the document still arriving: what has been handed on is dropped.
+struct JSONDocumentSplitter {
+    private var buffer: [UInt8] = []
+    /// Where the document being read starts in `buffer`, and its line.
+    private var documentStart = 0
+    private var documentLine = 1
+    /// Where the line being scanned starts, its number, and how far it has been scanned.
+    private var lineStart = 0
+    private var lineNumber = 1
+    private var scanned = 0
+
+    typealias Document = (_ line: Int, _ bytes: UnsafeRawBufferPointer) -> Bool
+
+    /// Adds `bytes`; hands on the documents they complete. False when one is not one JSON object
+    /// (or `document` returned false).
+    mutating func feed(_ bytes: some Collection<UInt8>, document: Document) -> Bool {
+        buffer.append(contentsOf: bytes)
+        while let newline = buffer[scanned...].firstIndex(of: 0x0A) {
+            scanned = newline + 1
+            guard endLine(at: newline, document: document) else { return false }
+        }
+        scanned = buffer.count
+        // What has been handed on goes; offsets move with the rest.
+        if documentStart > 0 {
+            buffer.removeFirst(documentStart)
+            lineStart -= documentStart
+            scanned -= documentStart
+            documentStart = 0
+        }
+        return true
+    }
+
+    /// The end of the input: the last line and the last document.
+    mutating func finish(document: Document) -> Bool {
+        endLine(at: buffer.count, document: document) && close(buffer.count, document: document)
+    }
+
+    /// The line `lineStart..<end` is complete: a `---` separator (trailing spaces, tabs and a CR
+    /// allowed) closes the document before it.
+    private mutating func endLine(at end: Int, document: Document) -> Bool {
+        var last = end
+        while last > lineStart, buffer[last - 1] == 0x20 || buffer[last - 1] == 0x0D || buffer[last - 1] == 0x09 { last -= 1 }
+        if last - lineStart == 3, buffer[lineStart] == UInt8(ascii: "-"), buffer[lineStart + 1] == UInt8(ascii: "-"),
+            buffer[lineStart + 2] == UInt8(ascii: "-")
+        {
+            guard close(lineStart, document: document) else { return false }
+            documentStart = end + 1
+            documentLine = lineNumber + 1
+        }
+        lineNumber += 1
+        lineStart = end + 1
+        return true
+    }
+
+    /// Hands on the document `documentStart..<end` (nothing for an empty one); false when it is
+    /// not one JSON object.
+    private func close(_ end: Int, document: Document) -> Bool {
+        var first = documentStart
+        var line = documentLine
+        while first < end, buffer[first] == 0x20 || buffer[first] == 0x09 || buffer[first] == 0x0A || buffer[first] == 0x0D {
+            if buffer[first] == 0x0A { line += 1 }
+            first += 1
+        }
+        guard first < end else { return true }
+        guard buffer[first] == UInt8(ascii: "{") else { return false }
+        return buffer.withUnsafeBytes { document(line, UnsafeRawBufferPointer(rebasing: $0[first..<end])) }
     }
 }
 
