@@ -38,6 +38,28 @@ struct GoParsingTests {
         #expect(GoBase64.decodePadded("QUJD".utf8) == [0x41, 0x42, 0x43])
         #expect(GoBase64.decodePadded("QQ".utf8) == nil)
         #expect(GoBase64.decodePadded("Q===".utf8) == nil)
+        // Line breaks anywhere are skipped before the length and the padding are looked at.
+        #expect(GoBase64.decodePadded("QU\r\nJD\n".utf8) == [0x41, 0x42, 0x43])
+        #expect(GoBase64.decodePadded("QQ=\n=".utf8) == [0x41])
+        #expect(GoBase64.decodePadded("QQ\n".utf8) == nil)
+        #expect(GoBase64.decodePadded("".utf8) == [])
+        #expect(GoBase64.decodePadded("====".utf8) == nil)
+        #expect(GoBase64.decodePadded("QUJD".utf8.dropFirst(0)) == [0x41, 0x42, 0x43])  // not contiguous storage
+        // The same answers as the filtering reading on every short string of these bytes.
+        let alphabet = Array("QUJ=\r\nD".utf8)
+        func model(_ input: [UInt8]) -> [UInt8]? {
+            var cleaned = input.filter { $0 != 0x0D && $0 != 0x0A }
+            guard cleaned.count % 4 == 0 else { return nil }
+            var padding = 0
+            while padding < 2, cleaned.last == UInt8(ascii: "=") {
+                cleaned.removeLast()
+                padding += 1
+            }
+            return try? GoBase64.decode(cleaned)
+        }
+        var inputs: [[UInt8]] = [[]]
+        for _ in 0..<6 { inputs = inputs.flatMap { prefix in alphabet.map { prefix + [$0] } } + [[]] }
+        for input in Set(inputs) { #expect(GoBase64.decodePadded(input) == model(input), "\(input)") }
     }
 
     @Test(
