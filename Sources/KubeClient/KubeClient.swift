@@ -257,7 +257,7 @@ public final class KubeClient: Sendable {
         try await send(try request(.GET, path))
     }
 
-    struct ListBody<T: Decodable & Sendable>: Decodable {
+    private struct ListBody<T: Decodable & Sendable>: Decodable {
         struct Metadata: Decodable {
             var resourceVersion: String?
             var `continue`: String?

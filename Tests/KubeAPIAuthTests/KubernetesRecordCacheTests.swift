@@ -11,6 +11,27 @@ import Testing
 struct KubernetesRecordCacheTests {
     let hash = v1Hash
 
+    @Test("The record kinds read their own list pages: each item a record with its name and resourceVersion; a page they leave is nil")
+    func listPages() throws {
+        func page<T: ListPageDecodable>(_ type: T.Type, _ text: String) -> ListPage<T>? {
+            Array(text.utf8).withUnsafeBytes { T.decodeListPage($0) }
+        }
+        let tokens = try #require(
+            page(
+                ClusterAuthToken.self,
+                #"{"metadata":{"resourceVersion":"9","continue":"c"},"items":[{"metadata":{"name":"t-1","resourceVersion":"4"},"userName":"u-a","enabled":true}]}"#
+            ))
+        #expect(tokens.items.map(\.name) == ["t-1"] && tokens.items.map(\.resourceVersion) == ["4"])
+        #expect(tokens.resourceVersion == "9" && tokens.continueToken == "c")
+        #expect(try tokens.items[0].result.get().userName == "u-a")
+        let secrets = try #require(page(HashSecret.self, #"{"items":[{"metadata":{"name":"t-1"},"data":{"hash":"eA=="}}]}"#))
+        #expect(secrets.items.map(\.name) == ["t-1"] && secrets.items.map(\.resourceVersion) == [nil])
+        let users = try #require(page(ClusterUserAttribute.self, #"{"items":[{"metadata":{"name":"u-a"},"groups":["g"],"enabled":true}]}"#))
+        #expect(try users.items[0].result.get().groups == ["g"])
+        // A wrong type is JSONDecoder's to word (the item fails on its own there).
+        #expect(page(ClusterAuthToken.self, #"{"items":[{"metadata":{"name":"t-1"},"enabled":"yes"}]}"#) == nil)
+    }
+
     func token(legacyHash: String, version: String) -> ClusterAuthToken {
         ClusterAuthToken(
             metadata: ObjectMeta(name: "kubeconfig-u-abc12x7k2q", resourceVersion: version), userName: "u-abc12", enabled: true,

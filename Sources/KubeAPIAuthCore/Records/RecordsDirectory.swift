@@ -209,8 +209,10 @@ public struct RecordsDirectory: Sendable {
                 var firsts: [Entry] = []
                 for entry in entries[start..<end] {
                     let keys = files[Int(entry.file)].records.keys
-                    if let first = firsts.first(where: { files[Int($0.file)].records.keys.sameKey(at: Int($0.index), as: keys, at: Int(entry.index)) }
-                    ) {
+                    let isEntry = { (first: Entry) in
+                        files[Int(first.file)].records.keys.sameKey(at: Int(first.index), as: keys, at: Int(entry.index))
+                    }
+                    if let first = firsts.first(where: isEntry) {
                         later.append((entry.file, entry.index, first))
                     } else {
                         firsts.append(entry)
