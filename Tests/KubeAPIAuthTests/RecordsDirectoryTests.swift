@@ -476,6 +476,29 @@ struct RecordsDirectoryJSONTests {
         }
     }
 
+    @Test("A record's own field error in a List's item names the field, as it does in a document of its own (YAML or JSON)")
+    func fieldErrorInListItem() throws {
+        let token = #"{"apiVersion":"cluster.cattle.io/v3","kind":"ClusterAuthToken","metadata":{"name":"t-1"},"lastUsedAt":"yesterday"}"#
+        let secret = #"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"t-1"},"data":{"hash":"not base64!"}}"#
+        let expected = [
+            "list.json:1: ClusterAuthToken t-1: field lastUsedAt not an RFC 3339 time",
+            "list.json:1: Secret t-1: field data.hash not valid base64",
+        ]
+        let list = try Self.load(["list.json": #"{"apiVersion":"v1","kind":"List","items":["# + token + "," + secret + "]}"])
+        #expect(list.problems.map(\.description) == expected)
+        let documents = try Self.load(["list.json": token + "\n---\n" + secret])
+        #expect(
+            documents.problems.map(\.description) == [
+                "list.json:1: ClusterAuthToken t-1: field lastUsedAt not an RFC 3339 time",
+                "list.json:3: Secret t-1: field data.hash not valid base64",
+            ])
+        let yaml = try Self.load([
+            "list.yaml":
+                "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: cluster.cattle.io/v3, kind: ClusterAuthToken, metadata: {name: t-1}, lastUsedAt: yesterday}\n"
+        ])
+        #expect(yaml.problems.map(\.message) == ["ClusterAuthToken t-1: field lastUsedAt not an RFC 3339 time"])
+    }
+
     @Test("A wrong type in a JSON document names the file, the document's line and the field, never the value")
     func typeError() throws {
         let text = Self.jsonFixture.replacingOccurrences(of: #""enabled": true, "expiresAt""#, with: #""enabled": "very-secret-value", "expiresAt""#)

@@ -455,7 +455,9 @@ public struct RecordsDirectory: Sendable {
     /// A decoding problem of a document without a node tree (JSON): the document's line.
     static func decodingProblem(_ error: any Error, line: Int?, file: String, what: String, depth: Int = 0) -> RecordProblem {
         var (path, detail) = describe(error)
-        path.removeFirst(min(depth, path.count))
+        // A coding path starts at the document (a List's item: `items`, `Index N`, then the
+        // object's fields); a record's own field error names the field from the object already.
+        if !(error is RecordFieldError) { path.removeFirst(min(depth, path.count)) }
         let field = path.isEmpty ? "" : " field \(path.joined(separator: "."))"
         return RecordProblem(file: file, line: line, message: "\(what):\(field) \(detail)")
     }
