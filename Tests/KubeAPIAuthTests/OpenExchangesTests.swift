@@ -122,16 +122,8 @@ struct OpenExchangesTests {
 
     @Test("Registered while its review's records are current: not re-decided, yet its expiresAt still ends it just after it passes")
     func deadlineWithoutRecheck() throws {
+        try Self.endsJustAfterExpiry(registeredWithItsGeneration: true)
         let expiry = try #require(RFC3339.parse("2099-01-01T00:00:00Z"))
-        let harness = try Harness(at: Timestamp(seconds: expiry.seconds - 60))
-        let generation = harness.store.generation
-        harness.open("watch", try harness.session, reviewedAt: generation)
-        harness.clock.advance(seconds: 59)
-        harness.loop.advanceTime(by: .seconds(59))
-        #expect(harness.ended.isEmpty)
-        harness.clock.advance(seconds: 2)
-        harness.loop.advanceTime(by: .seconds(2))
-        #expect(harness.ended == ["watch": .tokenExpired])
         // And a later revocation still reaches one that stays open (no deadline passed yet).
         let other = try Harness(at: Timestamp(seconds: expiry.seconds - 60))
         other.open("exec", try other.session, reviewedAt: other.store.generation)
@@ -141,10 +133,16 @@ struct OpenExchangesTests {
 
     @Test("The token's expiresAt ends its exchange just after it passes: the injected clock and the loop's virtual time, no polling")
     func deadline() throws {
-        // The fixture's token expires at 2099-01-01T00:00:00Z: start a minute before.
+        try Self.endsJustAfterExpiry(registeredWithItsGeneration: false)
+    }
+
+    /// An exchange opened a minute before the fixture token's expiry (2099-01-01T00:00:00Z) is
+    /// open a second before it and ended a second after, on the injected clock and virtual time.
+    static func endsJustAfterExpiry(registeredWithItsGeneration: Bool) throws {
         let expiry = try #require(RFC3339.parse("2099-01-01T00:00:00Z"))
         let harness = try Harness(at: Timestamp(seconds: expiry.seconds - 60))
-        harness.open("watch", try harness.session)
+        let generation = registeredWithItsGeneration ? harness.store.generation : nil
+        harness.open("watch", try harness.session, reviewedAt: generation)
         harness.clock.advance(seconds: 59)
         harness.loop.advanceTime(by: .seconds(59))
         #expect(harness.ended.isEmpty)
