@@ -140,7 +140,9 @@ struct RecordsDirectoryTests {
         #expect(load.problems[0].message.contains("also defined at a.yaml:1"))
     }
 
-    @Test("Records defined more than once, across files or within one, are found as the first-seen rule finds them (200 seeded directories)")
+    @Test(
+        "Records defined more than once, across files or within one, are found as the first-seen rule finds them (200 seeded directories, each loaded, partly rewritten and loaded again)"
+    )
     func duplicatesAsFirstSeen() throws {
         var random = SeededGenerator(state: 0xD0_B1E5)
         let kinds = [
@@ -148,50 +150,142 @@ struct RecordsDirectoryTests {
             ("Secret", "apiVersion: v1\nkind: Secret\nmetadata: {name: NAME}\nstringData: {hash: plain}\n"),
             ("ClusterUserAttribute", "apiVersion: cluster.cattle.io/v3\nkind: ClusterUserAttribute\nmetadata: {name: NAME}\nenabled: true\n"),
         ]
+        // One file's text, its keys and lines, and whether it is broken.
+        func makeFile() -> (text: String, keys: [(String, Int)], broken: Bool) {
+            var text = ""
+            var keys: [(String, Int)] = []
+            for _ in 0..<Int.random(in: 0...5, using: &random) {
+                let (kind, template) = kinds.randomElement(using: &random)!
+                let object = "n-\(Int.random(in: 0..<4, using: &random))"
+                keys.append(("\(kind)/\(object)", text.split(separator: "\n", omittingEmptySubsequences: false).count + 1))
+                text += "---\n" + template.replacing("NAME", with: object)
+            }
+            let broken = Int.random(in: 0..<6, using: &random) == 0
+            if broken { text += "---\nkind: [unclosed\n" }
+            return (text, keys, broken)
+        }
         var compared = 0
+        var reread = 0
         for round in 0..<200 {
-            let directory = try TemporaryDirectory()
-            // The model: files in name order, a broken file contributing nothing, the first place
-            // of each "Kind/name" remembered, each later one a problem naming it.
-            var seen: [String: String] = [:]
-            var expected: [String] = []
-            var dropped: Set<String> = []
-            var defined: [String] = []
-            for file in 0..<Int.random(in: 1...4, using: &random) {
-                let name = "f\(file).yaml"
-                var text = ""
-                var keys: [(String, Int)] = []
-                for _ in 0..<Int.random(in: 0...5, using: &random) {
-                    let (kind, template) = kinds.randomElement(using: &random)!
-                    let object = "n-\(Int.random(in: 0..<4, using: &random))"
-                    keys.append(("\(kind)/\(object)", text.split(separator: "\n", omittingEmptySubsequences: false).count + 1))
-                    text += "---\n" + template.replacing("NAME", with: object)
+            let temporary = try TemporaryDirectory()
+            let directory = RecordsDirectory(path: temporary.path, namespace: "cattle-system")
+            var contents: [(text: String, keys: [(String, Int)], broken: Bool)] = (0..<Int.random(in: 1...4, using: &random)).map { _ in makeFile() }
+            for generation in 0..<2 {
+                if generation == 1 {
+                    // Some files rewritten (a file kept is taken from the last load, not parsed).
+                    for index in contents.indices where Bool.random(using: &random) { contents[index] = makeFile() }
                 }
-                let broken = Int.random(in: 0..<6, using: &random) == 0
-                if broken { text += "---\nkind: [unclosed\n" }
-                try directory.write(name, text)
-                guard !broken else { continue }
-                for (key, line) in keys {
-                    defined.append(key)
-                    if let first = seen[key] {
-                        dropped.insert(key)
-                        expected.append("\(name):\(line): \(key) is also defined at \(first); both are ignored")
-                    } else {
-                        seen[key] = "\(name):\(line)"
+                // The model: files in name order, a broken file contributing nothing, the first
+                // place of each "Kind/name" remembered, each later one a problem naming it.
+                var seen: [String: String] = [:]
+                var expected: [String] = []
+                var dropped: Set<String> = []
+                var defined: [String] = []
+                for (file, content) in contents.enumerated() {
+                    let name = "f\(file).yaml"
+                    if generation == 0 || (try? String(contentsOfFile: temporary.file(name), encoding: .utf8)) != content.text {
+                        try temporary.write(name, content.text)
+                    }
+                    guard !content.broken else { continue }
+                    for (key, line) in content.keys {
+                        defined.append(key)
+                        if let first = seen[key] {
+                            dropped.insert(key)
+                            expected.append("\(name):\(line): \(key) is also defined at \(first); both are ignored")
+                        } else {
+                            seen[key] = "\(name):\(line)"
+                        }
                     }
                 }
+                let parsedBefore = directory.filesParsed
+                let load = try directory.load()
+                let context = "round \(round), generation \(generation)"
+                #expect(load.problems.map(\.description).filter { $0.contains("defined") } == expected, "\(context)")
+                let kept = Set(defined).subtracting(dropped)
+                #expect(
+                    Set(load.tokens.values.map { "ClusterAuthToken/\($0.name)" }) == kept.filter { $0.hasPrefix("ClusterAuthToken/") }, "\(context)")
+                #expect(Set(load.hashSecrets.values.map { "Secret/\($0.name)" }) == kept.filter { $0.hasPrefix("Secret/") }, "\(context)")
+                #expect(
+                    Set(load.users.map { "ClusterUserAttribute/\($0.name)" }) == kept.filter { $0.hasPrefix("ClusterUserAttribute/") },
+                    "\(context)")
+                // Places are kept for the files that hold a record defined twice, and no others.
+                let holding = contents.indices.filter { file in
+                    !contents[file].broken && contents[file].keys.contains { dropped.contains($0.0) }
+                }.map { "f\($0).yaml" }
+                #expect(directory.filesKeepingPlaces == holding, "\(context)")
+                if generation == 1, directory.filesParsed > parsedBefore + contents.count {
+                    Issue.record("parsed more than every file once: \(context)")
+                }
+                if generation == 1, !expected.isEmpty { compared += 1 }
+                reread += directory.filesParsed - parsedBefore
             }
-            let load = try RecordsDirectory(path: directory.path, namespace: "cattle-system").load()
-            #expect(load.problems.map(\.description).filter { $0.contains("is also defined at") } == expected, "round \(round)")
-            let kept = Set(defined).subtracting(dropped)
-            #expect(
-                Set(load.tokens.values.map { "ClusterAuthToken/\($0.name)" }) == kept.filter { $0.hasPrefix("ClusterAuthToken/") }, "round \(round)")
-            #expect(Set(load.hashSecrets.values.map { "Secret/\($0.name)" }) == kept.filter { $0.hasPrefix("Secret/") }, "round \(round)")
-            #expect(
-                Set(load.users.map { "ClusterUserAttribute/\($0.name)" }) == kept.filter { $0.hasPrefix("ClusterUserAttribute/") }, "round \(round)")
-            if !expected.isEmpty { compared += 1 }
         }
-        #expect(compared > 50, "too few directories with records defined twice: \(compared)")
+        #expect(compared > 50, "too few reloaded directories with records defined twice: \(compared)")
+        #expect(reread > 0)
+    }
+
+    @Test("A file kept from the last load is read again only when a record of it is newly defined elsewhere, and keeps its places while it is")
+    func placesReadAgainOnlyWhenNeeded() throws {
+        let temporary = try TemporaryDirectory()
+        try temporary.write("a.yaml", fixtureManifest)
+        try temporary.write("b.yaml", "apiVersion: cluster.cattle.io/v3\nkind: ClusterUserAttribute\nmetadata: {name: u-b}\nenabled: true\n")
+        let directory = RecordsDirectory(path: temporary.path, namespace: "cattle-system")
+        #expect(try directory.load().problems.isEmpty)
+        #expect(directory.filesParsed == 2)
+        #expect(directory.filesKeepingPlaces.isEmpty)
+        // c.yaml defines a.yaml's token again: a.yaml is read again for the place of its token.
+        try temporary.write(
+            "c.yaml",
+            "# a comment line\napiVersion: cluster.cattle.io/v3\nkind: ClusterAuthToken\nmetadata: {name: kubeconfig-u-abc12x7k2q}\nuserName: u-b\nenabled: true\n"
+        )
+        let twice = try directory.load()
+        #expect(
+            twice.problems.map(\.description) == ["c.yaml:2: ClusterAuthToken/kubeconfig-u-abc12x7k2q is also defined at a.yaml:1; both are ignored"])
+        #expect(twice.tokens.isEmpty)
+        #expect(directory.filesParsed == 4)
+        #expect(directory.filesKeepingPlaces == ["a.yaml", "c.yaml"])
+        // Unchanged, nothing is read again; the problem stays as it was.
+        #expect(try directory.load().problems == twice.problems)
+        #expect(directory.filesParsed == 4)
+        try FileManager.default.removeItem(atPath: temporary.file("c.yaml"))
+        let fixed = try directory.load()
+        #expect(fixed.problems.isEmpty)
+        #expect(fixed.tokens.count == 1)
+        #expect(directory.filesParsed == 4)
+        #expect(directory.filesKeepingPlaces.isEmpty)
+    }
+
+    @Test("A record defined twice whose places cannot be read again (the file changed) is still dropped, with a problem")
+    func duplicatesWithoutPlacesStillDropped() throws {
+        let temporary = try TemporaryDirectory()
+        try temporary.write("a.yaml", fixtureManifest)
+        try temporary.write(
+            "b.yaml", "apiVersion: cluster.cattle.io/v3\nkind: ClusterAuthToken\nmetadata: {name: kubeconfig-u-abc12x7k2q}\nuserName: u-b\n")
+        let directory = RecordsDirectory(path: temporary.path, namespace: "cattle-system")
+        var files = ["a.yaml", "b.yaml"].map { (file: $0, records: directory.parseFile(named: $0)) }
+        files[0].records.keys = nil
+        var asked: [Int] = []
+        let found = RecordsDirectory.duplicates(among: files, emergencySecretName: "unused") { index in
+            asked.append(index)
+            return RecordKeys()  // read again, the file no longer has the token
+        }
+        #expect(asked == [0])
+        #expect(found.dropped == ["ClusterAuthToken/kubeconfig-u-abc12x7k2q"])
+        #expect(found.involved == [0, 1])
+        #expect(
+            found.problems[1]?.map(\.description) == [
+                "b.yaml: ClusterAuthToken/kubeconfig-u-abc12x7k2q is defined more than once; every definition is ignored"
+            ])
+        // A record given twice in one file, where the later replaced the earlier in its table.
+        try temporary.write(
+            "c.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {hash: x}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {hash: y}\n"
+        )
+        var single = directory.parseFile(named: "c.yaml")
+        single.keys = nil
+        let repeated = RecordsDirectory.duplicates(among: [("c.yaml", single)], emergencySecretName: "unused") { _ in nil }
+        #expect(repeated.dropped == ["Secret/s"])
+        #expect(repeated.problems[0]?.map(\.description) == ["c.yaml: Secret/s is defined more than once; every definition is ignored"])
     }
 
     @Test("A file's record keys come back in order, with their kinds, names and lines")

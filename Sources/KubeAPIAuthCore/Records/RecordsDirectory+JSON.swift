@@ -181,7 +181,7 @@ extension RecordsDirectory {
         case .emergencySecret, .refreshConfigMap:
             return false
         }
-        records.keys.append(kind: header.kind, name: header.metadata?.name ?? "", line: line)
+        records.keys?.append(kind: header.kind, name: header.metadata?.name ?? "", line: line)
         return true
     }
 
@@ -308,10 +308,10 @@ struct JSONRecordDocument: Decodable {
         case .token(let token): records.add(token)
         case .user(let user): records.add(user)
         case .hashSecret(let secret): records.add(secret)
-        case .refresh(let configMap): records.refreshConfigMap = configMap
+        case .refresh(let configMap): records.add(configMap)
         case .emergency(let name, let secret):
             guard records.addEmergency(secret, name: name, file: file, line: line) else { return }
         }
-        records.keys.append(kind: header.kind, name: header.metadata?.name ?? "", line: line)
+        records.keys?.append(kind: header.kind, name: header.metadata?.name ?? "", line: line)
     }
 }

@@ -43,6 +43,11 @@ public struct RecordsDirectory: Sendable {
     /// How many files this directory has parsed (an unchanged file is not parsed again).
     package var filesParsed: Int { parsed.count.load(ordering: .relaxed) }
 
+    /// The files whose records' places (``FileRecords/keys``) are kept until the next load.
+    package var filesKeepingPlaces: [String] {
+        parsed.files.withLock { files in files.filter { $0.value.records.keys != nil }.map(\.key).sorted() }
+    }
+
     /// How much of a JSON file is read at a time (tests make it small, to cut documents anywhere).
     package let readChunkSize: Int
 
@@ -129,7 +134,7 @@ public struct RecordsDirectory: Sendable {
         for name in names {
             load.files.append(name)
             // Taken before reading: a change made while the file is read shows at the next poll.
-            let fingerprint = FileFingerprint.of((path as NSString).appendingPathComponent(name))
+            let fingerprint = FileFingerprint.of(filePath(name))
             let records: FileRecords
             if let known = previous[name], known.fingerprint == fingerprint {
                 records = known.records
@@ -137,7 +142,7 @@ public struct RecordsDirectory: Sendable {
                 var fresh = parseFile(named: name, revision: Self.revision(of: fingerprint))
                 fresh.tokens.shrinkToFit()
                 fresh.hashSecrets.shrinkToFit()
-                fresh.keys.shrinkToFit()
+                fresh.keys?.shrinkToFit()
                 records = fresh
                 parsed.count.add(1, ordering: .relaxed)
             }
@@ -148,53 +153,182 @@ public struct RecordsDirectory: Sendable {
             }
             files.append((name, records))
         }
-        parsed.files.withLock { $0 = current }
         // A file with a problem contributes nothing, its keys included.
-        let perFile = files.filter { $0.records.problems.isEmpty }
-        let (duplicateProblems, duplicates) = Self.duplicates(among: perFile)
-        var clean = 0
+        let clean = files.filter { $0.records.problems.isEmpty }
+        var placesRead: [String: RecordKeys] = [:]
+        let duplicates = Self.duplicates(among: clean, emergencySecretName: emergencySecretName) { index in
+            // A file taken from the last load whose records are now defined elsewhere too: its
+            // places, read again. Kept for the next load only if the file is still the one parsed.
+            let name = clean[index].file
+            let fingerprint = FileFingerprint.of(filePath(name))
+            let records = parseFile(named: name, revision: Self.revision(of: fingerprint))
+            parsed.count.add(1, ordering: .relaxed)
+            if fingerprint == current[name]?.fingerprint, records.problems.isEmpty, var keys = records.keys {
+                keys.shrinkToFit()
+                placesRead[name] = keys
+            }
+            return records.keys
+        }
+        // The places are kept only for the files that need them to word a problem.
+        for (index, (name, _)) in clean.enumerated() where current[name] != nil {
+            if !duplicates.involved.contains(index) {
+                current[name]?.records.keys = nil
+            } else if let keys = placesRead[name] {
+                current[name]?.records.keys = keys
+            }
+        }
+        for (name, records) in files where !records.problems.isEmpty { current[name]?.records.keys = nil }
+        parsed.files.withLock { $0 = current }
+        var cleanIndex = 0
         for (_, records) in files {
             if !records.problems.isEmpty {
                 load.problems.append(contentsOf: records.problems)
             } else {
-                load.problems.append(contentsOf: duplicateProblems[clean] ?? [])
-                clean += 1
+                load.problems.append(contentsOf: duplicates.problems[cleanIndex] ?? [])
+                cleanIndex += 1
             }
         }
-        for (_, records) in perFile {
-            Self.merge(records.tokens, into: &load.tokens, kind: "ClusterAuthToken", dropping: duplicates)
-            load.users += records.users.filter { !duplicates.contains("ClusterUserAttribute/\($0.name)") }
-            Self.merge(records.hashSecrets, into: &load.hashSecrets, kind: "Secret", dropping: duplicates)
-            if let configMap = records.refreshConfigMap, !duplicates.contains("ConfigMap/\(configMap.metadata.name)") {
+        let dropped = duplicates.dropped
+        for (_, records) in clean {
+            Self.merge(records.tokens, into: &load.tokens, kind: RecordSlot.token.kind, dropping: dropped)
+            load.users += records.users.filter { !dropped.contains("\(RecordSlot.user.kind)/\($0.name)") }
+            Self.merge(records.hashSecrets, into: &load.hashSecrets, kind: RecordSlot.hashSecret.kind, dropping: dropped)
+            if let configMap = records.refreshConfigMap, !dropped.contains("\(RecordSlot.refreshConfigMap.kind)/\(configMap.metadata.name)") {
                 load.refreshConfigMap = configMap
             }
-            if let emergency = records.emergency, !duplicates.contains("Secret/\(emergencySecretName)") {
+            if let emergency = records.emergency, !dropped.contains("\(RecordSlot.emergency.kind)/\(emergencySecretName)") {
                 load.emergency = emergency
             }
         }
         return load
     }
 
-    /// The records defined more than once among `files` (in any of them, or twice in one): each
-    /// occurrence after the first is a problem naming the first's place, by the index of its file;
-    /// and every such "Kind/name", which none of the files contributes.
+    private func filePath(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+    /// What a file's record is, for finding records defined more than once (as "Kind/name").
+    enum RecordSlot: UInt8 {
+        case token, hashSecret, user, refreshConfigMap, emergency
+
+        var kind: String {
+            switch self {
+            case .token: "ClusterAuthToken"
+            case .hashSecret, .emergency: "Secret"
+            case .user: "ClusterUserAttribute"
+            case .refreshConfigMap: "ConfigMap"
+            }
+        }
+    }
+
+    /// The records that the clean `files` define more than once (in two of them, or twice in
+    /// one), which none of them contributes; each occurrence after the first as a problem naming
+    /// the first's place, by file index; and the files that hold such a record.
     ///
-    /// Found by sorting one 16-byte entry per record by a hash of its kind and name, then comparing
-    /// the records whose hashes meet: a dictionary of "Kind/name" strings for 210,000 records took
-    /// ~50 MB at the end of a load, most of its peak.
-    static func duplicates(
-        among files: [(file: String, records: FileRecords)]
-    ) -> (problems: [Int: [RecordProblem]], keys: Set<String>) {
+    /// Which records are dropped is decided from the records themselves (``definedMoreThanOnce(among:emergencySecretName:)``).
+    /// Only then are places needed: a file's ``FileRecords/keys``, or, where a file taken from the
+    /// last load no longer has them, `places(index)` (the file read again). Read again, a file
+    /// may have changed; its places then word the problems, but never take a record off the list
+    /// of those dropped, and a record they no longer place still gets a problem.
+    package static func duplicates(
+        among files: [(file: String, records: FileRecords)], emergencySecretName: String, places: (Int) -> RecordKeys?
+    ) -> (problems: [Int: [RecordProblem]], dropped: Set<String>, involved: Set<Int>) {
+        let defined = definedMoreThanOnce(among: files.map(\.records), emergencySecretName: emergencySecretName)
+        guard !defined.isEmpty else { return ([:], [], []) }
+        let involved = Set(defined.values.joined()).sorted()
+        let placed = placedDuplicates(among: involved.map { (files[$0].file, files[$0].records.keys ?? places($0) ?? RecordKeys()) })
+        var problems: [Int: [RecordProblem]] = [:]
+        for (position, fileProblems) in placed.problems { problems[involved[position]] = fileProblems }
+        for (key, holders) in defined.sorted(by: { $0.key < $1.key }) where !placed.keys.contains(key) {
+            let file = holders.count > 1 ? holders[1] : holders[0]
+            problems[file, default: []].append(
+                RecordProblem(file: files[file].file, line: nil, message: "\(key) is defined more than once; every definition is ignored"))
+        }
+        return (problems, placed.keys.union(defined.keys), Set(involved))
+    }
+
+    /// Every "Kind/name" that `files` define more than once, with the indices of the files that
+    /// define it (in order): two files' records compared through their tables' names, and the
+    /// records a file defined twice (``FileRecords/repeated``, or two users of one name).
+    ///
+    /// Found by sorting one entry per record by a hash of its kind and name, then comparing the
+    /// names of the records whose hashes meet: a dictionary of "Kind/name" strings for 210,000
+    /// records took ~50 MB at the end of a load, most of its peak.
+    static func definedMoreThanOnce(among files: [FileRecords], emergencySecretName: String) -> [String: [Int]] {
+        struct Entry {
+            var hash: Int
+            var file: Int32
+            var place: Int32
+            var slot: RecordSlot
+        }
+        func hash(_ slot: RecordSlot, _ name: UnsafeRawBufferPointer) -> Int {
+            var hasher = Hasher()
+            hasher.combine(slot.kind)
+            hasher.combine(bytes: name)
+            return hasher.finalize()
+        }
+        func hash(_ slot: RecordSlot, _ name: String) -> Int {
+            var name = name
+            return name.withUTF8 { hash(slot, UnsafeRawBufferPointer($0)) }
+        }
+        var entries: [Entry] = []
+        entries.reserveCapacity(files.reduce(0) { $0 + $1.tokens.count + $1.hashSecrets.count + $1.users.count + 2 })
+        // Counts past 2^31 cannot come from files this service reads whole.
+        for (index, records) in files.enumerated() {
+            let file = Int32(truncatingIfNeeded: index)
+            func add(_ slot: RecordSlot, _ place: Int, _ hash: Int) {
+                entries.append(Entry(hash: hash, file: file, place: Int32(truncatingIfNeeded: place), slot: slot))
+            }
+            records.tokens.forEachName { place, name in add(.token, place, hash(.token, name)) }
+            records.hashSecrets.forEachName { place, name in add(.hashSecret, place, hash(.hashSecret, name)) }
+            for (place, user) in records.users.enumerated() { add(.user, place, hash(.user, user.name)) }
+            if let configMap = records.refreshConfigMap { add(.refreshConfigMap, 0, hash(.refreshConfigMap, configMap.metadata.name)) }
+            if records.emergency != nil { add(.emergency, 0, hash(.emergency, emergencySecretName)) }
+        }
+        func key(_ entry: Entry) -> String {
+            let records = files[Int(entry.file)]
+            let name: String
+            switch entry.slot {
+            case .token: name = records.tokens.name(at: Int(entry.place))
+            case .hashSecret: name = records.hashSecrets.name(at: Int(entry.place))
+            case .user: name = records.users[Int(entry.place)].name
+            case .refreshConfigMap: name = records.refreshConfigMap?.metadata.name ?? ""
+            case .emergency: name = emergencySecretName
+            }
+            return "\(entry.slot.kind)/\(name)"
+        }
+        entries.sort { ($0.hash, $0.file) < ($1.hash, $1.file) }
+        var defined: [String: [Int]] = [:]
+        var start = 0
+        while start < entries.count {
+            var end = start + 1
+            while end < entries.count, entries[end].hash == entries[start].hash { end += 1 }
+            if end - start > 1 {
+                // Same hash: the same key, or (rarely) two keys whose hashes meet.
+                var holders: [String: [Int]] = [:]
+                for entry in entries[start..<end] { holders[key(entry), default: []].append(Int(entry.file)) }
+                for (key, files) in holders where files.count > 1 { defined[key] = files }
+            }
+            start = end
+        }
+        for (index, records) in files.enumerated() {
+            for key in records.repeated { defined[key, default: []].append(index) }
+        }
+        return defined.mapValues { Array(Set($0)).sorted() }
+    }
+
+    /// Where the records defined more than once among `files` are (each file's ``RecordKeys``):
+    /// each occurrence after the first is a problem naming the first's place, by the index of its
+    /// file; and every such "Kind/name".
+    static func placedDuplicates(among files: [(file: String, keys: RecordKeys)]) -> (problems: [Int: [RecordProblem]], keys: Set<String>) {
         struct Entry {
             var hash: Int
             var file: Int32
             var index: Int32
         }
         var entries: [Entry] = []
-        entries.reserveCapacity(files.reduce(0) { $0 + $1.records.keys.count })
+        entries.reserveCapacity(files.reduce(0) { $0 + $1.keys.count })
         for (file, entry) in files.enumerated() {
-            for index in 0..<entry.records.keys.count {
-                entries.append(Entry(hash: entry.records.keys.hash(at: index), file: Int32(file), index: Int32(index)))
+            for index in 0..<entry.keys.count {
+                entries.append(Entry(hash: entry.keys.hash(at: index), file: Int32(file), index: Int32(index)))
             }
         }
         entries.sort { ($0.hash, $0.file, $0.index) < ($1.hash, $1.file, $1.index) }
@@ -208,9 +342,9 @@ public struct RecordsDirectory: Sendable {
                 // Same hash: group by the key itself (in file order, so the first of each is first).
                 var firsts: [Entry] = []
                 for entry in entries[start..<end] {
-                    let keys = files[Int(entry.file)].records.keys
+                    let keys = files[Int(entry.file)].keys
                     let isEntry = { (first: Entry) in
-                        files[Int(first.file)].records.keys.sameKey(at: Int(first.index), as: keys, at: Int(entry.index))
+                        files[Int(first.file)].keys.sameKey(at: Int(first.index), as: keys, at: Int(entry.index))
                     }
                     if let first = firsts.first(where: isEntry) {
                         later.append((entry.file, entry.index, first))
@@ -225,13 +359,13 @@ public struct RecordsDirectory: Sendable {
         var problems: [Int: [RecordProblem]] = [:]
         var keys: Set<String> = []
         for (file, index, first) in later {
-            let records = files[Int(file)].records
-            let key = records.keys.key(at: Int(index))
-            let firstPlace = "\(files[Int(first.file)].file):\(files[Int(first.file)].records.keys.line(at: Int(first.index)))"
+            let fileKeys = files[Int(file)].keys
+            let key = fileKeys.key(at: Int(index))
+            let firstPlace = "\(files[Int(first.file)].file):\(files[Int(first.file)].keys.line(at: Int(first.index)))"
             keys.insert(key)
             problems[Int(file), default: []].append(
                 RecordProblem(
-                    file: files[Int(file)].file, line: records.keys.line(at: Int(index)),
+                    file: files[Int(file)].file, line: fileKeys.line(at: Int(index)),
                     message: "\(key) is also defined at \(firstPlace); both are ignored"))
         }
         return (problems, keys)
@@ -246,7 +380,15 @@ public struct RecordsDirectory: Sendable {
         public var hashSecrets = RecordTable<HashSecret>()
         public var refreshConfigMap: RefreshConfigMap?
         public var emergency: EmergencyAccess?
-        var keys = RecordKeys()
+        /// Each record's "Kind/name" and line, in file order, made as the file is parsed. Between
+        /// loads a file keeps them only while one of its records is defined more than once (they
+        /// word that problem): the names are in the tables already, and for a file of 100,000
+        /// tokens and their Secrets the places were ~5.6 MB, the whole of what a directory held
+        /// above the API path after loading.
+        package var keys: RecordKeys? = RecordKeys()
+        /// Records given twice in this file where the later replaced the earlier (a token, a hash
+        /// Secret, the refresh ConfigMap, the emergency Secret), as "Kind/name".
+        var repeated: [String] = []
         public var problems: [RecordProblem] = []
         var revision: String?
         /// The file could not be read at all (see ``Load/unreadableFiles``).
@@ -256,14 +398,29 @@ public struct RecordsDirectory: Sendable {
 
         init(problems: [RecordProblem]) { self.problems = problems }
 
-        mutating func add(_ token: ClusterAuthToken) { tokens[token.name] = RecordsDirectory.stamped(token, revision) }
+        mutating func add(_ token: ClusterAuthToken) {
+            if tokens.contains(token.name) { repeated.append("\(RecordSlot.token.kind)/\(token.name)") }
+            tokens[token.name] = RecordsDirectory.stamped(token, revision)
+        }
+
         mutating func add(_ user: ClusterUserAttribute) { users.append(RecordsDirectory.stamped(user, revision)) }
-        mutating func add(_ secret: HashSecret) { hashSecrets[secret.name] = RecordsDirectory.stamped(secret, revision) }
+
+        mutating func add(_ secret: HashSecret) {
+            if hashSecrets.contains(secret.name) { repeated.append("\(RecordSlot.hashSecret.kind)/\(secret.name)") }
+            hashSecrets[secret.name] = RecordsDirectory.stamped(secret, revision)
+        }
+
+        mutating func add(_ configMap: RefreshConfigMap) {
+            if refreshConfigMap != nil { repeated.append("\(RecordSlot.refreshConfigMap.kind)/\(configMap.metadata.name)") }
+            refreshConfigMap = configMap
+        }
 
         /// The emergency Secret's settings; `false`, with a problem that says why, when it cannot be used.
         mutating func addEmergency(_ secret: OpaqueSecret, name: String, file: String, line: Int?) -> Bool {
             do {
-                emergency = try EmergencyAccess(secret: secret, fallbackVersion: "records")
+                let access = try EmergencyAccess(secret: secret, fallbackVersion: "records")
+                if emergency != nil { repeated.append("\(RecordSlot.emergency.kind)/\(name)") }
+                emergency = access
                 return true
             } catch {
                 problems.append(RecordProblem(file: file, line: line, message: "emergency Secret \(name) cannot be used: \(error.description)"))
@@ -347,9 +504,9 @@ public struct RecordsDirectory: Sendable {
                 guard records.addEmergency(try decoder.decode(OpaqueSecret.self, from: node), name: objectName, file: file, line: line)
                 else { return }
             case .hashSecret: records.add(try decoder.decode(HashSecret.self, from: node))
-            case .refreshConfigMap: records.refreshConfigMap = try decoder.decode(RefreshConfigMap.self, from: node)
+            case .refreshConfigMap: records.add(try decoder.decode(RefreshConfigMap.self, from: node))
             }
-            records.keys.append(kind: header.kind, name: objectName, line: line ?? 0)
+            records.keys?.append(kind: header.kind, name: objectName, line: line ?? 0)
         } catch {
             records.problems.append(Self.decodingProblem(error, node: node, file: file, what: what))
         }
@@ -535,8 +692,8 @@ extension ClusterAuthToken: VersionedRecord {}
 extension ClusterUserAttribute: VersionedRecord {}
 extension HashSecret: VersionedRecord {}
 
-/// Each record of a file as "Kind/name" and its line, in the order read, for finding records that
-/// two files define: kept with the file's parsed records between loads. Packed (the kind as a
+/// Each record of a file as "Kind/name" and its line, in the order read, for placing records that
+/// two files define (``RecordsDirectory/FileRecords/keys``). Packed (the kind as a
 /// number, the names in one byte array, 32-bit ends and lines) because a file of 100,000 tokens and
 /// 100,000 Secrets held ~18 MB of these as an array of strings, more than its records' tables.
 package struct RecordKeys: Sendable, Sequence {

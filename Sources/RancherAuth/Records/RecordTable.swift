@@ -166,6 +166,19 @@ public struct RecordTable<Record: TableRecord>: Sendable {
         }
     }
 
+    /// Each record's name as bytes, with its place in the table (a number ``withName(at:_:)``
+    /// takes while the table is unchanged): for walks that compare names without making strings.
+    package func forEachName(_ body: (Int, UnsafeRawBufferPointer) -> Void) {
+        arena.withUnsafeBytes { bytes in
+            for (place, entry) in entries.enumerated() where entry.row != nil {
+                body(place, UnsafeRawBufferPointer(rebasing: bytes[entry.start..<entry.nameEnd]))
+            }
+        }
+    }
+
+    /// The name of the record at `place` (from ``forEachName(_:)``).
+    package func name(at place: Int) -> String { name(of: entries[place]) }
+
     /// The records, in no particular order.
     public var values: [Record] {
         var values: [Record] = []
