@@ -194,6 +194,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The floor under any NIO TLS proxy here, measured by bench/proxy (see docs/benchmarks.md); not shipped.
+        .executableTarget(
+            name: "proxy-floor-bench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // An in-repo Kubernetes API server for tests and benchmarks; not shipped.
         .target(
             name: "KubeAPITestServer",
