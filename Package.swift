@@ -194,9 +194,9 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // The floor under any NIO TLS proxy here, measured by bench/proxy (see docs/benchmarks.md); not shipped.
+        // Floors under any NIO server here, measured by bench/proxy and bench/run (see docs/benchmarks.md); not shipped.
         .executableTarget(
-            name: "proxy-floor-bench",
+            name: "nio-floor-bench",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

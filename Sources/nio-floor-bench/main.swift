@@ -1,10 +1,11 @@
-// What any NIO-based TLS proxy costs on this machine before doing anything of its own: the floor
-// `bench/proxy` measures beside nginx and the authenticating proxy (docs/benchmarks.md). Both modes
-// terminate TLS like `kube-api-auth proxy` (NIOSSL), and open a verified TLS connection to the
-// upstream on the client connection's event loop, one per client connection, kept for its life.
+// What a NIO-based server costs on this machine before doing anything of its own: the floors
+// `bench/proxy` and `bench/run` measure beside nginx and the service (docs/benchmarks.md).
 //
-//   proxy-floor-bench relay|http|requests --listen PORT --upstream PORT --cert PEM --key PEM --ca PEM [--loops N]
+//   nio-floor-bench relay|http|requests --listen PORT --upstream PORT --cert PEM --key PEM --ca PEM [--loops N]
+//   nio-floor-bench answer --listen PORT --body-bytes N [--loops N]
 //
+// The proxy's floors terminate TLS like `kube-api-auth proxy` (NIOSSL) and open a verified TLS
+// connection to the upstream on the client connection's event loop, one per client connection:
 // relay: the bytes each side reads are written to the other as they come (no HTTP at all): NIO's
 //        socket channels, NIOSSL and the kernel.
 // http:  NIO's HTTP/1 server codec on the client's connection (the response encoder and request
@@ -14,7 +15,10 @@
 // requests: requests as in `http`, responses passed on as bytes (no response decoder or encoder):
 //        the most that forwarding responses by their framing alone could save (it would still
 //        read each response's head and framing).
-// Not shipped; no error handling beyond closing both connections.
+// The webhook's floor, plain HTTP like `bench/run`:
+// answer: the webhook's codecs (NIO's request decoder, response encoder), every request answered
+//        `200` with a fixed JSON body of N bytes once its end is read: no JSON, no review.
+// Not shipped; no error handling beyond closing the connection.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,15 +27,16 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-enum Mode: String { case relay, http, requests }
+enum Mode: String { case relay, http, requests, answer }
 
 struct Options {
     var mode: Mode
     var listen: Int
-    var upstream: Int
-    var cert: String
-    var key: String
-    var ca: String
+    var upstream = 0
+    var cert = ""
+    var key = ""
+    var ca = ""
+    var bodyBytes = 0
     var loops = 2
 
     init(_ arguments: [String]) throws {
@@ -42,17 +47,59 @@ struct Options {
             guard flag.hasPrefix("--"), let value = rest.popFirst() else { throw Usage() }
             values[String(flag.dropFirst(2))] = value
         }
-        guard let listen = values["listen"].flatMap(Int.init), let upstream = values["upstream"].flatMap(Int.init),
-            let cert = values["cert"], let key = values["key"], let ca = values["ca"]
-        else { throw Usage() }
-        (self.mode, self.listen, self.upstream, self.cert, self.key, self.ca) = (mode, listen, upstream, cert, key, ca)
+        guard let listen = values["listen"].flatMap(Int.init) else { throw Usage() }
+        (self.mode, self.listen) = (mode, listen)
         if let loops = values["loops"].flatMap(Int.init), loops > 0 { self.loops = loops }
+        if mode == .answer {
+            guard let bodyBytes = values["body-bytes"].flatMap(Int.init), (0...1 << 20).contains(bodyBytes) else { throw Usage() }
+            self.bodyBytes = bodyBytes
+            return
+        }
+        guard let upstream = values["upstream"].flatMap(Int.init), let cert = values["cert"], let key = values["key"], let ca = values["ca"]
+        else { throw Usage() }
+        (self.upstream, self.cert, self.key, self.ca) = (upstream, cert, key, ca)
     }
 
     struct Usage: Error, CustomStringConvertible {
         var description: String {
-            "usage: proxy-floor-bench relay|http|requests --listen PORT --upstream PORT --cert PEM --key PEM --ca PEM [--loops N]"
+            """
+            usage: nio-floor-bench relay|http|requests --listen PORT --upstream PORT --cert PEM --key PEM --ca PEM [--loops N]
+                   nio-floor-bench answer --listen PORT --body-bytes N [--loops N]
+            """
         }
+    }
+}
+
+/// Answers every request `200` with the same JSON body once the request's end is read; the
+/// answers of one read burst are flushed together.
+final class FixedAnswer: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let head: HTTPResponseHead
+    private let body: ByteBuffer
+
+    init(bodyBytes: Int) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(bodyBytes))
+        head = HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)
+        body = ByteBuffer(repeating: UInt8(ascii: " "), count: bodyBytes)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = unwrapInboundIn(data) else { return }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 }
 
@@ -161,6 +208,26 @@ struct ProxyFloorBench {
             say("\(error)")
             return
         }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: options.loops)
+        if options.mode == .answer {
+            let bodyBytes = options.bodyBytes
+            let server = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                        try channel.pipeline.syncOperations.addHandler(FixedAnswer(bodyBytes: bodyBytes))
+                    }
+                }
+                .bind(host: "127.0.0.1", port: options.listen)
+                .get()
+            say("listening on 127.0.0.1:\(options.listen) (answer)")
+            try await server.closeFuture.get()
+            return
+        }
         let certificates = try NIOSSLCertificate.fromPEMFile(options.cert)
         let serverTLS = try NIOSSLContext(
             configuration: .makeServerConfiguration(
@@ -169,7 +236,6 @@ struct ProxyFloorBench {
         var clientConfiguration = TLSConfiguration.makeClientConfiguration()
         clientConfiguration.trustRoots = .file(options.ca)
         let clientTLS = try NIOSSLContext(configuration: clientConfiguration)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: options.loops)
         let upstreamPort = options.upstream
         let mode = options.mode
 
@@ -186,7 +252,7 @@ struct ProxyFloorBench {
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: clientTLS, serverHostname: nil))
                             switch mode {
-                            case .relay: break
+                            case .relay, .answer: break
                             case .http: try channel.pipeline.syncOperations.addHTTPClientHandlers()
                             case .requests: try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
                             }
@@ -196,7 +262,7 @@ struct ProxyFloorBench {
                 return client.eventLoop.makeCompletedFuture {
                     try client.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS))
                     switch mode {
-                    case .relay: break
+                    case .relay, .answer: break
                     case .http:
                         // The codecs the proxy's client side has (no pipelining handler).
                         try client.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
@@ -220,7 +286,7 @@ struct ProxyFloorBench {
                     }
                     let sides: (client: any ChannelHandler, upstream: any ChannelHandler)
                     switch mode {
-                    case .relay:
+                    case .relay, .answer:  // (`answer` never comes here)
                         let (clientSide, upstreamSide) = (Glue<ByteBuffer, ByteBuffer>(), Glue<ByteBuffer, ByteBuffer>())
                         pair(clientSide, upstreamSide, aToB: { $0 }, bToA: { $0 })
                         sides = (clientSide, upstreamSide)
