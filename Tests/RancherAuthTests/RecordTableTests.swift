@@ -76,6 +76,15 @@ struct RecordTableTests {
                 #expect(Set(table.keys) == Set(model.keys))
                 #expect(Set(table.map(\.key)) == Set(model.keys))
                 #expect(table.allSatisfy { Self.same($0.value, model[$0.key]) })
+                // The name walk (finding records defined twice) sees the live records once each,
+                // and a place it gives names the same record.
+                var walked: [String] = []
+                table.forEachName { place, bytes in
+                    let name = String(decoding: bytes, as: UTF8.self)
+                    walked.append(name)
+                    #expect(table.name(at: place) == name)
+                }
+                #expect(walked.sorted() == model.keys.sorted(), "seed \(seed) step \(step)")
             }
         }
         for name in names { #expect(Self.same(table[name], model[name]), "seed \(seed) \(name)") }

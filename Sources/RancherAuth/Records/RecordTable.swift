@@ -166,7 +166,7 @@ public struct RecordTable<Record: TableRecord>: Sendable {
         }
     }
 
-    /// Each record's name as bytes, with its place in the table (a number ``withName(at:_:)``
+    /// Each record's name as bytes, with its place in the table (a number ``name(at:)``
     /// takes while the table is unchanged): for walks that compare names without making strings.
     package func forEachName(_ body: (Int, UnsafeRawBufferPointer) -> Void) {
         arena.withUnsafeBytes { bytes in
