@@ -211,21 +211,13 @@ struct ProxyFloorBench {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: options.loops)
         if options.mode == .answer {
             let bodyBytes = options.bodyBytes
-            let server = try await ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 1024)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-                        try channel.pipeline.syncOperations.addHandler(FixedAnswer(bodyBytes: bodyBytes))
-                    }
+            try await serve(group: group, options: options) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(FixedAnswer(bodyBytes: bodyBytes))
                 }
-                .bind(host: "127.0.0.1", port: options.listen)
-                .get()
-            say("listening on 127.0.0.1:\(options.listen) (answer)")
-            try await server.closeFuture.get()
+            }
             return
         }
         let certificates = try NIOSSLCertificate.fromPEMFile(options.cert)
@@ -239,75 +231,82 @@ struct ProxyFloorBench {
         let upstreamPort = options.upstream
         let mode = options.mode
 
+        // The accepted channel is registered (and reads) only once this future completes: the
+        // upstream connection and both sides' handlers are in place before a byte is read.
+        try await serve(group: group, options: options) { client in
+            let upstream = ClientBootstrap(group: client.eventLoop)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: clientTLS, serverHostname: nil))
+                        switch mode {
+                        case .relay, .answer: break
+                        case .http: try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        case .requests: try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
+                        }
+                    }
+                }
+                .connect(host: "127.0.0.1", port: upstreamPort)
+            return client.eventLoop.makeCompletedFuture {
+                try client.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS))
+                switch mode {
+                case .relay, .answer: break
+                case .http:
+                    // The codecs the proxy's client side has (no pipelining handler).
+                    try client.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
+                    try client.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                case .requests: try client.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                }
+            }.flatMap { upstream }.flatMapThrowing { upstreamChannel in
+                let request = { (part: HTTPServerRequestPart) -> HTTPClientRequestPart in
+                    switch part {
+                    case .head(let head): .head(head)
+                    case .body(let body): .body(.byteBuffer(body))
+                    case .end(let trailers): .end(trailers)
+                    }
+                }
+                let response = { (part: HTTPClientResponsePart) -> HTTPServerResponsePart in
+                    switch part {
+                    case .head(let head): .head(head)
+                    case .body(let body): .body(.byteBuffer(body))
+                    case .end(let trailers): .end(trailers)
+                    }
+                }
+                let sides: (client: any ChannelHandler, upstream: any ChannelHandler)
+                switch mode {
+                case .relay, .answer:  // (`answer` never comes here)
+                    let (clientSide, upstreamSide) = (Glue<ByteBuffer, ByteBuffer>(), Glue<ByteBuffer, ByteBuffer>())
+                    pair(clientSide, upstreamSide, aToB: { $0 }, bToA: { $0 })
+                    sides = (clientSide, upstreamSide)
+                case .http:
+                    let (clientSide, upstreamSide) = (
+                        Glue<HTTPServerRequestPart, HTTPServerResponsePart>(), Glue<HTTPClientResponsePart, HTTPClientRequestPart>()
+                    )
+                    pair(clientSide, upstreamSide, aToB: request, bToA: response)
+                    sides = (clientSide, upstreamSide)
+                case .requests:
+                    let (clientSide, upstreamSide) = (Glue<HTTPServerRequestPart, ByteBuffer>(), Glue<ByteBuffer, HTTPClientRequestPart>())
+                    pair(clientSide, upstreamSide, aToB: request, bToA: { $0 })
+                    sides = (clientSide, upstreamSide)
+                }
+                try client.pipeline.syncOperations.addHandler(sides.client)
+                try upstreamChannel.pipeline.syncOperations.addHandler(sides.upstream)
+            }.flatMapErrorThrowing { error in
+                say("connection not set up: \(error)")
+                throw error
+            }
+        }
+    }
+
+    /// Listens on `options.listen` until the process ends, each accepted channel set up by `initializer`.
+    static func serve(
+        group: MultiThreadedEventLoopGroup, options: Options, initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) async throws {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            // The accepted channel is registered (and reads) only once this future completes: the
-            // upstream connection and both sides' handlers are in place before a byte is read.
-            .childChannelInitializer { client in
-                let upstream = ClientBootstrap(group: client.eventLoop)
-                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .channelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: clientTLS, serverHostname: nil))
-                            switch mode {
-                            case .relay, .answer: break
-                            case .http: try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                            case .requests: try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
-                            }
-                        }
-                    }
-                    .connect(host: "127.0.0.1", port: upstreamPort)
-                return client.eventLoop.makeCompletedFuture {
-                    try client.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS))
-                    switch mode {
-                    case .relay, .answer: break
-                    case .http:
-                        // The codecs the proxy's client side has (no pipelining handler).
-                        try client.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
-                        try client.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-                    case .requests: try client.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-                    }
-                }.flatMap { upstream }.flatMapThrowing { upstreamChannel in
-                    let request = { (part: HTTPServerRequestPart) -> HTTPClientRequestPart in
-                        switch part {
-                        case .head(let head): .head(head)
-                        case .body(let body): .body(.byteBuffer(body))
-                        case .end(let trailers): .end(trailers)
-                        }
-                    }
-                    let response = { (part: HTTPClientResponsePart) -> HTTPServerResponsePart in
-                        switch part {
-                        case .head(let head): .head(head)
-                        case .body(let body): .body(.byteBuffer(body))
-                        case .end(let trailers): .end(trailers)
-                        }
-                    }
-                    let sides: (client: any ChannelHandler, upstream: any ChannelHandler)
-                    switch mode {
-                    case .relay, .answer:  // (`answer` never comes here)
-                        let (clientSide, upstreamSide) = (Glue<ByteBuffer, ByteBuffer>(), Glue<ByteBuffer, ByteBuffer>())
-                        pair(clientSide, upstreamSide, aToB: { $0 }, bToA: { $0 })
-                        sides = (clientSide, upstreamSide)
-                    case .http:
-                        let (clientSide, upstreamSide) = (
-                            Glue<HTTPServerRequestPart, HTTPServerResponsePart>(), Glue<HTTPClientResponsePart, HTTPClientRequestPart>()
-                        )
-                        pair(clientSide, upstreamSide, aToB: request, bToA: response)
-                        sides = (clientSide, upstreamSide)
-                    case .requests:
-                        let (clientSide, upstreamSide) = (Glue<HTTPServerRequestPart, ByteBuffer>(), Glue<ByteBuffer, HTTPClientRequestPart>())
-                        pair(clientSide, upstreamSide, aToB: request, bToA: { $0 })
-                        sides = (clientSide, upstreamSide)
-                    }
-                    try client.pipeline.syncOperations.addHandler(sides.client)
-                    try upstreamChannel.pipeline.syncOperations.addHandler(sides.upstream)
-                }.flatMapErrorThrowing { error in
-                    say("connection not set up: \(error)")
-                    throw error
-                }
-            }
+            .childChannelInitializer(initializer)
             .bind(host: "127.0.0.1", port: options.listen)
             .get()
         say("listening on 127.0.0.1:\(options.listen) (\(options.mode.rawValue))")
