@@ -23,8 +23,27 @@ struct ProxyExchangeTests {
 
     static func body(_ text: String) -> HTTPServerRequestPart { .body(ByteBuffer(string: text)) }
 
-    static func response(_ status: HTTPResponseStatus, _ headers: [(String, String)] = []) -> HTTPResponseHead {
-        HTTPResponseHead(version: .http1_1, status: status, headers: HTTPHeaders(headers))
+    /// An upstream response head, read from its bytes as the upstream connection reads it.
+    static func response(
+        _ status: HTTPResponseStatus, _ headers: [(String, String)] = [("Content-Length", "0")], toHEAD: Bool = false
+    ) -> HTTPResponseFraming.Head {
+        var text = "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        return try! HTTPResponseFraming.parseHead(
+            ByteBuffer(string: text + "\r\n"), toHEAD: toHEAD, upgradeRequested: status == .switchingProtocols)
+    }
+
+    /// The head a client is sent, read back from its bytes (HTTP/1.1) or as it is (HTTP/2).
+    static func written(_ action: ProxyExchange.ResponseHeadAction) throws -> (status: Int, headers: HTTPHeaders, bytes: String) {
+        switch action {
+        case .write(.bytes(let bytes)):
+            let head = try HTTPResponseFraming.parseHead(bytes, toHEAD: false, upgradeRequested: true)
+            return (head.status, head.headers, String(buffer: bytes))
+        case .write(.parts(let head)):
+            return (Int(head.status.code), head.headers, "")
+        case .none, .awaitUpgrade:
+            throw Failure("the response head is not written")
+        }
     }
 
     /// An exchange taken to `forwarding` with `parts` of its request (the head first), returning what went upstream.
@@ -53,16 +72,23 @@ struct ProxyExchangeTests {
         #expect(sent.buffered.count == 1, "the buffered end goes after the head")
         #expect(exchange.state == .forwarding)
 
-        guard
-            case .write(let clientHead) = exchange.responseHead(
-                Self.response(.ok, [("Keep-Alive", "timeout=5"), ("Content-Length", "2")]), quiescing: false)
-        else { throw Failure("the response head is not written") }
-        #expect(!clientHead.headers.contains(name: "keep-alive") && !clientHead.headers.contains(name: "connection"))
-        let written = exchange.responseBody(byteCount: 2)
-        #expect(written)
-        guard case .writeEnd(let finish) = exchange.responseEnd() else { throw Failure("no end") }
+        let clientHead = try Self.written(
+            exchange.responseHead(
+                Self.response(.ok, [("Keep-Alive", "timeout=5"), ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Content-Length", "2")]),
+                quiescing: false))
+        #expect(clientHead.bytes == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "hop-by-hop fields dropped, the length kept")
+        guard case .write = exchange.responseBody(payload: 2) else { throw Failure("the body is not written") }
+        guard case .writeEnd(let finish, .asUpstream) = exchange.responseEnd() else { throw Failure("no end") }
         #expect(finish.reuseUpstream && finish.keepClient)
         #expect(finish.audit?.status == 200 && finish.audit?.bytes == 2 && finish.audit?.caller.user == "u-abc12")
+
+        // An upstream answering in HTTP/1.0: the client's head is in the client connection's version.
+        var old = ProxyExchange(isHTTP2: false)
+        _ = try Self.forwarding(&old, [Self.request(), .end(nil)])
+        let oldHead = try HTTPResponseFraming.parseHead(
+            ByteBuffer(string: "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"), toHEAD: false, upgradeRequested: false)
+        let written = try Self.written(old.responseHead(oldHead, quiescing: false))
+        #expect(written.bytes == "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
         #expect(exchange.state == .idle)
         let audit = exchange.clientClosed()
         #expect(audit == nil, "an exchange is audited once")
@@ -165,12 +191,10 @@ struct ProxyExchangeTests {
         var streaming = ProxyExchange(isHTTP2: false)
         _ = try Self.forwarding(&streaming, [Self.request(), .end(nil)])
         _ = streaming.responseHead(Self.response(.ok), quiescing: false)
-        let written = streaming.responseBody(byteCount: 10)
-        #expect(written)
+        guard case .write = streaming.responseBody(payload: 10) else { throw Failure("the body is not written") }
         let audit = streaming.clientClosed()
         #expect(audit?.status == 200 && audit?.bytes == 10)
-        let writtenAfter = streaming.responseBody(byteCount: 1)
-        #expect(!writtenAfter, "nothing is written after the client left")
+        guard case .none = streaming.responseBody(payload: 1) else { throw Failure("written after the client left") }
     }
 
     @Test("An upgrade: the 101 is held until the response's end, then the exchange is spliced (audited once); a declined upgrade closes both sides")
@@ -183,13 +207,14 @@ struct ProxyExchangeTests {
         guard case .awaitUpgrade = accepted.responseHead(Self.response(.switchingProtocols, [("Upgrade", "websocket")]), quiescing: false)
         else { throw Failure("the 101 was written before its end") }
         guard case .upgrade(let response, let audit) = accepted.responseEnd() else { throw Failure("not spliced") }
-        #expect(response.status == .switchingProtocols && audit?.status == 101 && accepted.state == .upgraded)
+        #expect(String(buffer: response) == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "the 101 as it came")
+        #expect(audit?.status == 101 && accepted.state == .upgraded)
 
         var declined = ProxyExchange(isHTTP2: false)
         _ = try Self.forwarding(&declined, [upgrade, .end(nil)])
-        guard case .write(let written) = declined.responseHead(Self.response(.forbidden), quiescing: false) else { throw Failure("not written") }
+        let written = try Self.written(declined.responseHead(Self.response(.forbidden), quiescing: false))
         #expect(written.headers["connection"] == ["close"])
-        guard case .writeEnd(let finish) = declined.responseEnd() else { throw Failure("no end") }
+        guard case .writeEnd(let finish, _) = declined.responseEnd() else { throw Failure("no end") }
         #expect(!finish.reuseUpstream && !finish.keepClient)
     }
 
@@ -198,7 +223,7 @@ struct ProxyExchangeTests {
         var exchange = ProxyExchange(isHTTP2: false)
         _ = try Self.forwarding(&exchange, [Self.request(.POST)])
         _ = exchange.responseHead(Self.response(.payloadTooLarge), quiescing: false)
-        guard case .writeEnd(let finish) = exchange.responseEnd() else { throw Failure("no end") }
+        guard case .writeEnd(let finish, _) = exchange.responseEnd() else { throw Failure("no end") }
         #expect(!finish.reuseUpstream && !finish.keepClient && finish.audit?.status == 413)
     }
 
@@ -206,10 +231,45 @@ struct ProxyExchangeTests {
     func quiescing() throws {
         var exchange = ProxyExchange(isHTTP2: false)
         _ = try Self.forwarding(&exchange, [Self.request(), .end(nil)])
-        guard case .write(let head) = exchange.responseHead(Self.response(.ok), quiescing: true) else { throw Failure("not written") }
+        let head = try Self.written(exchange.responseHead(Self.response(.ok), quiescing: true))
         #expect(head.headers["connection"] == ["close"])
-        guard case .writeEnd(let finish) = exchange.responseEnd() else { throw Failure("no end") }
+        guard case .writeEnd(let finish, _) = exchange.responseEnd() else { throw Failure("no end") }
         #expect(!finish.keepClient && finish.reuseUpstream)
+    }
+
+    @Test(
+        "How a response's body reaches the client, by the upstream's framing and the client's protocol",
+        arguments: [
+            // (client, upstream framing field, expected client framing, field the client sees, client kept)
+            ("1.1", ("Content-Length", "5"), ProxyExchange.ClientFraming.asUpstream, "content-length: 5", true),
+            ("1.1", ("Transfer-Encoding", "chunked"), .asUpstream, "transfer-encoding: chunked", true),
+            ("1.1", ("Server", "old"), .chunkedHere, "transfer-encoding: chunked", true),
+            ("1.0", ("Content-Length", "5"), .asUpstream, "content-length: 5", true),
+            ("1.0", ("Transfer-Encoding", "chunked"), .untilClose, "connection: close", false),
+            ("1.0", ("Server", "old"), .untilClose, "connection: close", false),
+            ("h2", ("Transfer-Encoding", "chunked"), .http2, "", true),
+        ] as [(String, (String, String), ProxyExchange.ClientFraming, String, Bool)])
+    func clientFraming(
+        client: String, upstream: (String, String), expected: ProxyExchange.ClientFraming, field: String, kept: Bool
+    ) throws {
+        var exchange = ProxyExchange(isHTTP2: client == "h2")
+        let version: HTTPVersion = client == "1.0" ? .http1_0 : .http1_1
+        let headers: [(String, String)] = client == "1.0" ? [("Connection", "keep-alive")] : []
+        let sent = try Self.forwarding(
+            &exchange, [.head(HTTPRequestHead(version: version, method: .GET, uri: "/api", headers: HTTPHeaders(headers))), .end(nil)])
+        #expect(sent.responseMode == (client == "1.1" ? .raw : .payload))
+        let head = try Self.written(exchange.responseHead(Self.response(.ok, [upstream]), quiescing: false))
+        if !field.isEmpty {
+            let (name, value) = (String(field.split(separator: ":")[0]), String(field.split(separator: " ")[1]))
+            #expect(head.headers[name] == [value], "\(head.bytes)")
+        }
+        #expect(!head.headers.contains(name: "transfer-encoding") || expected != .untilClose)
+        #expect(
+            head.headers.contains(name: "transfer-encoding")
+                == (expected == .chunkedHere || upstream.0 == "Transfer-Encoding" && expected == .asUpstream))
+        if case .none = exchange.responseBody(payload: 5) { throw Failure("the body is not written") }
+        guard case .writeEnd(let finish, let framing) = exchange.responseEnd() else { throw Failure("no end") }
+        #expect(framing == expected && finish.keepClient == kept)
     }
 
     @Test("A request the decoder rejects is answered 400 only before any answer is under way")

@@ -50,7 +50,7 @@ struct RawRelayTests {
         let upstreamExchange = ExchangeHandler()
         try client.pipeline.syncOperations.addHandlers([clientReads, timeouts, encoder, decoder, clientExchange])
         try upstream.pipeline.syncOperations.addHandlers([
-            upstreamReads, HTTPRequestEncoder(), ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)),
+            upstreamReads, HTTPRequestEncoder(),
             upstreamExchange,
         ])
         try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

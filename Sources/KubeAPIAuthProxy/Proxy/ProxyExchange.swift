@@ -96,27 +96,57 @@ struct ProxyExchange {
         case answer(Answer)
     }
 
+    /// A response head as it goes to the client: the bytes of an HTTP/1.1 connection, or the
+    /// head of an HTTP/2 stream (which frames it anew).
+    enum ClientHead {
+        case bytes(ByteBuffer)
+        case parts(HTTPResponseHead)
+    }
+
+    /// How the response's body goes to the client.
+    enum ClientFraming: Equatable {
+        /// As the upstream framed it (a length, chunks or no body): its bytes as they came.
+        case asUpstream
+        /// The upstream's body ends with its connection; the client gets it in chunks framed here.
+        case chunkedHere
+        /// An HTTP/1.0 client: the body's payload, ended by closing the connection.
+        case untilClose
+        /// An HTTP/2 stream: the body's payload in DATA frames.
+        case http2
+    }
+
     enum ResponseHeadAction {
         case none
-        case write(HTTPResponseHead)
+        case write(ClientHead)
         /// A `101` to an upgrade request: spliced once the response's (empty) end has been read.
         case awaitUpgrade
     }
 
+    enum ResponseBodyAction {
+        case none
+        /// Write the bytes as they are.
+        case write
+        /// Write them as one chunk (``ClientFraming/chunkedHere``).
+        case writeChunk
+    }
+
     enum ResponseEndAction {
         case none
-        /// Write the response's end; then the exchange is finished.
-        case writeEnd(Finish)
-        /// Hand the client the `101` and splice both connections.
-        case upgrade(HTTPResponseHead, Audit?)
+        /// Write the response's end (the last chunk when chunked here, the end of an HTTP/2
+        /// stream; nothing otherwise); then the exchange is finished.
+        case writeEnd(Finish, ClientFraming)
+        /// Hand the client the `101` (its bytes as the upstream sent them) and splice both connections.
+        case upgrade(ByteBuffer, Audit?)
     }
 
     private(set) var state = State.idle
     /// An HTTP/2 stream (one exchange, no connection to keep or close) rather than an HTTP/1.1 connection.
     let isHTTP2: Bool
     private var head: HTTPRequestHead?
-    private var caller = ProxyDoor.Caller(route: .answered)
-    private var start = ContinuousClock.now
+    /// What the door decided the exchange acts as (for the audit line and the sessions).
+    private(set) var caller = ProxyDoor.Caller(route: .answered)
+    /// The start of the exchange in progress (for the upstream's latency and the audit).
+    private(set) var start = ContinuousClock.now
     /// The head to send upstream, from the door's decision until the upstream is attached.
     private var outgoing: HTTPRequestHead?
     /// Request parts that arrived while deciding or connecting.
@@ -128,14 +158,13 @@ struct ProxyExchange {
     private var isUpgradeRequest = false
     private var clientKeepAlive = true
     private var upstreamKeepAlive = true
-    private var pendingUpgrade: HTTPResponseHead?
+    private var pendingUpgrade: ByteBuffer?
+    private var clientIsHTTP10 = false
+    private var clientFraming = ClientFraming.asUpstream
 
     init(isHTTP2: Bool) {
         self.isHTTP2 = isHTTP2
     }
-
-    /// What the door decided the exchange acts as (for the audit line and the sessions).
-    var currentCaller: ProxyDoor.Caller { caller }
 
     /// The request's path without its query, for log lines.
     var path: Substring { head?.uri.prefix(while: { $0 != "?" }) ?? "" }
@@ -184,17 +213,22 @@ struct ProxyExchange {
         outgoing = nil
         upstreamKeepAlive = true
         clientKeepAlive = isHTTP2 || head.isKeepAlive
+        clientIsHTTP10 = !isHTTP2 && head.version.minor == 0
         isUpgradeRequest =
             !isHTTP2 && head.headers.contains(name: "upgrade")
             && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
     }
 
-    /// The start of the exchange in progress (for the upstream's latency and the audit).
-    var startedAt: ContinuousClock.Instant { start }
-
     /// Whether reading from the client pauses, for the exchange's own reasons: the body waits for
     /// the decision and the upstream connection, and for an upstream that cannot take more.
     func readPaused(upstreamWritable: @autoclosure () -> Bool) -> Bool {
+        Self.readPaused(state: state, requestEnded: requestEnded, upstreamWritable: upstreamWritable())
+    }
+
+    /// ``readPaused(upstreamWritable:)`` from the two stored properties it reads: what the handler
+    /// calls on every `read` (a method of the exchange, called on the handler's stored value,
+    /// copies the whole value first).
+    static func readPaused(state: State, requestEnded: Bool, upstreamWritable: @autoclosure () -> Bool) -> Bool {
         switch state {
         case .deciding, .connecting: return !requestEnded
         case .forwarding: return !requestEnded && !upstreamWritable()
@@ -250,6 +284,10 @@ struct ProxyExchange {
     struct Attached {
         var head: HTTPRequestHead
         var buffered: [HTTPServerRequestPart]
+        /// How the upstream's response is to be read.
+        var toHEAD: Bool
+        var upgradeRequested: Bool
+        var responseMode: HTTPResponseFraming.Mode
     }
 
     /// An upstream connection is ready: what to send on it, or `nil` when the exchange no longer
@@ -259,7 +297,11 @@ struct ProxyExchange {
         state = .forwarding
         self.outgoing = nil
         defer { buffered = [] }
-        return Attached(head: outgoing, buffered: buffered)
+        // An HTTP/1.1 client gets the body's bytes as the upstream framed them; an HTTP/2 stream
+        // and an HTTP/1.0 client (which cannot read chunks) get the payload.
+        return Attached(
+            head: outgoing, buffered: buffered, toHEAD: outgoing.method == .HEAD, upgradeRequested: isUpgradeRequest,
+            responseMode: isHTTP2 || clientIsHTTP10 ? .payload : .raw)
     }
 
     /// The upstream connection could not be made, or failed or closed before the response ended.
@@ -275,31 +317,38 @@ struct ProxyExchange {
                 .status(.badGateway, reason: "ServiceUnavailable", message: "the Kubernetes API server cannot be reached through the proxy")))
     }
 
-    mutating func responseHead(_ response: HTTPResponseHead, quiescing: Bool) -> ResponseHeadAction {
+    mutating func responseHead(_ response: HTTPResponseFraming.Head, quiescing: Bool) -> ResponseHeadAction {
         guard state == .forwarding else { return .none }
-        status = Int(response.status.code)
+        status = response.status
         responseStarted = true
-        upstreamKeepAlive = response.isKeepAlive
-        if response.status == .switchingProtocols, isUpgradeRequest {
-            pendingUpgrade = response
+        upstreamKeepAlive = response.keepAlive
+        if response.status == 101, isUpgradeRequest {
+            pendingUpgrade = response.bytes
             return .awaitUpgrade
         }
         // An upgrade the upstream declined may leave its side of the connection expecting the
         // other protocol (a server's HTTP parser stops at an upgrade request): not reused.
         if isUpgradeRequest { upstreamKeepAlive = false }
-        var headers = ProxyResponseHeaders.clean(response.headers)
-        if !isHTTP2 && (!clientKeepAlive || isUpgradeRequest || quiescing) {
-            clientKeepAlive = false
-            headers.add(name: "connection", value: "close")
+        if isHTTP2 {
+            clientFraming = .http2
+            let headers = ProxyResponseHeaders.clean(response.headers)
+            return .write(.parts(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)))
         }
-        return .write(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))
+        switch response.framing {
+        case .none, .length: clientFraming = .asUpstream
+        case .chunked: clientFraming = clientIsHTTP10 ? .untilClose : .asUpstream
+        case .untilClose: clientFraming = clientIsHTTP10 ? .untilClose : .chunkedHere
+        }
+        if !clientKeepAlive || isUpgradeRequest || quiescing || clientFraming == .untilClose { clientKeepAlive = false }
+        return .write(.bytes(ProxyResponseHeaders.clientHead(response, framing: clientFraming, close: !clientKeepAlive)))
     }
 
-    /// A part of the response's body: `true` when it is to be written to the client.
-    mutating func responseBody(byteCount: Int) -> Bool {
-        guard state == .forwarding else { return false }
-        bytes += byteCount
-        return true
+    /// A part of the response's body (`payload` of its bytes are the body's, the rest chunk
+    /// framing): whether and how it is written to the client.
+    mutating func responseBody(payload: Int) -> ResponseBodyAction {
+        guard state == .forwarding else { return .none }
+        bytes += payload
+        return clientFraming == .chunkedHere ? .writeChunk : .write
     }
 
     mutating func responseEnd() -> ResponseEndAction {
@@ -317,7 +366,7 @@ struct ProxyExchange {
             upstreamKeepAlive = false
             requestEnded = true
         }
-        return .writeEnd(finish(reuseUpstream: upstreamKeepAlive))
+        return .writeEnd(finish(reuseUpstream: upstreamKeepAlive), clientFraming)
     }
 
     // MARK: Answers of the proxy's own
@@ -401,8 +450,9 @@ struct ProxyExchange {
 }
 
 /// Response headers as they go back to the client: less hop-by-hop headers (and those the
-/// upstream's `Connection` names); framing is the client connection's own.
+/// upstream's `Connection` names).
 package enum ProxyResponseHeaders {
+    /// For an HTTP/2 stream, which frames the response itself.
     package static func clean(_ headers: HTTPHeaders) -> HTTPHeaders {
         var named: [String] = []
         for (name, value) in headers where ASCII.equalsIgnoringCase(name, "connection") {
@@ -416,5 +466,46 @@ package enum ProxyResponseHeaders {
             result?.remove(name: name)
         }
         return result ?? headers
+    }
+
+    /// The head's bytes for an HTTP/1.1 connection: the upstream's status and fields less
+    /// the hop-by-hop ones, framing as `framing` says (the upstream's `Content-Length` or
+    /// `Transfer-Encoding` kept when its body goes on as it came), `Connection: close` when the
+    /// connection ends with this response.
+    static func clientHead(_ head: HTTPResponseFraming.Head, framing: ProxyExchange.ClientFraming, close: Bool) -> ByteBuffer {
+        let keepsFraming = framing == .asUpstream
+        // Headers the upstream's Connection names are hop-by-hop too (rare: only then a list is made).
+        var named: [String] = []
+        for index in head.fields.indices where head.nameIs(index, "connection") {
+            named += ProxyRequestPolicy.listElements(head.value(index))
+        }
+        var out = ByteBuffer()
+        out.reserveCapacity(head.bytes.readableBytes + 64)
+        let base = head.bytes.readerIndex
+        // The status line as the upstream sent it, in this connection's version (the upstream may answer in HTTP/1.0).
+        out.writeStaticString("HTTP/1.1")
+        out.writeImmutableBuffer(head.bytes.getSlice(at: base + 8, length: head.statusLineLength - 8)!)
+        for index in head.fields.indices {
+            if keepsFraming, head.nameIs(index, "transfer-encoding") || head.nameIs(index, "content-length") {
+                // The body's framing, forwarded with it.
+            } else if isHopByHop(head, index, named: named) {
+                continue
+            } else if framing == .untilClose, head.nameIs(index, "content-length") {
+                continue
+            }
+            let (name, value) = head.fields[index]
+            out.writeImmutableBuffer(head.bytes.getSlice(at: base + name.lowerBound, length: name.count)!)
+            out.writeStaticString(": ")
+            out.writeImmutableBuffer(head.bytes.getSlice(at: base + value.lowerBound, length: value.count)!)
+            out.writeStaticString("\r\n")
+        }
+        if framing == .chunkedHere { out.writeStaticString("transfer-encoding: chunked\r\n") }
+        if close { out.writeStaticString("connection: close\r\n") }
+        out.writeStaticString("\r\n")
+        return out
+    }
+
+    private static func isHopByHop(_ head: HTTPResponseFraming.Head, _ index: Int, named: [String]) -> Bool {
+        ProxyRequestPolicy.hopByHop.contains { head.nameIs(index, $0) } || named.contains { head.nameIs(index, $0) }
     }
 }

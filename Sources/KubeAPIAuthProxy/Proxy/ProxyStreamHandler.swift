@@ -52,8 +52,9 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var connection = HTTPServerConnection(readDeadline: .head, pipelineLimit: ProxyStreamHandler.pipelineLimit)
     private var upstream: UpstreamHandler?
     private var upstreamStart = ContinuousClock.now
-    /// The end of the last response, to close after it on connections that do not stay open.
-    private var lastWrite: EventLoopFuture<Void>?
+    /// Where a forwarded response's bytes are written on an HTTP/1.1 connection: past the
+    /// response encoder (which frames the proxy's own answers only).
+    private var bytesContext: ChannelHandlerContext?
     /// The exchange's place among the open sessions (forwarded under an identity of ours).
     private var registration: OpenExchanges.Registration?
     /// Both connections of a spliced upgrade, which a revocation closes.
@@ -71,6 +72,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         client = PeerAddress(of: context.channel)
+        if let http1 { bytesContext = try? context.pipeline.syncOperations.context(handler: http1.encoder) }
     }
 
     // MARK: Client side
@@ -99,7 +101,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        switch door.route(head, client: client, start: exchange.startedAt, on: context.eventLoop) {
+        switch door.route(head, client: client, start: exchange.start, on: context.eventLoop) {
         case .now(let route):
             apply(route, context: context)
         case .later(let completion):
@@ -118,9 +120,9 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .answer(let answer):
             write(answer, context: context)
         case .connect:
-            if let session = exchange.currentCaller.session {
+            if let session = exchange.caller.session {
                 let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                registration = door.sessions.register(session, reviewedAt: exchange.currentCaller.reviewedAt, on: context.eventLoop) {
+                registration = door.sessions.register(session, reviewedAt: exchange.caller.reviewedAt, on: context.eventLoop) {
                     registration, reason in
                     bound.value.endSession(registration, reason)
                 }
@@ -152,7 +154,8 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         upstream = handler
         handler.attach(self)
         upstreamStart = .now
-        handler.write(.head(attached.head))
+        handler.send(
+            attached.head, toHEAD: attached.toHEAD, upgradeRequested: attached.upgradeRequested, mode: attached.responseMode)
         for part in attached.buffered {
             switch part {
             case .body(let body): handler.write(.body(.byteBuffer(body)))
@@ -166,7 +169,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The exchange's own reason to stop reading from the client.
     private var readPaused: Bool {
-        exchange.readPaused(upstreamWritable: upstream?.isWritable ?? false)
+        ProxyExchange.readPaused(state: exchange.state, requestEnded: exchange.requestEnded, upstreamWritable: upstream?.isWritable ?? false)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -221,23 +224,44 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         buffer.writeBytes(answer.body)
         context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        lastWrite = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         if let finish = answer.finish { finished(finish, context: context) }
     }
 
     // MARK: Upstream side (called by UpstreamHandler on the same event loop)
 
-    func upstreamResponseHead(_ response: HTTPResponseHead) {
+    func upstreamResponseHead(_ response: HTTPResponseFraming.Head) {
         guard let context else { return }
         let action = exchange.responseHead(response, quiescing: connection.quiescing)
         if case .none = action { return }
         door.metrics.proxyUpstream(duration: upstreamStart.duration(to: .now))
-        if case .write(let head) = action { context.write(wrapOutboundOut(.head(head)), promise: nil) }
+        switch action {
+        case .write(.bytes(let head)): writeBytes(head)
+        case .write(.parts(let head)): context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .none, .awaitUpgrade: break
+        }
     }
 
-    func upstreamResponseBody(_ body: ByteBuffer) {
-        guard let context, exchange.responseBody(byteCount: body.readableBytes) else { return }
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+    func upstreamResponseBody(_ body: ByteBuffer, payload: Int) {
+        guard let context else { return }
+        switch exchange.responseBody(payload: payload) {
+        case .none:
+            return
+        case .write:
+            if exchange.isHTTP2 {
+                context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            } else {
+                writeBytes(body)
+            }
+        case .writeChunk:
+            guard body.readableBytes > 0 else { return }
+            var size = context.channel.allocator.buffer(capacity: 18)
+            size.writeString(String(body.readableBytes, radix: 16))
+            size.writeStaticString("\r\n")
+            writeBytes(size)
+            writeBytes(body)
+            writeBytes(ByteBuffer(staticString: "\r\n"))
+        }
     }
 
     func upstreamResponseEnd(_ trailers: HTTPHeaders?) {
@@ -248,10 +272,20 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .upgrade(let response, let audit):
             if let audit { self.audit(audit) }
             upgrade(response, context: context)
-        case .writeEnd(let finish):
-            lastWrite = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+        case .writeEnd(let finish, let framing):
+            switch framing {
+            case .http2: context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+            case .chunkedHere: writeBytes(ByteBuffer(staticString: "0\r\n\r\n"))
+            case .asUpstream, .untilClose: break
+            }
+            context.flush()
             finished(finish, context: context)
         }
+    }
+
+    /// Writes a forwarded response's bytes to an HTTP/1.1 client, past the response encoder.
+    private func writeBytes(_ bytes: ByteBuffer) {
+        bytesContext?.write(NIOAny(bytes), promise: nil)
     }
 
     func upstreamReadComplete() {
@@ -306,12 +340,12 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch connection.answerFinished(keepAlive: finish.keepClient) {
         case .close:
             exchange.close()
-            // After the answer has gone out (closing at once would drop what is still queued).
-            if let lastWrite {
-                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                lastWrite.whenComplete { _ in bound.value.close(promise: nil) }
-            } else {
-                context.close(promise: nil)
+            // After the answer has gone out (closing at once would drop what is still queued): an
+            // empty write completes once every write before it has.
+            guard let bytesContext else { return context.close(promise: nil) }
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            bytesContext.writeAndFlush(NIOAny(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                bound.value.close(promise: nil)
             }
         case .proceed:
             http1?.timeouts.responseSent()
@@ -367,14 +401,14 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Upgrade
 
     /// Hands the client the `101` and turns both connections into a byte splice.
-    private func upgrade(_ response: HTTPResponseHead, context: ChannelHandlerContext) {
-        guard let http1, let upstream, let upstreamContext = upstream.context else {
+    private func upgrade(_ response: ByteBuffer, context: ChannelHandlerContext) {
+        guard let http1, let upstream, let upstreamContext = upstream.context, let bytesContext else {
             upstream?.abandon()
             self.upstream = nil
             context.close(promise: nil)
             return
         }
-        context.writeAndFlush(wrapOutboundOut(.head(response)), promise: nil)
+        bytesContext.writeAndFlush(NIOAny(response), promise: nil)
         self.upstream = nil
         if let registration {
             // The splice outlives this handler: the session ends with the client's connection.

@@ -76,8 +76,9 @@ final class RawRelay: ChannelDuplexHandler, RemovableChannelHandler {
 extension RawRelay {
     /// Turns both connections of an upgraded exchange into a byte splice: a relay on each, after
     /// the handler of `client` and of `upstream` (the exchange's two HTTP handlers), then every HTTP
-    /// handler removed — the typed ones first, then the encoders, then the decoders, whose leftover
-    /// bytes (what either side sent right after the `101`) go to the relays.
+    /// handler removed — the client's typed ones and both encoders first, then the handlers that
+    /// hold what either side sent right after the `101` (the upstream's response reader, the
+    /// client's request decoder), whose bytes go to the relays once nothing typed is left between.
     static func splice(
         client context: ChannelHandlerContext, http1: ProxyStreamHandler.HTTP1Handlers, upstream upstreamContext: ChannelHandlerContext
     ) throws {
@@ -89,11 +90,10 @@ extension RawRelay {
         try client.addHandler(clientRelay, position: .after(context.handler))
         try server.addHandler(upstreamRelay, position: .after(upstreamContext.handler))
         client.removeHandler(context: context, promise: nil)
-        server.removeHandler(context: upstreamContext, promise: nil)
         try server.removeHandler(server.handler(type: HTTPRequestEncoder.self), promise: nil)
         client.removeHandler(http1.encoder, promise: nil)
         client.removeHandler(http1.timeouts, promise: nil)
-        try server.removeHandler(server.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+        server.removeHandler(context: upstreamContext, promise: nil)
         client.removeHandler(http1.decoder, promise: nil)
     }
 }

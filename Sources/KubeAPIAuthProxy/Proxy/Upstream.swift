@@ -146,12 +146,11 @@ package final class UpstreamPool: Sendable {
     }
 
     /// An upstream connection's HTTP/1.1 handlers, after its TLS (or on a channel that stands for
-    /// one: the in-process benchmark's, a ``Connector``'s): the request encoder, the response
-    /// decoder and the pool's ``UpstreamHandler``, last.
+    /// one: the in-process benchmark's, a ``Connector``'s): the request encoder and the pool's
+    /// ``UpstreamHandler``, last, which reads the responses.
     package func addHTTPHandlers(to channel: any Channel) throws {
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addHandler(HTTPRequestEncoder())
-        try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
         try pipeline.addHandler(UpstreamHandler(pool: self))
     }
 

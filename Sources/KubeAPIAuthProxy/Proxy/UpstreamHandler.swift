@@ -3,11 +3,12 @@ import NIOHTTP1
 import KubeAPIAuthHTTP
 import KubeAPIAuthCore
 
-/// The last handler of a pooled upstream connection: hands response parts to the
-/// ``ProxyStreamHandler`` it is attached to (same event loop), and holds back reads while that
-/// client cannot take more.
+/// The last handler of a pooled upstream connection: reads its responses by their framing
+/// (``HTTPResponseFraming``), hands their parts to the ``ProxyStreamHandler`` it is attached to
+/// (same event loop), and holds back reads while that client cannot take more.
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
@@ -20,6 +21,10 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The one idle check of this connection, if scheduled (see ``becameIdle(timeout:)``).
     private var idleCheck: Scheduled<Void>?
     private weak var pool: UpstreamPool?
+    private var responses = HTTPResponseFraming()
+    /// What followed a `101` in the read that carried it: the upgraded protocol's first bytes,
+    /// passed on to the splice when this handler leaves the pipeline.
+    private var leftover: ByteBuffer?
 
     init(pool: UpstreamPool?) {
         self.pool = pool
@@ -33,12 +38,28 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = nil
     }
 
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        if let leftover {
+            self.leftover = nil
+            context.fireChannelRead(wrapInboundOut(leftover))
+        }
+        context.leavePipeline(removalToken: removalToken)
+    }
+
     func attach(_ stream: ProxyStreamHandler) {
         idleSince = nil
         self.stream = stream
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    /// Sends a request's head; its response is read as `toHEAD`, `upgradeRequested` and `mode` say.
+    func send(
+        _ head: HTTPRequestHead, toHEAD: Bool, upgradeRequested: Bool, mode: HTTPResponseFraming.Mode
+    ) {
+        responses.expectResponse(toHEAD: toHEAD, upgradeRequested: upgradeRequested, mode: mode)
+        write(.head(head))
+    }
 
     func write(_ part: HTTPClientRequestPart, flush: Bool = false) {
         guard let context else { return }
@@ -101,15 +122,24 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let stream else {
-            // Bytes on an idle connection: out of step; do not reuse it.
-            context.close(promise: nil)
-            return
-        }
-        switch unwrapInboundIn(data) {
-        case .head(let head): stream.upstreamResponseHead(head)
-        case .body(let body): stream.upstreamResponseBody(body)
-        case .end(let trailers): stream.upstreamResponseEnd(trailers)
+        var buffer = unwrapInboundIn(data)
+        do {
+            while let event = try responses.read(&buffer) {
+                // Bytes on an idle connection fail the read above; a stream is attached here.
+                guard let stream else { return context.close(promise: nil) }
+                switch event {
+                case .head(let head):
+                    stream.upstreamResponseHead(head)
+                case .body(let body, let payload):
+                    stream.upstreamResponseBody(body, payload: payload)
+                case .end(let trailers):
+                    // Kept before the stream splices: the splice takes them as this handler leaves.
+                    if responses.isUpgraded { leftover = responses.leftover(from: &buffer) }
+                    stream.upstreamResponseEnd(trailers)
+                }
+            }
+        } catch {
+            failed(error, context: context)
         }
     }
 
@@ -131,14 +161,26 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         idleCheck?.cancel()
         idleCheck = nil
         if let stream {
-            self.stream = nil
-            stream.upstreamFailed(nil)
+            // A body framed by the connection's end ends now; any other response was cut.
+            do {
+                if case .end(let trailers) = try responses.closed() {
+                    stream.upstreamResponseEnd(trailers)
+                }
+            } catch {}
+            if let stream = self.stream {
+                self.stream = nil
+                stream.upstreamFailed(nil)
+            }
         }
         pool?.forget(context.channel)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failed(error, context: context)
+    }
+
+    private func failed(_ error: any Error, context: ChannelHandlerContext) {
         if let stream {
             self.stream = nil
             stream.upstreamFailed(error)
