@@ -7,16 +7,26 @@ public enum BearerAuthorization {
     /// form. Spaces before the scheme and between it and the token are skipped.
     public static func token(_ header: String) -> String? {
         // The proxy reads this for every request: an ASCII header (every real one) is read as
-        // bytes; any other keeps the reading by characters it always had.
-        guard ASCII.isASCII(header) else { return tokenByCharacters(header) }
-        let space = UInt8(ascii: " ")
-        let utf8 = header.utf8
-        guard let schemeStart = utf8.firstIndex(where: { $0 != space }),
-            let schemeEnd = utf8[schemeStart...].firstIndex(of: space),
-            ASCII.equalsIgnoringCase(header[schemeStart..<schemeEnd], "bearer"),
-            let tokenStart = utf8[schemeEnd...].firstIndex(where: { $0 != space })
-        else { return nil }
-        return String(header[tokenStart...])
+        // bytes in place; any other keeps the reading by characters it always had.
+        var header = header
+        let read: String?? = header.withUTF8 { bytes -> String?? in
+            guard !bytes.contains(where: { $0 >= 0x80 }) else { return .none }
+            let space = UInt8(ascii: " ")
+            var index = 0
+            while index < bytes.count, bytes[index] == space { index += 1 }
+            let schemeStart = index
+            while index < bytes.count, bytes[index] != space { index += 1 }
+            guard index < bytes.count, index - schemeStart == 6 else { return .some(nil) }
+            var expected = schemeStart
+            for byte in "bearer".utf8 {
+                guard ASCII.lowercased(bytes[expected]) == byte else { return .some(nil) }
+                expected += 1
+            }
+            while index < bytes.count, bytes[index] == space { index += 1 }
+            guard index < bytes.count else { return .some(nil) }
+            return .some(String(decoding: UnsafeBufferPointer(rebasing: bytes[index...]), as: UTF8.self))
+        }
+        return read ?? tokenByCharacters(header)
     }
 
     /// The same reading by characters (``token(_:)`` for a header with non-ASCII bytes).

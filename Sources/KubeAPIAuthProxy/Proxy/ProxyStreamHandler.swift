@@ -136,7 +136,11 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let (handler, context) = bound.value
                 switch result {
                 case .success(let channel):
-                    handler.attach(channel, context: context)
+                    guard let upstream = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    handler.attach(upstream, context: context)
                 case .failure(let error):
                     handler.upstreamFailed(error, context: context)
                 }
@@ -144,11 +148,9 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func attach(_ channel: any Channel, context: ChannelHandlerContext) {
-        guard exchange.state == .connecting, let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self),
-            let attached = exchange.upstreamAttached()
-        else {
-            channel.close(promise: nil)
+    private func attach(_ handler: UpstreamHandler, context: ChannelHandlerContext) {
+        guard exchange.state == .connecting, let attached = exchange.upstreamAttached() else {
+            handler.close()
             return
         }
         upstream = handler

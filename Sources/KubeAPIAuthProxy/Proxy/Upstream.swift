@@ -95,8 +95,9 @@ package final class UpstreamPool: Sendable {
     let maxIdlePerLoop: Int
     /// An idle connection is closed after this long (kube-apiserver closes idle ones after 90 s).
     let idleTimeout: TimeAmount
-    /// Built once, read-only afterwards: each loop's idle list, touched only on that loop.
-    private let idle: [ObjectIdentifier: (loop: any EventLoop, channels: NIOLoopBoundBox<[any Channel]>)]
+    /// Built once, read-only afterwards: each loop's idle list, touched only on that loop. The list
+    /// holds each connection's ``UpstreamHandler`` (taking one needs no pipeline search for it).
+    private let idle: [ObjectIdentifier: (loop: any EventLoop, connections: NIOLoopBoundBox<[UpstreamHandler]>)]
 
     /// Makes an upstream connection in place of a TLS connection to the target (the unit tests'
     /// embedded channels); it must put an ``UpstreamHandler`` of this pool last in the pipeline.
@@ -111,18 +112,18 @@ package final class UpstreamPool: Sendable {
         self.target = target
         self.maxIdlePerLoop = maxIdlePerLoop
         self.idleTimeout = idleTimeout
-        var idle: [ObjectIdentifier: (loop: any EventLoop, channels: NIOLoopBoundBox<[any Channel]>)] = [:]
+        var idle: [ObjectIdentifier: (loop: any EventLoop, connections: NIOLoopBoundBox<[UpstreamHandler]>)] = [:]
         for loop in group.makeIterator() {
-            idle[ObjectIdentifier(loop)] = (loop, NIOLoopBoundBox.makeBoxSendingValue([], as: [any Channel].self, eventLoop: loop))
+            idle[ObjectIdentifier(loop)] = (loop, NIOLoopBoundBox.makeBoxSendingValue([], as: [UpstreamHandler].self, eventLoop: loop))
         }
         self.idle = idle
     }
 
     /// An idle keep-alive connection of `eventLoop`, if there is one. Call on `eventLoop`.
-    func takeIdle(on eventLoop: any EventLoop) -> (any Channel)? {
-        guard let list = idle[ObjectIdentifier(eventLoop)]?.channels else { return nil }
-        while let channel = list.value.popLast() {
-            if channel.isActive { return channel }
+    func takeIdle(on eventLoop: any EventLoop) -> UpstreamHandler? {
+        guard let list = idle[ObjectIdentifier(eventLoop)]?.connections else { return nil }
+        while let connection = list.value.popLast() {
+            if connection.isActive { return connection }
         }
         return nil
     }
@@ -155,25 +156,25 @@ package final class UpstreamPool: Sendable {
     }
 
     /// Returns a connection whose last exchange completed cleanly. Called on the channel's loop.
-    func release(_ channel: any Channel, handler: UpstreamHandler) {
-        guard let list = idle[ObjectIdentifier(channel.eventLoop)]?.channels, list.value.count < maxIdlePerLoop else {
+    func release(_ connection: UpstreamHandler, channel: any Channel) {
+        guard let list = idle[ObjectIdentifier(channel.eventLoop)]?.connections, list.value.count < maxIdlePerLoop else {
             return channel.close(promise: nil)
         }
-        list.value.append(channel)
-        handler.becameIdle(timeout: idleTimeout)
+        list.value.append(connection)
+        connection.becameIdle(timeout: idleTimeout)
     }
 
     /// Removes a connection that closed while idle. Called on the channel's loop.
-    func forget(_ channel: any Channel) {
-        idle[ObjectIdentifier(channel.eventLoop)]?.channels.value.removeAll { $0 === channel }
+    func forget(_ connection: UpstreamHandler, channel: any Channel) {
+        idle[ObjectIdentifier(channel.eventLoop)]?.connections.value.removeAll { $0 === connection }
     }
 
     /// Closes every idle connection (at shutdown), each on its own loop.
     package func closeIdle() async {
-        for (loop, channels) in idle.values {
+        for (loop, connections) in idle.values {
             try? await loop.submit {
-                for channel in channels.value { channel.close(promise: nil) }
-                channels.value.removeAll()
+                for connection in connections.value { connection.close() }
+                connections.value.removeAll()
             }.get()
         }
     }

@@ -52,6 +52,11 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
+    var isActive: Bool { context?.channel.isActive ?? false }
+
+    func close() {
+        context?.close(promise: nil)
+    }
 
     /// Sends a request's head; its response is read as `toHEAD`, `upgradeRequested` and `mode` say.
     func send(
@@ -80,7 +85,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         stream = nil
         guard let context, let pool else { return }
         if heldRead.takeHeld() { context.read() }
-        pool.release(context.channel, handler: self)
+        pool.release(self, channel: context.channel)
     }
 
     /// The exchange did not complete (client gone, request cut): the connection cannot be reused.
@@ -172,7 +177,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 stream.upstreamFailed(nil)
             }
         }
-        pool?.forget(context.channel)
+        pool?.forget(self, channel: context.channel)
         context.fireChannelInactive()
     }
 
