@@ -71,6 +71,13 @@ struct HTTPResponseFramingTests {
 
     static let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
 
+    /// A response refused (after its head was read, for a body that fails).
+    static func refused(
+        _ name: String, _ bytes: String, _ why: String, afterHead: Bool = false, mode: HTTPResponseFraming.Mode = .raw
+    ) -> (String, String, HTTPResponseFraming.Mode, Bool, Reading) {
+        (name, bytes, mode, false, Reading(statuses: afterHead ? [200] : [], failure: why))
+    }
+
     /// (name, response bytes, mode / request, what is read).
     static let vectors: [(String, String, HTTPResponseFraming.Mode, Bool, Reading)] = [
         (
@@ -137,82 +144,39 @@ struct HTTPResponseFramingTests {
             Reading(statuses: [200], framing: .length(0), keepAlive: true, ended: true)
         ),
         // Refused: the connection is not reused.
-        ("HTTP/2", "HTTP/2 200 OK\r\n\r\n", .raw, false, Reading(failure: "the status line is not HTTP/1.0 or HTTP/1.1")),
-        ("two-digit status", "HTTP/1.1 20 OK\r\n\r\n", .raw, false, Reading(failure: "the status code is not three digits")),
-        ("status below 100", "HTTP/1.1 099 Odd\r\n\r\n", .raw, false, Reading(failure: "the status code is below 100")),
-        (
-            "bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", .raw, false,
-            Reading(failure: "a control character in the reason phrase")
-        ),
-        (
-            "space before the colon", "HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello", .raw, false,
-            Reading(failure: "a field name that is not a token")
-        ),
-        (
-            "folded line", "HTTP/1.1 200 OK\r\nX-A: 1\r\n  continued\r\nContent-Length: 0\r\n\r\n", .raw, false,
-            Reading(failure: "a folded field line")
-        ),
-        (
-            "a length list", "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", .raw, false,
-            Reading(failure: "Content-Length is not a number")
-        ),
-        ("a signed length", "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello", .raw, false, Reading(failure: "Content-Length is not a number")),
-        (
-            "an overlong length", "HTTP/1.1 200 OK\r\nContent-Length: 9999999999999999999\r\n\r\n", .raw, false,
-            Reading(failure: "Content-Length is not a number")
-        ),
-        (
-            "two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", .raw, false,
-            Reading(failure: "Content-Length given twice with different values")
-        ),
-        (
-            "length and chunks", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", .raw, false,
-            Reading(failure: "both Content-Length and Transfer-Encoding")
-        ),
-        (
-            "gzip coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", .raw, false,
-            Reading(failure: "Transfer-Encoding other than chunked")
-        ),
-        (
-            "chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", .raw, false,
-            Reading(failure: "Transfer-Encoding other than chunked")
-        ),
-        (
-            "a control character", "HTTP/1.1 200 OK\r\nX-A: a\u{0}b\r\nContent-Length: 0\r\n\r\n", .raw, false,
-            Reading(failure: "a control character in a field value")
-        ),
-        (
-            "a stray CR", "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n", .raw, false,
-            Reading(failure: "a field line does not end in CRLF")
-        ),
-        (
-            "a chunk size that is not hexadecimal", chunked + "g\r\n", .raw, false,
-            Reading(statuses: [200], framing: .chunked, keepAlive: true, failure: "a chunk size is not hexadecimal")
-        ),
-        (
-            "a chunk without CRLF after its data", chunked + "2\r\nhiX\r\n", .raw, false,
-            Reading(statuses: [200], framing: .chunked, keepAlive: true, failure: "a chunk's data does not end in CRLF")
-        ),
-        (
-            "a chunk size of 16 digits", chunked + "1000000000000000\r\n", .raw, false,
-            Reading(statuses: [200], framing: .chunked, keepAlive: true, failure: "a chunk size is too large")
-        ),
-        (
-            "a chunk with no size", chunked + ";x\r\n", .raw, false,
-            Reading(statuses: [200], framing: .chunked, keepAlive: true, failure: "a chunk size is not hexadecimal")
-        ),
-        (
-            "a length in the trailers", chunked + "0\r\nContent-Length: 5\r\n\r\n", .payload, false,
-            Reading(statuses: [200], framing: .chunked, keepAlive: true, failure: "a framing field in the trailer section")
-        ),
-        (
-            "a 101 not asked for", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", .raw, false,
-            Reading(failure: "a 101 to a request that did not ask to upgrade")
-        ),
-        (
-            "a head too long", "HTTP/1.1 200 OK\r\nX-Long: " + String(repeating: "a", count: 1100) + "\r\n\r\n", .raw, false,
-            Reading(failure: "the response head is longer than 1024 bytes")
-        ),
+        refused("HTTP/2", "HTTP/2 200 OK\r\n\r\n", "the status line is not HTTP/1.0 or HTTP/1.1"),
+        refused("two-digit status", "HTTP/1.1 20 OK\r\n\r\n", "the status code is not three digits"),
+        refused("status below 100", "HTTP/1.1 099 Odd\r\n\r\n", "the status code is below 100"),
+        refused("bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", "a control character in the reason phrase"),
+        refused("space before the colon", "HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello", "a field name that is not a token"),
+        refused("folded line", "HTTP/1.1 200 OK\r\nX-A: 1\r\n  continued\r\nContent-Length: 0\r\n\r\n", "a folded field line"),
+        refused("a length list", "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", "Content-Length is not a number"),
+        refused("a signed length", "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello", "Content-Length is not a number"),
+        refused("an overlong length", "HTTP/1.1 200 OK\r\nContent-Length: 9999999999999999999\r\n\r\n", "Content-Length is not a number"),
+        refused(
+            "two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            "Content-Length given twice with different values"),
+        refused(
+            "length and chunks", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "both Content-Length and Transfer-Encoding"),
+        refused("gzip coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "Transfer-Encoding other than chunked"),
+        refused(
+            "chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "Transfer-Encoding other than chunked"),
+        refused("a control character", "HTTP/1.1 200 OK\r\nX-A: a\u{0}b\r\nContent-Length: 0\r\n\r\n", "a control character in a field value"),
+        refused("a stray CR", "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n", "a field line does not end in CRLF"),
+        refused("a chunk size that is not hexadecimal", chunked + "g\r\n", "a chunk size is not hexadecimal", afterHead: true),
+        refused("a chunk without CRLF after its data", chunked + "2\r\nhiX\r\n", "a chunk's data does not end in CRLF", afterHead: true),
+        refused("a chunk size of 16 digits", chunked + "1000000000000000\r\n", "a chunk size is too large", afterHead: true),
+        refused("a chunk with no size", chunked + ";x\r\n", "a chunk size is not hexadecimal", afterHead: true),
+        refused(
+            "a length in the trailers", chunked + "0\r\nContent-Length: 5\r\n\r\n", "a framing field in the trailer section", afterHead: true,
+            mode: .payload),
+        refused(
+            "a 101 not asked for", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "a 101 to a request that did not ask to upgrade"),
+        refused(
+            "a head too long", "HTTP/1.1 200 OK\r\nX-Long: " + String(repeating: "a", count: 1100) + "\r\n\r\n",
+            "the response head is longer than 1024 bytes"),
     ]
 
     /// Whether `reading` is `expected`; for a failure, the heads read before it and its reason

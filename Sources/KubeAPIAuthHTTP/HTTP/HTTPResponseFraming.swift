@@ -73,16 +73,7 @@ public struct HTTPResponseFraming: Sendable {
 
         /// Whether field `index` is named `lowercase` (which must be in lowercase), in any case.
         public func nameIs(_ index: Int, _ lowercase: String) -> Bool {
-            let range = fields[index].name
-            guard range.count == lowercase.utf8.count else { return false }
-            return bytes.withUnsafeReadableBytes { raw in
-                var offset = range.lowerBound
-                for expected in lowercase.utf8 {
-                    guard ASCII.lowercased(raw[offset]) == expected else { return false }
-                    offset += 1
-                }
-                return true
-            }
+            bytes.withUnsafeReadableBytes { HTTPResponseFraming.matches($0, fields[index].name, lowercase) }
         }
 
         /// The fields as NIO's headers (for an HTTP/2 stream, which re-frames the response).
@@ -206,7 +197,7 @@ public struct HTTPResponseFraming: Sendable {
     }
 
     /// Bytes that followed a `101` in the read that carried it (they belong to the upgraded protocol).
-    public mutating func leftover(from buffer: inout ByteBuffer) -> ByteBuffer? {
+    public func leftover(from buffer: inout ByteBuffer) -> ByteBuffer? {
         guard isUpgraded, buffer.readableBytes > 0 else { return nil }
         defer { buffer.moveReaderIndex(to: buffer.writerIndex) }
         return buffer.readSlice(length: buffer.readableBytes)
@@ -444,11 +435,14 @@ public struct HTTPResponseFraming: Sendable {
         }
     }
 
-    /// Whether the bytes at `range` are `lowercase` in any case.
-    static func matches(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        guard range.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = lowercase.utf8Start
-        for offset in 0..<range.count where ASCII.lowercased(raw[range.lowerBound + offset]) != expected[offset] { return false }
+    /// Whether the bytes at `range` are `lowercase` (which must be in lowercase) in any case.
+    static func matches(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: String) -> Bool {
+        guard range.count == lowercase.utf8.count else { return false }
+        var offset = range.lowerBound
+        for expected in lowercase.utf8 {
+            guard ASCII.lowercased(raw[offset]) == expected else { return false }
+            offset += 1
+        }
         return true
     }
 

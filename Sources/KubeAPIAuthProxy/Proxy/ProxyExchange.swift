@@ -486,13 +486,10 @@ package enum ProxyResponseHeaders {
         out.writeStaticString("HTTP/1.1")
         out.writeImmutableBuffer(head.bytes.getSlice(at: base + 8, length: head.statusLineLength - 8)!)
         for index in head.fields.indices {
-            if keepsFraming, head.nameIs(index, "transfer-encoding") || head.nameIs(index, "content-length") {
-                // The body's framing, forwarded with it.
-            } else if isHopByHop(head, index, named: named) {
-                continue
-            } else if framing == .untilClose, head.nameIs(index, "content-length") {
-                continue
-            }
+            let isFraming = head.nameIs(index, "transfer-encoding") || head.nameIs(index, "content-length")
+            // The body's framing goes with a body forwarded as it came; else it is the connection's own.
+            let kept = isFraming ? keepsFraming : !isHopByHop(head, index, named: named)
+            guard kept else { continue }
             let (name, value) = head.fields[index]
             out.writeImmutableBuffer(head.bytes.getSlice(at: base + name.lowerBound, length: name.count)!)
             out.writeStaticString(": ")
