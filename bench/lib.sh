@@ -1,4 +1,17 @@
-# Sourced by the benchmarks: measuring helpers shared by bench/run, bench/proxy and bench/scale.
+# Sourced by the benchmarks: measuring helpers shared by bench/run, bench/proxy, bench/scale and
+# bench/scrypt-flood.
+
+# Installs the Debian packages named (each one also the command it provides) that are missing; the
+# package lists are refreshed first, as a fresh machine has none.
+need_tools() {
+    local missing=() tool sudo=""
+    for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    ((${#missing[@]})) || return 0
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    echo "installing: ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
 hz=$(getconf CLK_TCK)
 # Resident memory, split into anonymous (heap, stacks) and file-backed (mapped code of the
 # binary and the Swift/Foundation libraries, shared with every other process using them).
