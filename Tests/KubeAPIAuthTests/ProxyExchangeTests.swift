@@ -272,6 +272,32 @@ struct ProxyExchangeTests {
         #expect(framing == expected && finish.keepClient == kept)
     }
 
+    @Test(
+        "The client's head: the upstream's fields in order, less hop-by-hop ones and those its Connection names, in any case",
+        arguments: [
+            // (upstream fields, client framing, close, the head's field lines)
+            ([("Server", "a"), ("X-One", "1")], ProxyExchange.ClientFraming.asUpstream, false, "Server: a\r\nX-One: 1\r\n"),
+            (
+                [("CONNECTION", "Keep-Alive"), ("keep-ALIVE", "timeout=5"), ("Te", "trailers"), ("Upgrade", "h2c"), ("Date", "d")],
+                .asUpstream, false, "Date: d\r\n"
+            ),
+            (
+                [("Connection", " x-a ,, X-B\t"), ("X-A", "1"), ("x-b", "2"), ("X-AB", "3"), ("Connection", "x-c"), ("X-C", "4")],
+                .asUpstream, false, "X-AB: 3\r\n"
+            ),
+            (
+                [("Proxy-Authenticate", "Basic"), ("Proxy-Connection", "keep-alive"), ("Trailer", "X-T"), ("Proxy-Authorization", "p")],
+                .asUpstream, false, ""
+            ),
+            ([("Content-Length", "3"), ("Server", "a")], .asUpstream, true, "Content-Length: 3\r\nServer: a\r\nconnection: close\r\n"),
+            ([("Transfer-Encoding", "chunked"), ("Server", "a")], .untilClose, true, "Server: a\r\nconnection: close\r\n"),
+            ([("Server", "a")], .chunkedHere, false, "Server: a\r\ntransfer-encoding: chunked\r\n"),
+        ] as [([(String, String)], ProxyExchange.ClientFraming, Bool, String)])
+    func clientHeadFields(upstream: [(String, String)], framing: ProxyExchange.ClientFraming, close: Bool, expected: String) {
+        let head = ProxyResponseHeaders.clientHead(Self.response(.ok, upstream), framing: framing, close: close)
+        #expect(String(buffer: head) == "HTTP/1.1 200 OK\r\n" + expected + "\r\n")
+    }
+
     @Test("A request the decoder rejects is answered 400 only before any answer is under way")
     func malformed() throws {
         var idle = ProxyExchange(isHTTP2: false)

@@ -436,7 +436,7 @@ public struct HTTPResponseFraming: Sendable {
     }
 
     /// Whether the bytes at `range` are `lowercase` (which must be in lowercase) in any case.
-    static func matches(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: String) -> Bool {
+    package static func matches(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: String) -> Bool {
         guard range.count == lowercase.utf8.count else { return false }
         var offset = range.lowerBound
         for expected in lowercase.utf8 {
@@ -446,8 +446,17 @@ public struct HTTPResponseFraming: Sendable {
         return true
     }
 
+    /// Whether the bytes at `first` and at `second` are the same in any (ASCII) case.
+    package static func sameIgnoringCase(_ raw: UnsafeRawBufferPointer, _ first: Range<Int>, _ second: Range<Int>) -> Bool {
+        guard first.count == second.count else { return false }
+        for offset in 0..<first.count where ASCII.lowercased(raw[first.lowerBound + offset]) != ASCII.lowercased(raw[second.lowerBound + offset]) {
+            return false
+        }
+        return true
+    }
+
     /// The comma-separated elements of a list value, trimmed, empty ones skipped.
-    static func forEachElement(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+    package static func forEachElement(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
         var start = range.lowerBound
         while start < range.upperBound {
             var end = start

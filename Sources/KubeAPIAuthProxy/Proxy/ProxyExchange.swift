@@ -474,35 +474,37 @@ package enum ProxyResponseHeaders {
     /// connection ends with this response.
     static func clientHead(_ head: HTTPResponseFraming.Head, framing: ProxyExchange.ClientFraming, close: Bool) -> ByteBuffer {
         let keepsFraming = framing == .asUpstream
-        // Headers the upstream's Connection names are hop-by-hop too (rare: only then a list is made).
-        var named: [String] = []
-        for index in head.fields.indices where head.nameIs(index, "connection") {
-            named += ProxyRequestPolicy.listElements(head.value(index))
-        }
         var out = ByteBuffer()
         out.reserveCapacity(head.bytes.readableBytes + 64)
-        let base = head.bytes.readerIndex
-        // The status line as the upstream sent it, in this connection's version (the upstream may answer in HTTP/1.0).
-        out.writeStaticString("HTTP/1.1")
-        out.writeImmutableBuffer(head.bytes.getSlice(at: base + 8, length: head.statusLineLength - 8)!)
-        for index in head.fields.indices {
-            let isFraming = head.nameIs(index, "transfer-encoding") || head.nameIs(index, "content-length")
-            // The body's framing goes with a body forwarded as it came; else it is the connection's own.
-            let kept = isFraming ? keepsFraming : !isHopByHop(head, index, named: named)
-            guard kept else { continue }
-            let (name, value) = head.fields[index]
-            out.writeImmutableBuffer(head.bytes.getSlice(at: base + name.lowerBound, length: name.count)!)
-            out.writeStaticString(": ")
-            out.writeImmutableBuffer(head.bytes.getSlice(at: base + value.lowerBound, length: value.count)!)
-            out.writeStaticString("\r\n")
+        // One pass over the head's bytes, names compared where they are (no string is made).
+        head.bytes.withUnsafeReadableBytes { raw in
+            // Fields the upstream's Connection names are hop-by-hop too.
+            var named: [Range<Int>] = []
+            for field in head.fields where HTTPResponseFraming.matches(raw, field.name, "connection") {
+                HTTPResponseFraming.forEachElement(raw, field.value) { named.append($0) }
+            }
+            // The status line as the upstream sent it, in this connection's version (the upstream may answer in HTTP/1.0).
+            out.writeStaticString("HTTP/1.1")
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[8..<head.statusLineLength]))
+            for (name, value) in head.fields {
+                let isFraming =
+                    HTTPResponseFraming.matches(raw, name, "transfer-encoding") || HTTPResponseFraming.matches(raw, name, "content-length")
+                // The body's framing goes with a body forwarded as it came; else it is the connection's own.
+                let kept =
+                    isFraming
+                    ? keepsFraming
+                    : !(ProxyRequestPolicy.hopByHop.contains { HTTPResponseFraming.matches(raw, name, $0) }
+                        || named.contains { HTTPResponseFraming.sameIgnoringCase(raw, name, $0) })
+                guard kept else { continue }
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[name]))
+                out.writeStaticString(": ")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[value]))
+                out.writeStaticString("\r\n")
+            }
         }
         if framing == .chunkedHere { out.writeStaticString("transfer-encoding: chunked\r\n") }
         if close { out.writeStaticString("connection: close\r\n") }
         out.writeStaticString("\r\n")
         return out
-    }
-
-    private static func isHopByHop(_ head: HTTPResponseFraming.Head, _ index: Int, named: [String]) -> Bool {
-        ProxyRequestPolicy.hopByHop.contains { head.nameIs(index, $0) } || named.contains { head.nameIs(index, $0) }
     }
 }
