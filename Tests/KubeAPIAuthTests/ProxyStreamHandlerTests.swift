@@ -85,6 +85,13 @@ final class ProxyHarness {
         return text
     }
 
+    /// What the proxy wrote to the client so far, write by write.
+    func clientWrites() throws -> [String] {
+        var writes: [String] = []
+        while let buffer = try client.readOutbound(as: ByteBuffer.self) { writes.append(String(buffer: buffer)) }
+        return writes
+    }
+
     /// What the proxy wrote upstream so far, on the latest connection.
     func upstreamOutput() throws -> String {
         var text = ""
@@ -172,6 +179,45 @@ struct ProxyStreamHandlerTests {
             "\(rechunked.debugDescription)")
         #expect(harness.client.isActive)
         #expect(harness.logs.text.components(separatedBy: "msg=proxied").count == 4, "three exchanges, each audited once")
+    }
+
+    @Test(
+        "What one upstream read brings reaches the client as one write (one TLS record) up to 16 KiB; nothing waits past the read; a larger body goes uncopied"
+    )
+    func writesGathered() throws {
+        let harness = try ProxyHarness()
+        try harness.send(ProxyHarness.get("/small"))
+        _ = try harness.upstreamOutput()
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        #expect(try harness.clientWrites() == ["HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"])
+
+        // The head alone in one read: written when that read is done, the body with the next.
+        try harness.send(ProxyHarness.get("/split"))
+        _ = try harness.upstreamOutput()
+        try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        #expect(try harness.clientWrites() == ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"])
+        try harness.respond("3\r\nabc\r\n")
+        #expect(try harness.clientWrites() == ["3\r\nabc\r\n"])
+        try harness.respond("0\r\n\r\n")
+        #expect(try harness.clientWrites() == ["0\r\n\r\n"])
+
+        // A body past the limit: the head goes first, the body as the buffer it came in.
+        let large = String(repeating: "x", count: ProxyStreamHandler.gatherLimit + 1)
+        try harness.send(ProxyHarness.get("/large"))
+        _ = try harness.upstreamOutput()
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: \(large.utf8.count)\r\n\r\n" + large)
+        #expect(try harness.clientWrites() == ["HTTP/1.1 200 OK\r\nContent-Length: \(large.utf8.count)\r\n\r\n", large])
+
+        // Chunked here: each chunk's size line, data and CRLF in one write.
+        try harness.send(ProxyHarness.get("/old"))
+        _ = try harness.upstreamOutput()
+        try harness.respond("HTTP/1.0 200 OK\r\n\r\nhello")
+        try harness.respond("world")
+        #expect(try harness.clientWrites() == ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n", "5\r\nworld\r\n"])
+        _ = harness.upstream?.close()
+        harness.loop.run()
+        #expect(try harness.clientWrites() == ["0\r\n\r\n"])
+        #expect(harness.client.isActive)
     }
 
     @Test(

@@ -475,7 +475,10 @@ package enum ProxyResponseHeaders {
     static func clientHead(_ head: HTTPResponseFraming.Head, framing: ProxyExchange.ClientFraming, close: Bool) -> ByteBuffer {
         let keepsFraming = framing == .asUpstream
         var out = ByteBuffer()
-        out.reserveCapacity(head.bytes.readableBytes + 64)
+        // Room for a small body too, which joins the head in one write (ProxyStreamHandler.writeBytes).
+        var room = head.bytes.readableBytes + 64
+        if keepsFraming, case .length(let length) = head.framing, length <= 4096 { room += length }
+        out.reserveCapacity(room)
         // One pass over the head's bytes, names compared where they are (no string is made).
         head.bytes.withUnsafeReadableBytes { raw in
             // Fields the upstream's Connection names are hop-by-hop too.

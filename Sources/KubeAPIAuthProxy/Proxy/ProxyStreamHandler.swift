@@ -55,6 +55,8 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Where a forwarded response's bytes are written on an HTTP/1.1 connection: past the
     /// response encoder (which frames the proxy's own answers only).
     private var bytesContext: ChannelHandlerContext?
+    /// A forwarded response's bytes gathered until the next flush (see ``writeBytes(_:)``).
+    private var gathered: ByteBuffer?
     /// The exchange's place among the open sessions (forwarded under an identity of ours).
     private var registration: OpenExchanges.Registration?
     /// Both connections of a spliced upgrade, which a revocation closes.
@@ -280,18 +282,50 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .chunkedHere: writeBytes(ByteBuffer(staticString: "0\r\n\r\n"))
             case .asUpstream, .untilClose: break
             }
-            context.flush()
+            flush(context: context)
             finished(finish, context: context)
         }
     }
 
     /// Writes a forwarded response's bytes to an HTTP/1.1 client, past the response encoder.
+    ///
+    /// Pieces that arrive together (a head and its body, a chunk's size line, data and CRLF) are
+    /// gathered into one buffer up to ``gatherLimit`` and written at the next flush: NIOSSL seals
+    /// each write in a TLS record of its own, so a small response written as head and body cost
+    /// two `SSL_write`s and two records, measured at 1.3 % of the proxy's CPU under wrk for the
+    /// second one. Larger pieces go on as they came, without a copy.
     private func writeBytes(_ bytes: ByteBuffer) {
-        bytesContext?.write(NIOAny(bytes), promise: nil)
+        if var pending = gathered {
+            gathered = nil
+            if pending.readableBytes + bytes.readableBytes <= Self.gatherLimit {
+                pending.writeImmutableBuffer(bytes)
+                gathered = pending
+                return
+            }
+            bytesContext?.write(NIOAny(pending), promise: nil)
+        }
+        if bytes.readableBytes < Self.gatherLimit {
+            gathered = bytes
+        } else {
+            bytesContext?.write(NIOAny(bytes), promise: nil)
+        }
+    }
+
+    /// The most bytes gathered into one write: a TLS record's payload.
+    static let gatherLimit = 16 * 1024
+
+    /// Gathered bytes go before any flush toward the client, whoever asks for it.
+    func flush(context: ChannelHandlerContext) {
+        if let pending = gathered {
+            gathered = nil
+            bytesContext?.write(NIOAny(pending), promise: nil)
+        }
+        context.flush()
     }
 
     func upstreamReadComplete() {
-        context?.flush()
+        guard let context else { return }
+        flush(context: context)
     }
 
     /// Whether the client can take more of the response.
