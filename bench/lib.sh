@@ -22,6 +22,8 @@ peak() { awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$1/status"; }
 # CPU ticks (utime+stime) of the processes.
 ticks() { local total=0; for pid in "$@"; do total=$((total + $(awk '{print $14+$15}' "/proc/$pid/stat"))); done; echo $total; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# The lowest and the highest of field $1 over the rounds in file $2 ("low–high").
+spread() { cut -d' ' -f"$1" "$2" | sort -n | awk 'NR==1 {low=$1} {high=$1} END {print low "–" high}'; }
 # wrk latency figures in microseconds ("1.23ms" -> 1230).
 micros() { awk '{v=$1; if (v ~ /us$/) {sub("us","",v); print v} else if (v ~ /ms$/) {sub("ms","",v); print v*1000} else {sub("s","",v); print v*1000000}}'; }
 # Seconds since an instant taken with `date +%s.%N`.
