@@ -79,17 +79,19 @@ final class ProxyHarness {
     }
 
     /// What the proxy wrote to the client so far.
-    func clientOutput() throws -> String {
-        var text = ""
-        while let buffer = try client.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
-        return text
-    }
+    func clientOutput() throws -> String { try clientWrites().joined() }
 
     /// What the proxy wrote to the client so far, write by write.
     func clientWrites() throws -> [String] {
         var writes: [String] = []
         while let buffer = try client.readOutbound(as: ByteBuffer.self) { writes.append(String(buffer: buffer)) }
         return writes
+    }
+
+    /// Sends a GET of `path` and takes what went upstream for it (a test that reads only the answer).
+    func forwardGet(_ path: String) throws {
+        try send(Self.get(path))
+        _ = try upstreamOutput()
     }
 
     /// What the proxy wrote upstream so far, on the latest connection.
@@ -150,8 +152,7 @@ struct ProxyStreamHandlerTests {
     func responseFramings() throws {
         let harness = try ProxyHarness()
         // Chunks (extensions and trailers included) go on unchanged, in the pieces they came in.
-        try harness.send(ProxyHarness.get("/watch"))
-        _ = try harness.upstreamOutput()
+        try harness.forwardGet("/watch")
         try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n4;x=1\r\nab")
         try harness.respond("cd\r\n0\r\nX-Done: 1\r\n\r\n")
         let chunked = try harness.clientOutput()
@@ -167,8 +168,7 @@ struct ProxyStreamHandlerTests {
         #expect(harness.upstreamCount == 1)
 
         // A body that ends with the upstream's connection: chunked here; the client's connection stays.
-        try harness.send(ProxyHarness.get("/old"))
-        _ = try harness.upstreamOutput()
+        try harness.forwardGet("/old")
         try harness.respond("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello ")
         try harness.respond("world")
         _ = harness.upstream?.close()
@@ -186,14 +186,12 @@ struct ProxyStreamHandlerTests {
     )
     func writesGathered() throws {
         let harness = try ProxyHarness()
-        try harness.send(ProxyHarness.get("/small"))
-        _ = try harness.upstreamOutput()
+        try harness.forwardGet("/small")
         try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
         #expect(try harness.clientWrites() == ["HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"])
 
         // The head alone in one read: written when that read is done, the body with the next.
-        try harness.send(ProxyHarness.get("/split"))
-        _ = try harness.upstreamOutput()
+        try harness.forwardGet("/split")
         try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
         #expect(try harness.clientWrites() == ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"])
         try harness.respond("3\r\nabc\r\n")
@@ -203,14 +201,12 @@ struct ProxyStreamHandlerTests {
 
         // A body past the limit: the head goes first, the body as the buffer it came in.
         let large = String(repeating: "x", count: ProxyStreamHandler.gatherLimit + 1)
-        try harness.send(ProxyHarness.get("/large"))
-        _ = try harness.upstreamOutput()
+        try harness.forwardGet("/large")
         try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: \(large.utf8.count)\r\n\r\n" + large)
         #expect(try harness.clientWrites() == ["HTTP/1.1 200 OK\r\nContent-Length: \(large.utf8.count)\r\n\r\n", large])
 
         // Chunked here: each chunk's size line, data and CRLF in one write.
-        try harness.send(ProxyHarness.get("/old"))
-        _ = try harness.upstreamOutput()
+        try harness.forwardGet("/old")
         try harness.respond("HTTP/1.0 200 OK\r\n\r\nhello")
         try harness.respond("world")
         #expect(try harness.clientWrites() == ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n", "5\r\nworld\r\n"])
@@ -254,8 +250,7 @@ struct ProxyStreamHandlerTests {
     @Test("The upstream closes in the middle of a response: the client's connection is closed too (the response is cut, never completed)")
     func upstreamFailsAfterTheHead() throws {
         let harness = try ProxyHarness()
-        try harness.send(ProxyHarness.get("/watch"))
-        _ = try harness.upstreamOutput()
+        try harness.forwardGet("/watch")
         try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nevent\r\n")
         let streamed = try harness.clientOutput()
         #expect(streamed.contains("event"), "\(streamed)")
