@@ -51,3 +51,26 @@ struct PodLaunchTests {
         #expect(PodLaunch.reachable(Binary.path, executable: true) == Binary.path, "the binary in use is reachable already")
     }
 }
+
+@Suite("Ports named before their listener exists")
+struct LoopbackPortTests {
+    @Test("Chosen outside the kernel's ephemeral range (no connection's source port lands there), free, never twice")
+    func outsideEphemeralRange() throws {
+        let ephemeral = LoopbackPorts.ephemeralRange()
+        var seen = Set<Int>()
+        for _ in 0..<50 {
+            let port = try freeLoopbackPort()
+            #expect(!ephemeral.contains(port), "\(port) is in \(ephemeral)")
+            #expect(seen.insert(port).inserted, "\(port) handed out twice")
+        }
+        // A port that is listened on is not free.
+        let port = try #require(seen.first)
+        let listener = try #require(LoopbackPorts.bound(port))
+        defer { close(listener) }
+        try #require(listen(listener, 1) == 0)
+        #expect(!LoopbackPorts.bindable(port))
+        // Where the ephemeral range starts low, the choice is above it.
+        #expect(LoopbackPorts(ephemeral: 1024...40_000).candidates == 40_001...65_535)
+        #expect(LoopbackPorts(ephemeral: 32_768...60_999).candidates == 10_000...32_767)
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Synchronization
 import TestSupport
 
 #if canImport(Glibc)
@@ -49,23 +50,70 @@ func kubectl(_ arguments: [String], input: String = "") throws -> Binary.Result 
     return try runProcess(kubectlPath, arguments, input: input)
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; loopback only).
+/// A TCP port on 127.0.0.1 that is free now and stays free until a process the test starts binds it.
+///
+/// A port is named before its listener exists when it goes into another program's configuration
+/// (kube-apiserver's webhook file, etcd's flags). Asking the kernel for one (bind to port 0) hands
+/// out a port from the ephemeral range, the same range every outgoing connection's source port
+/// comes from; kube-apiserver opens dozens of connections to etcd while starting, and one of them
+/// took the webhook's port before `kube-api-auth` could bind it (CI, "Address already in use").
+/// So the port is chosen outside `net.ipv4.ip_local_port_range`, where no connection's source port
+/// lands, checked free by binding it, and never handed out twice in one test run.
 func freeLoopbackPort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw ProcessError(description: "socket() failed: errno \(errno)") }
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
-        }
+    try LoopbackPorts.shared.take()
+}
+
+/// The ports `freeLoopbackPort` has handed out in this run, and the range it chooses from.
+final class LoopbackPorts: Sendable {
+    static let shared = LoopbackPorts()
+    private let taken = Mutex<Set<Int>>([])
+    /// The ports outside the kernel's ephemeral range: below it when there is room, else above it.
+    let candidates: ClosedRange<Int>
+
+    init(ephemeral: ClosedRange<Int> = LoopbackPorts.ephemeralRange()) {
+        candidates = ephemeral.lowerBound > 20_000 ? 10_000...(ephemeral.lowerBound - 1) : (ephemeral.upperBound + 1)...65_535
     }
-    guard bound else { throw ProcessError(description: "bind/getsockname failed: errno \(errno)") }
-    return Int(UInt16(bigEndian: address.sin_port))
+
+    /// `net.ipv4.ip_local_port_range` (Linux's default when it cannot be read).
+    static func ephemeralRange() -> ClosedRange<Int> {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let bounds = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        guard bounds.count == 2, 1...65_535 ~= bounds[0], bounds[0] <= bounds[1], bounds[1] <= 65_535 else { return 32_768...60_999 }
+        return bounds[0]...bounds[1]
+    }
+
+    func take() throws -> Int {
+        for _ in 0..<200 {
+            let port = Int.random(in: candidates)
+            let fresh = taken.withLock { $0.insert(port).inserted }
+            if fresh, Self.bindable(port) { return port }
+        }
+        throw ProcessError(description: "no free loopback port in \(candidates) after 200 tries")
+    }
+
+    /// Whether a socket can bind 127.0.0.1:`port` now (without SO_REUSEADDR, so a port in any
+    /// state, TIME_WAIT included, counts as in use).
+    static func bindable(_ port: Int) -> Bool {
+        guard let descriptor = bound(port) else { return false }
+        close(descriptor)
+        return true
+    }
+
+    /// A TCP socket bound to 127.0.0.1:`port` (the caller closes it), or `nil` when it cannot be.
+    static func bound(_ port: Int) -> Int32? {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return nil }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        if bound { return descriptor }
+        close(descriptor)
+        return nil
+    }
 }
 
 /// A process started in the background with its output appended to a log file. It is stopped by
