@@ -424,29 +424,23 @@ struct KubernetesEndToEndTests {
         // The legacy hash ends up in a Secret and the field is cleared, once.
         let legacyName = String(legacy.prefix { $0 != ":" })
         let modernName = String(modern.prefix { $0 != ":" })
-        var migrated = false
-        for _ in 0..<200 {
-            let token = try await rancher.call(.GET, rancher.tokens + "/\(legacyName)")
-            if token["hash"]?.stringValue == "" {
-                migrated = true
-                break
-            }
-            try await replicas[0].waitForLog(timeout: 0.05) { _ in nil as Bool? }
-        }
-        #expect(migrated)
+        let migrated = try await repeatUntil(
+            within: .seconds(20), { try await rancher.call(.GET, rancher.tokens + "/\(legacyName)")["hash"]?.stringValue ?? "(none)" }
+        ) { $0 == "" }
+        #expect(migrated == "", "the legacy token's hash field was not cleared within 20 s")
         let secret = try await rancher.call(.GET, rancher.secrets + "/\(legacyName)")
         #expect(secret["data"]?["hash"]?.stringValue != nil)
-        let migrations = replicas.map { $0.output.components(separatedBy: "migrated legacy token hash").count - 1 }.reduce(0, +)
-        #expect(migrations == 1)
+        // The replica logs the migration after its patch is answered: wait for the line, then count.
+        let migrations = try await repeatUntil(
+            within: .seconds(20), { "\(replicas.map { $0.output.components(separatedBy: "migrated legacy token hash").count - 1 }.reduce(0, +))" }
+        ) { $0 != "0" }
+        #expect(migrations == "1")
         #expect(authenticated(try await post(replicas[1].baseURL + "/v1/authenticate", review(legacy)).2))
         // lastUsedAt was written for the modern token.
-        var lastUsed: String?
-        for _ in 0..<200 {
-            lastUsed = try await rancher.call(.GET, rancher.tokens + "/\(modernName)")["lastUsedAt"]?.stringValue
-            if lastUsed != nil { break }
-            try? await replicas[0].waitForLog(timeout: 0.05) { _ in nil as Bool? }
-        }
-        #expect(lastUsed != nil)
+        let lastUsed = try await repeatUntil(
+            within: .seconds(20), { try await rancher.call(.GET, rancher.tokens + "/\(modernName)")["lastUsedAt"]?.stringValue ?? "" }
+        ) { !$0.isEmpty }
+        #expect(!lastUsed.isEmpty, "lastUsedAt was not written within 20 s")
         for replica in replicas { #expect(try replica.stop() == 0) }
     }
 }
