@@ -520,8 +520,8 @@ struct ProxyEndToEndTests {
         #expect(try environment.proxy.stop() == 0)
         let exitedAfter = ContinuousClock.now - terminated
         // Closed one after another, each waiting for a close_notify that never comes, they once
-        // took 2 s + 3 × 5 s. A generous bound, far from that.
-        #expect(exitedAfter < .seconds(8), "the proxy exited \(exitedAfter) after SIGTERM with a 2 s drain timeout")
+        // took 2 s + 3 × 5 s = 17 s. A bound between the two, generous for a loaded machine.
+        #expect(exitedAfter < .seconds(12), "the proxy exited \(exitedAfter) after SIGTERM with a 2 s drain timeout")
         print("proxy with three stopped TLS clients exited \(exitedAfter) after SIGTERM (drain timeout 2 s)")
         #expect(environment.proxy.output.contains("drain timeout reached; closing remaining connections"))
     }

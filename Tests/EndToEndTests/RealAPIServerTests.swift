@@ -109,6 +109,14 @@ final class WebhookCluster: @unchecked Sendable {
     /// Everything the services started so far have logged.
     var serviceLog: String { services.map(\.output).joined(separator: "\n") }
 
+    /// `serviceLog` once `accept` holds, `nil` if it does not within `within`. A line logged as an
+    /// answer goes out reaches the test through a pipe, possibly after the answer: a log check
+    /// waits for it.
+    func serviceLog(within: Duration, _ accept: (String) -> Bool) async throws -> String? {
+        let log = try await repeatUntil(within: within, { serviceLog }, accept)
+        return accept(log) ? log : nil
+    }
+
     /// Includes a service started elsewhere (the proxy) in `serviceLog` and `stopServices()`.
     func adopt(_ service: ServiceProcess) {
         services.append(service)
@@ -375,7 +383,7 @@ struct RealAPIServerTests {
             #expect(cleared.isEmpty, "the legacy hash was not cleared")
             let stored = try plane.adminOK(["get", "secret", legacyName, "-o", "jsonpath={.data.hash}"] + ns)
             #expect(Data(base64Encoded: stored).map { String(decoding: $0, as: UTF8.self) } == hash)
-            #expect(cluster.serviceLog.contains("migrated legacy token hash into its Secret"))
+            #expect(try await cluster.serviceLog(within: .seconds(20)) { $0.contains("migrated legacy token hash into its Secret") } != nil)
             // The migrated token is verified from its Secret now.
             #expect(authenticated(try cluster.directReview(legacy)))
         }
@@ -464,7 +472,7 @@ struct RealAPIServerTests {
             let (token, jti) = try EmergencyEndToEndTests.issue(keys, key: "key.pem", user: "u-zoe", global: ["--kubeconfig", plane.adminKubeconfig])
             let identity = try await cluster.whoamiUntil(token, within: .seconds(20)) { $0.identity != nil }
             #expect(try identity.get() == .init(username: "u-zoe", groups: ["g://oncall", "system:authenticated"]))
-            #expect(cluster.serviceLog.contains("jti=\(jti)"))
+            #expect(try await cluster.serviceLog(within: .seconds(20)) { $0.contains("jti=\(jti)") } != nil)
 
             let revoke = try Binary.run(["--kubeconfig", plane.adminKubeconfig, "emergency", "revoke", jti, "--apply", "--reason", "done"])
             #expect(revoke.status == 0, "\(revoke.stderr)")
