@@ -22,7 +22,7 @@ extension KubeAPITestServer {
             upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.removeHandler(context: pipeline.context(handlerType: APIConnectionHandler.self))
+                    _ = try pipeline.removeHandler(context: pipeline.context(handlerType: APIConnectionHandler.self))
                     try pipeline.addHandler(ExecSession(uri: head.uri))
                 }
             })
@@ -135,7 +135,7 @@ final class EchoUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
     func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
         context.eventLoop.makeCompletedFuture {
             let pipeline = context.pipeline.syncOperations
-            try pipeline.removeHandler(context: pipeline.context(handlerType: APIConnectionHandler.self))
+            _ = try pipeline.removeHandler(context: pipeline.context(handlerType: APIConnectionHandler.self))
             try pipeline.addHandler(EchoHandler())
         }
     }

@@ -57,8 +57,9 @@ final class ProxyEnvironment: @unchecked Sendable {
         try EndToEndTests.curl(["--cacert", caPath, "-w", "\n%{http_code}"] + arguments + [url + path])
     }
 
-    func connect(alpn: [String] = ["http/1.1"]) async throws -> TLSRawClient {
-        try await TLSRawClient(port: port, caPEM: identity.certificatePEM, alpn: alpn)
+    /// Runs `body` with a TLS connection to the proxy (closed when it returns).
+    func withConnection<Result: Sendable>(alpn: [String] = ["http/1.1"], _ body: (TLSRawClient) async throws -> Result) async throws -> Result {
+        try await TLSRawClient.withConnection(port: port, caPEM: identity.certificatePEM, alpn: alpn, body)
     }
 
     /// The request heads the test server received with `marker` in their URI.
@@ -138,10 +139,10 @@ struct ProxyEndToEndTests {
         let name = String(bearer.prefix { $0 != ":" })
         // One connection per request: the proxy closes an HTTP/1.1 connection after an answer of its own.
         func get(_ token: String, marker: String) async throws -> String {
-            let client = try await environment.connect()
-            try await client.send("GET /api?marker=\(marker) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(token)\r\n\r\n")
-            let head = try await client.read(until: "\r\n\r\n")
-            await client.close()
+            let head = try await environment.withConnection { client in
+                try await client.send("GET /api?marker=\(marker) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(token)\r\n\r\n")
+                return try await client.read(until: "\r\n\r\n")
+            }
             // "\r\n" is one Character in Swift: split on the string.
             return head.components(separatedBy: "\r\n").first ?? ""
         }
@@ -269,30 +270,30 @@ struct ProxyEndToEndTests {
         let environment = try await ProxyEnvironment()
         try environment.startProxy()
         let alice = try await environment.rancher.createToken(user: "u-alice")
-        let client = try await environment.connect()
-        var batch = ""
-        for index in 0..<3 {
-            let body = #"{"metadata":{"name":"piped-\#(index)"}}"#
-            batch +=
-                "POST /api/v1/namespaces/team/configmaps?pipelined-\(index) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n"
-                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            batch +=
-                "GET /api/v1/namespaces/team/configmaps/piped-\(index)?pipelined-get-\(index) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n\r\n"
-        }
-        try await client.send(batch)
-        for index in 0..<3 {
-            for expected in ["HTTP/1.1 201", "HTTP/1.1 200"] {
-                let head = try await client.read(until: "\r\n\r\n")
-                #expect(head.hasPrefix(expected), "request \(index): \(head)")
-                let length =
-                    Int(
-                        head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }?
-                            .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
-                let body = String(decoding: try await client.read(count: length), as: UTF8.self)
-                #expect(body.contains("piped-\(index)"), "\(body)")
+        try await environment.withConnection { client in
+            var batch = ""
+            for index in 0..<3 {
+                let body = #"{"metadata":{"name":"piped-\#(index)"}}"#
+                batch +=
+                    "POST /api/v1/namespaces/team/configmaps?pipelined-\(index) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                batch +=
+                    "GET /api/v1/namespaces/team/configmaps/piped-\(index)?pipelined-get-\(index) HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n\r\n"
+            }
+            try await client.send(batch)
+            for index in 0..<3 {
+                for expected in ["HTTP/1.1 201", "HTTP/1.1 200"] {
+                    let head = try await client.read(until: "\r\n\r\n")
+                    #expect(head.hasPrefix(expected), "request \(index): \(head)")
+                    let length =
+                        Int(
+                            head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }?
+                                .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+                    let body = String(decoding: try await client.read(count: length), as: UTF8.self)
+                    #expect(body.contains("piped-\(index)"), "\(body)")
+                }
             }
         }
-        await client.close()
         #expect(environment.upstreamRequests("pipelined").count == 6)
         #expect(try environment.proxy.stop() == 0)
     }
@@ -337,25 +338,25 @@ struct ProxyEndToEndTests {
         }
         let written = environment.server.answersWritten
         let baseline = try memory("VmHWM")
-        let client = try await environment.connect()
-        try await client.send("GET /api/v1/namespaces/big/configmaps HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n\r\n")
-        let head = try await client.read(until: "\r\n\r\n", timeout: .seconds(30))
-        #expect(head.hasPrefix("HTTP/1.1 200"), "\(head)")
-        // The client reads nothing more: the upstream must not be able to finish sending (the
-        // proxy stops reading from it), which is a wait for something that must not happen.
-        let finished = try await repeatUntil(within: .seconds(5), { "\(environment.server.answersWritten > written)" }) { $0 == "true" }
-        #expect(finished == "false", "the upstream finished sending 40 MiB to the proxy while the client read nothing")
-        var received = 0
-        while !client.closed, received < 40 << 20 {
-            let chunk = try await client.read(count: 1 << 20, timeout: .seconds(30))
-            if chunk.isEmpty { break }
-            received += chunk.count
+        try await environment.withConnection { client in
+            try await client.send("GET /api/v1/namespaces/big/configmaps HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\n\r\n")
+            let head = try await client.read(until: "\r\n\r\n", timeout: .seconds(30))
+            #expect(head.hasPrefix("HTTP/1.1 200"), "\(head)")
+            // The client reads nothing more: the upstream must not be able to finish sending (the
+            // proxy stops reading from it), which is a wait for something that must not happen.
+            let finished = try await repeatUntil(within: .seconds(5), { "\(environment.server.answersWritten > written)" }) { $0 == "true" }
+            #expect(finished == "false", "the upstream finished sending 40 MiB to the proxy while the client read nothing")
+            var received = 0
+            while !client.closed, received < 40 << 20 {
+                let chunk = try await client.read(count: 1 << 20, timeout: .seconds(30))
+                if chunk.isEmpty { break }
+                received += chunk.count
+            }
+            #expect(received >= 40 << 20, "only \(received) bytes arrived")
+            let peak = try memory("VmHWM")
+            #expect(peak - baseline < 16, "the proxy's peak RSS grew from \(baseline) to \(peak) MiB")
+            print("slow reader: proxy peak RSS \(baseline) MiB before, \(peak) MiB after relaying 40 MiB")
         }
-        #expect(received >= 40 << 20, "only \(received) bytes arrived")
-        let peak = try memory("VmHWM")
-        #expect(peak - baseline < 16, "the proxy's peak RSS grew from \(baseline) to \(peak) MiB")
-        print("slow reader: proxy peak RSS \(baseline) MiB before, \(peak) MiB after relaying 40 MiB")
-        await client.close()
         #expect(try proxy.stop() == 0)
     }
 
@@ -366,20 +367,20 @@ struct ProxyEndToEndTests {
         let environment = try await ProxyEnvironment()
         try environment.startProxy(["--header-timeout", "5", "--read-timeout", "5", "--idle-timeout", "5"])
         let alice = try await environment.rancher.createToken(user: "u-alice")
-        let client = try await environment.connect()
-        try await client.send(
-            "GET /echo HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\nConnection: Upgrade\r\nUpgrade: kube-api-auth-echo\r\n\r\n")
-        let head = try await client.read(until: "\r\n\r\n")
-        #expect(head.hasPrefix("HTTP/1.1 101"), "\(head)")
-        var echoed = 0
-        for index in 0..<50 {
-            let message = "message \(index) " + String(repeating: "x", count: index % 50) + "\n"
-            try await client.send(message)
-            let back = try await client.read(until: "\n", timeout: .seconds(10))
-            if back == message { echoed += 1 } else { break }
+        try await environment.withConnection { client in
+            try await client.send(
+                "GET /echo HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer \(alice)\r\nConnection: Upgrade\r\nUpgrade: kube-api-auth-echo\r\n\r\n")
+            let head = try await client.read(until: "\r\n\r\n")
+            #expect(head.hasPrefix("HTTP/1.1 101"), "\(head)")
+            var echoed = 0
+            for index in 0..<50 {
+                let message = "message \(index) " + String(repeating: "x", count: index % 50) + "\n"
+                try await client.send(message)
+                let back = try await client.read(until: "\n", timeout: .seconds(10))
+                if back == message { echoed += 1 } else { break }
+            }
+            #expect(echoed == 50, "the splice ended after \(echoed) messages")
         }
-        #expect(echoed == 50, "the splice ended after \(echoed) messages")
-        await client.close()
         #expect(try environment.proxy.stop() == 0)
     }
 
@@ -465,21 +466,22 @@ struct ProxyEndToEndTests {
         let environment = try await ProxyEnvironment()
         try environment.startProxy(["--drain-timeout", "2"])
         let alice = try await environment.rancher.createToken(user: "u-alice")
-        let client = try await environment.connect(alpn: ["h2"])
-        let headers = [
-            (":method", "GET"), (":scheme", "https"), (":path", "/api/v1/namespaces/cattle-system/configmaps?watch=1"),
-            (":authority", "proxy"), ("authorization", "Bearer \(alice)"),
-        ].flatMap(RawHTTP2.literal)
-        // END_HEADERS | END_STREAM on stream 1, after the preface and empty SETTINGS.
-        try await client.send(
-            RawHTTP2.preface + RawHTTP2.frame(type: RawHTTP2.settingsType, flags: 0, stream: 0, payload: [])
-                + RawHTTP2.frame(type: RawHTTP2.headersType, flags: 0x5, stream: 1, payload: headers))
-        _ = try await environment.rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"h2-seen"}}"#)
-        let before = try await client.read(until: Array("h2-seen".utf8))
-        #expect(before.count > 9, "the watch event arrived on stream 1")
-        #expect(try environment.proxy.stop() == 0)
-        let frames = RawHTTP2.frames(before + (try await client.readBytesToEnd()))
-        #expect(frames.contains { $0.type == RawHTTP2.goAwayType && $0.stream == 0 }, "no GOAWAY among \(frames.map(\.type))")
+        try await environment.withConnection(alpn: ["h2"]) { client in
+            let headers = [
+                (":method", "GET"), (":scheme", "https"), (":path", "/api/v1/namespaces/cattle-system/configmaps?watch=1"),
+                (":authority", "proxy"), ("authorization", "Bearer \(alice)"),
+            ].flatMap(RawHTTP2.literal)
+            // END_HEADERS | END_STREAM on stream 1, after the preface and empty SETTINGS.
+            try await client.send(
+                RawHTTP2.preface + RawHTTP2.frame(type: RawHTTP2.settingsType, flags: 0, stream: 0, payload: [])
+                    + RawHTTP2.frame(type: RawHTTP2.headersType, flags: 0x5, stream: 1, payload: headers))
+            _ = try await environment.rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"h2-seen"}}"#)
+            let before = try await client.read(until: Array("h2-seen".utf8))
+            #expect(before.count > 9, "the watch event arrived on stream 1")
+            #expect(try environment.proxy.stop() == 0)
+            let frames = RawHTTP2.frames(before + (try await client.readBytesToEnd()))
+            #expect(frames.contains { $0.type == RawHTTP2.goAwayType && $0.stream == 0 }, "no GOAWAY among \(frames.map(\.type))")
+        }
     }
 
     @Test("At the drain timeout, TLS clients that stopped reading are closed all at once: the proxy exits soon after it")
@@ -560,7 +562,7 @@ struct ProxyEndToEndTests {
         ]
         let input = Pipe()
         let execLog = environment.scratch.file("exec.log")
-        FileManager.default.createFile(atPath: execLog, contents: nil)
+        _ = FileManager.default.createFile(atPath: execLog, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: execLog))
         exec.standardInput = .pipe(input)
         exec.standardOutput = .handle(output)
@@ -627,13 +629,13 @@ struct ProxyEndToEndTests {
                     var results: [String] = []
                     for request in slice {
                         let began = ContinuousClock.now
-                        let client = try await environment.connect()
-                        try? await client.send(request)
-                        let answer = try await client.read(until: "\r\n\r\n", timeout: .seconds(5))
-                        await client.close()
+                        let (answer, closed) = try await environment.withConnection { client in
+                            try? await client.send(request)
+                            return (try await client.read(until: "\r\n\r\n", timeout: .seconds(5)), client.closed)
+                        }
                         if ProcessInfo.processInfo.environment["FUZZ_DEBUG"] != nil, answer.contains(" 400 ") || answer.isEmpty {
                             print(
-                                "FUZZ \(answer.isEmpty ? "closed" : "400") after \(ContinuousClock.now - began) closed=\(client.closed): \(String(decoding: request.prefix(600), as: UTF8.self).debugDescription)"
+                                "FUZZ \(answer.isEmpty ? "closed" : "400") after \(ContinuousClock.now - began) closed=\(closed): \(String(decoding: request.prefix(600), as: UTF8.self).debugDescription)"
                             )
                         }
                         results.append(String(answer.prefix(12).dropFirst(9)))

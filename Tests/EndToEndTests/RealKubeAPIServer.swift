@@ -127,7 +127,7 @@ final class BackgroundProcess: @unchecked Sendable {
     init(name: String, executable: String, arguments: [String], logPath: String) throws {
         self.name = name
         self.logPath = logPath
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         _ = try log.seekToEnd()
         process.executableURL = URL(fileURLWithPath: executable)

@@ -4,22 +4,34 @@ import NIOPosix
 import NIOSSL
 
 /// A TLS connection that sends exactly the bytes a test gives it (hostile requests, an upgrade
-/// handshake, a splice) and reads what comes back, with every wait bounded.
-final class TLSRawClient: @unchecked Sendable {
-    private let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+/// handshake, a splice) and reads what comes back, with every wait bounded. It lives within
+/// `withConnection`, which closes it when the body returns or throws.
+final class TLSRawClient {
+    private let channel: any Channel
     private var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     /// Bytes read but not yet handed out.
     private var pending: [UInt8] = []
     private(set) var closed = false
 
-    /// Connects to `127.0.0.1:port` trusting `caPEM`, offering `alpn` (HTTP/1.1 by default).
-    init(port: Int, caPEM: String, alpn: [String] = ["http/1.1"]) async throws {
+    private init(
+        channel: any Channel, inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) {
+        self.channel = channel
+        iterator = inbound.makeAsyncIterator()
+        self.outbound = outbound
+    }
+
+    /// Connects to `127.0.0.1:port` trusting `caPEM`, offering `alpn` (HTTP/1.1 by default), and
+    /// runs `body` with the connection.
+    static func withConnection<Result: Sendable>(
+        port: Int, caPEM: String, alpn: [String] = ["http/1.1"], _ body: (TLSRawClient) async throws -> Result
+    ) async throws -> Result {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
         tls.applicationProtocols = alpn
         let context = try NIOSSLContext(configuration: tls)
-        channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(10))
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -27,8 +39,9 @@ final class TLSRawClient: @unchecked Sendable {
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
-        iterator = channel.inbound.makeAsyncIterator()
-        outbound = channel.outbound
+        return try await channel.executeThenClose { inbound, outbound in
+            try await body(TLSRawClient(channel: channel.channel, inbound: inbound, outbound: outbound))
+        }
     }
 
     func send(_ bytes: [UInt8]) async throws {
@@ -83,7 +96,7 @@ final class TLSRawClient: @unchecked Sendable {
     }
 
     private func readMore(until deadline: ContinuousClock.Instant) async throws {
-        let channel = self.channel.channel
+        let channel = self.channel
         // A read that outlives the deadline closes the connection, which ends the iterator.
         let timer = channel.eventLoop.scheduleTask(deadline: .now() + TimeAmount(max(.zero, deadline - .now))) {
             channel.close(promise: nil)
@@ -100,14 +113,10 @@ final class TLSRawClient: @unchecked Sendable {
         }
     }
 
+    /// Closes the connection before `withConnection`'s body ends.
     func close() async {
         outbound.finish()
-        try? await channel.channel.close()
-    }
-
-    deinit {
-        outbound.finish()
-        channel.channel.close(promise: nil)
+        try? await channel.close()
     }
 }
 
