@@ -65,7 +65,7 @@ wrk_measure() {
     out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$script" "$url")
     after=$(ticks "$@")
     requests=$(echo "$out" | awk '/requests in/ {print $1}')
-    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $4}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
     [ -z "$non2xx" ] || { echo "non-2xx answers during the run: $non2xx" >&2; exit 1; }
     echo "$(echo "$out" | awk '/Requests\/sec/ {print $2}') $(echo "$out" | awk '$1=="50%" {print $2}' | micros) $(echo "$out" | awk '$1=="99%" {print $2}' | micros) $(echo "scale=2; ($after - $before) * 1000000 / $hz / $requests" | bc)"
 }

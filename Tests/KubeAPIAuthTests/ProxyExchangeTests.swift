@@ -292,6 +292,11 @@ struct ProxyExchangeTests {
             ([("Content-Length", "3"), ("Server", "a")], .asUpstream, true, "Content-Length: 3\r\nServer: a\r\nconnection: close\r\n"),
             ([("Transfer-Encoding", "chunked"), ("Server", "a")], .untilClose, true, "Server: a\r\nconnection: close\r\n"),
             ([("Server", "a")], .chunkedHere, false, "Server: a\r\ntransfer-encoding: chunked\r\n"),
+            // More names than are searched in order: looked up by hash, with the same answers.
+            (
+                [("Connection", (0..<12).map { "x-n\($0)" }.joined(separator: ",") + ", X-Last"), ("X-N3", "1"), ("x-last", "2"), ("X-Kept", "3")],
+                .asUpstream, false, "X-Kept: 3\r\n"
+            ),
         ] as [([(String, String)], ProxyExchange.ClientFraming, Bool, String)])
     func clientHeadFields(upstream: [(String, String)], framing: ProxyExchange.ClientFraming, close: Bool, expected: String) {
         let head = ProxyResponseHeaders.clientHead(Self.response(.ok, upstream), framing: framing, close: close)

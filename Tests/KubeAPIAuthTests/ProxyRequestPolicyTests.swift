@@ -177,6 +177,16 @@ struct ProxyRequestPolicyTests {
         #expect(!upstream.contains { ["connection", "keep-alive", "te", "x-hop", "proxy-authorization"].contains($0.name.lowercased()) })
     }
 
+    @Test("A Connection header naming more headers than are searched in order: the same headers go, in any case")
+    func manyConnectionNames() {
+        let names = (0..<40).map { "X-Named-\($0)" }
+        let client: Headers =
+            [(name: "Connection", value: names.joined(separator: ", "))] + names.map { (name: $0.uppercased(), value: "1") }
+            + [(name: "X-Named-40", value: "kept"), (name: "Accept", value: "*/*")]
+        let upstream = ProxyRequestPolicy.upstreamHeaders(client, identity: .passThrough, clientAddress: "192.0.2.7")
+        #expect(upstream.map(\.name) == ["X-Named-40", "Accept", "X-Forwarded-For"])
+    }
+
     @Test("Upgrades keep Connection: Upgrade and Upgrade; the WebSocket bearer entry is removed when impersonating")
     func upgradeHeaders() {
         let headers: Headers =

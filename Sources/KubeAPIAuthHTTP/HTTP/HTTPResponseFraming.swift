@@ -446,15 +446,6 @@ public struct HTTPResponseFraming: Sendable {
         return true
     }
 
-    /// Whether the bytes at `first` and at `second` are the same in any (ASCII) case.
-    package static func sameIgnoringCase(_ raw: UnsafeRawBufferPointer, _ first: Range<Int>, _ second: Range<Int>) -> Bool {
-        guard first.count == second.count else { return false }
-        for offset in 0..<first.count where ASCII.lowercased(raw[first.lowerBound + offset]) != ASCII.lowercased(raw[second.lowerBound + offset]) {
-            return false
-        }
-        return true
-    }
-
     /// The comma-separated elements of a list value, trimmed, empty ones skipped.
     package static func forEachElement(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
         var start = range.lowerBound

@@ -454,10 +454,7 @@ struct ProxyExchange {
 package enum ProxyResponseHeaders {
     /// For an HTTP/2 stream, which frames the response itself.
     package static func clean(_ headers: HTTPHeaders) -> HTTPHeaders {
-        var named: [String] = []
-        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "connection") {
-            named += ProxyRequestPolicy.listElements(value)
-        }
+        let named = ProxyRequestPolicy.connectionNamed(headers)
         // Most answers carry no hop-by-hop header but their framing (`Transfer-Encoding`, a
         // `Connection: keep-alive`): the headers are copied only when one goes.
         var result: HTTPHeaders?
@@ -479,12 +476,13 @@ package enum ProxyResponseHeaders {
         var room = head.bytes.readableBytes + 64
         if keepsFraming, case .length(let length) = head.framing, length <= 4096 { room += length }
         out.reserveCapacity(room)
-        // One pass over the head's bytes, names compared where they are (no string is made).
+        // One pass over the head's bytes, names compared where they are (no string is made; the
+        // names a Connection header lists are copied).
         head.bytes.withUnsafeReadableBytes { raw in
             // Fields the upstream's Connection names are hop-by-hop too.
-            var named: [Range<Int>] = []
+            var named = ListedFieldNames()
             for field in head.fields where HTTPResponseFraming.matches(raw, field.name, "connection") {
-                HTTPResponseFraming.forEachElement(raw, field.value) { named.append($0) }
+                HTTPResponseFraming.forEachElement(raw, field.value) { named.add(UnsafeRawBufferPointer(rebasing: raw[$0])) }
             }
             // The status line as the upstream sent it, in this connection's version (the upstream may answer in HTTP/1.0).
             out.writeStaticString("HTTP/1.1")
@@ -497,7 +495,7 @@ package enum ProxyResponseHeaders {
                     isFraming
                     ? keepsFraming
                     : !(ProxyRequestPolicy.hopByHop.contains { HTTPResponseFraming.matches(raw, name, $0) }
-                        || named.contains { HTTPResponseFraming.sameIgnoringCase(raw, name, $0) })
+                        || (!named.isEmpty && named.contains(UnsafeRawBufferPointer(rebasing: raw[name]))))
                 guard kept else { continue }
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[name]))
                 out.writeStaticString(": ")

@@ -30,9 +30,9 @@ public enum ProxyRequestPolicy {
     ]
 
     /// Whether the header named `name` is hop-by-hop, or named by the message's `Connection`
-    /// header (`named`: ``connectionTokens(_:)``).
-    static func isHopByHop(_ name: String, named: [String]) -> Bool {
-        hopByHop.contains { ASCII.equalsIgnoringCase(name, $0) } || named.contains { ASCII.equalsIgnoringCase(name, $0) }
+    /// header (`named`: ``connectionNamed(_:)``).
+    static func isHopByHop(_ name: String, named: ListedFieldNames) -> Bool {
+        hopByHop.contains { ASCII.equalsIgnoringCase(name, $0) } || (!named.isEmpty && named.contains(name))
     }
 
     // MARK: - Smuggling
@@ -264,7 +264,7 @@ public enum ProxyRequestPolicy {
         let webSocket = isWebSocketUpgrade(headers)
         let impersonating: Bool
         if case .impersonating = identity { impersonating = true } else { impersonating = false }
-        let named = connectionTokens(headers)
+        let named = connectionNamed(headers)
         var forwardedFor: [String] = []
         var result: Headers = []
         result.reserveCapacity(headers.count + 4)
@@ -333,12 +333,27 @@ public enum ProxyRequestPolicy {
         return elements
     }
 
-    /// The elements of every `Connection` header of `headers` (``listElements(_:)``): the
-    /// headers they name are hop-by-hop for this message.
-    static func connectionTokens(_ headers: Headers) -> [String] {
-        var tokens: [String] = []
-        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "connection") { tokens += listElements(value) }
-        return tokens
+    /// The names every `Connection` header of `headers` lists (each trimmed of spaces and tabs;
+    /// a value with bytes outside ASCII is read by ``listElements(_:)``): the headers they name
+    /// are hop-by-hop for this message.
+    package static func connectionNamed(_ headers: some Sequence<(name: String, value: String)>) -> ListedFieldNames {
+        var named = ListedFieldNames()
+        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "connection") {
+            guard ASCII.isASCII(value) else {
+                for element in listElements(value) { named.add(element) }
+                continue
+            }
+            // Read where it is (no slice of the value's string, which would retain it per
+            // element): one small string per element, made when it is added.
+            var value = value
+            value.withUTF8 { utf8 in
+                let raw = UnsafeRawBufferPointer(utf8)
+                let commas = raw.reduce(0) { $1 == UInt8(ascii: ",") ? $0 + 1 : $0 }
+                if commas >= ListedFieldNames.orderedLimit { named.reserveCapacity(commas + 1) }
+                HTTPResponseFraming.forEachElement(raw, 0..<raw.count) { named.add(UnsafeRawBufferPointer(rebasing: raw[$0])) }
+            }
+        }
+        return named
     }
 
     /// How the request sent upstream is framed, when its routed headers carry no `Content-Length`.
@@ -371,7 +386,7 @@ public enum ProxyRequestPolicy {
     /// `Connection: Upgrade` with an `Upgrade` header (SPDY/3.1 or WebSocket).
     public static func isUpgrade(_ headers: Headers) -> Bool {
         // Nearly every request has no `Upgrade` header: decided without reading `Connection`.
-        headers.contains { ASCII.equalsIgnoringCase($0.name, "upgrade") } && connectionTokens(headers).contains("upgrade")
+        headers.contains { ASCII.equalsIgnoringCase($0.name, "upgrade") } && connectionNamed(headers).contains("upgrade")
     }
 
     static func isWebSocketUpgrade(_ headers: Headers) -> Bool {
