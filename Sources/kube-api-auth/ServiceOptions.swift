@@ -64,14 +64,18 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Connections open at once; further ones are closed on accept.", valueName: "count"))
     var maxConnections = 1024
 
-    @Option(help: ArgumentHelp("Seconds allowed to receive a request's headers.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds allowed to receive a request's headers (HTTP/2: to open the first stream, and for an idle connection to close after its GOAWAY).",
+            valueName: "seconds"))
     var headerTimeout = 10
 
     @Option(
         help: ArgumentHelp("Seconds allowed to receive a whole request (the proxy streams bodies: for it, the request head).", valueName: "seconds"))
     var readTimeout = 30
 
-    @Option(help: ArgumentHelp("Seconds a keep-alive connection may wait for its next request.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp("Seconds a keep-alive connection may wait for its next request (HTTP/2: with no stream open).", valueName: "seconds"))
     var idleTimeout = 120
 
     @Option(

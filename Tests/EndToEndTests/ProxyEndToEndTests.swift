@@ -484,6 +484,56 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test(
+        "HTTP/2 without an open stream: GOAWAY, then closed (no stream opened, idle after a watch, after a connection error); an open watch outlives the idle timeout"
+    )
+    func http2ConnectionsEnd() async throws {
+        let environment = try await ProxyEnvironment()
+        try environment.startProxy(["--header-timeout", "2", "--idle-timeout", "3"])
+        let alice = try await environment.rancher.createToken(user: "u-alice")
+        let hello = RawHTTP2.preface + RawHTTP2.frame(type: RawHTTP2.settingsType, flags: 0, stream: 0, payload: [])
+        // The client never answers the proxy's PING (a client that is gone): closed anyway.
+        try await environment.withConnection(alpn: ["h2"]) { client in
+            try await client.send(hello)
+            let frames = RawHTTP2.frames(try await client.readBytesToEnd(timeout: .seconds(30)))
+            #expect(client.endedBeforeDeadline, "an HTTP/2 connection that opened no stream is still open after 30 s")
+            #expect(RawHTTP2.goAwayErrors(frames) == [0], "GOAWAY frames: \(RawHTTP2.goAwayErrors(frames))")
+        }
+        // A connection error (WINDOW_UPDATE on the connection with an increment of 0): GOAWAY
+        // with PROTOCOL_ERROR, and the connection does not stay open.
+        try await environment.withConnection(alpn: ["h2"]) { client in
+            try await client.send(hello + RawHTTP2.frame(type: RawHTTP2.windowUpdateType, flags: 0, stream: 0, payload: [0, 0, 0, 0]))
+            let frames = RawHTTP2.frames(try await client.readBytesToEnd(timeout: .seconds(30)))
+            #expect(client.endedBeforeDeadline, "an HTTP/2 connection is still open 30 s after its connection error")
+            #expect(RawHTTP2.goAwayErrors(frames).first == 1, "GOAWAY frames: \(RawHTTP2.goAwayErrors(frames))")
+        }
+        // A watch stream: open past the idle timeout (events still arrive), and the connection
+        // ends after the idle timeout once the stream does (the proxy stopping it: the token deleted).
+        try await environment.withConnection(alpn: ["h2"]) { client in
+            let headers = [
+                (":method", "GET"), (":scheme", "https"), (":path", "/api/v1/namespaces/cattle-system/configmaps?watch=1"),
+                (":authority", "proxy"), ("authorization", "Bearer \(alice)"),
+            ].flatMap(RawHTTP2.literal)
+            try await client.send(hello + RawHTTP2.frame(type: RawHTTP2.headersType, flags: 0x5, stream: 1, payload: headers))
+            _ = try await environment.rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"h2-first"}}"#)
+            // Everything the proxy sends, kept whole so that its frames can be read afterwards.
+            var received = try await client.read(until: Array("h2-first".utf8))
+            // Something that must not happen: the connection closing while its watch is open.
+            let closed = try await repeatUntil(within: .seconds(8), { "\(client.closed)" }) { $0 == "true" }
+            #expect(closed == "false", "the connection closed under an open watch")
+            _ = try await environment.rancher.call(.POST, "/api/v1/namespaces/cattle-system/configmaps", #"{"metadata":{"name":"h2-later"}}"#)
+            let later = try await client.read(until: Array("h2-later".utf8))
+            #expect(String(decoding: later, as: UTF8.self).contains("h2-later"), "the watch stopped delivering")
+            received += later
+            try await environment.rancher.call(.DELETE, environment.rancher.tokens + "/\(alice.prefix { $0 != ":" })")
+            received += try await client.readBytesToEnd(timeout: .seconds(30))
+            let frames = RawHTTP2.frames(received)
+            #expect(client.endedBeforeDeadline, "the connection is still open 30 s after its only stream ended")
+            #expect(RawHTTP2.goAwayErrors(frames) == [0], "frames (type, stream): \(frames.map { ($0.type, $0.stream) })")
+        }
+        #expect(try environment.proxy.stop() == 0)
+    }
+
     @Test("At the drain timeout, TLS clients that stopped reading are closed all at once: the proxy exits soon after it")
     func stuckClientsDoNotHoldTheExit() async throws {
         let environment = try await ProxyEnvironment()

@@ -13,6 +13,9 @@ final class TLSRawClient {
     /// Bytes read but not yet handed out.
     private var pending: [UInt8] = []
     private(set) var closed = false
+    /// Whether the connection ended before a read's deadline (the peer closed it, or it failed),
+    /// not because a read timed out.
+    private(set) var endedBeforeDeadline = false
 
     private init(
         channel: any Channel, inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
@@ -106,11 +109,16 @@ final class TLSRawClient {
             if var buffer = try await iterator.next() {
                 pending += buffer.readBytes(length: buffer.readableBytes) ?? []
             } else {
-                closed = true
+                ended(before: deadline)
             }
         } catch {
-            closed = true
+            ended(before: deadline)
         }
+    }
+
+    private func ended(before deadline: ContinuousClock.Instant) {
+        closed = true
+        endedBeforeDeadline = ContinuousClock.now < deadline
     }
 
     /// Closes the connection before `withConnection`'s body ends.
@@ -127,6 +135,7 @@ enum RawHTTP2 {
     static let headersType: UInt8 = 0x1
     static let settingsType: UInt8 = 0x4
     static let goAwayType: UInt8 = 0x7
+    static let windowUpdateType: UInt8 = 0x8
 
     static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) -> [UInt8] {
         let length = UInt32(payload.count)
@@ -156,16 +165,23 @@ enum RawHTTP2 {
     }
 
     /// The frames in `bytes` (the server's side of a connection from its start), as (type, stream).
-    static func frames(_ bytes: [UInt8]) -> [(type: UInt8, stream: UInt32)] {
-        var frames: [(type: UInt8, stream: UInt32)] = []
+    static func frames(_ bytes: [UInt8]) -> [(type: UInt8, stream: UInt32, payload: ArraySlice<UInt8>)] {
+        var frames: [(type: UInt8, stream: UInt32, payload: ArraySlice<UInt8>)] = []
         var index = 0
         while index + 9 <= bytes.count {
             let length = Int(bytes[index]) << 16 | Int(bytes[index + 1]) << 8 | Int(bytes[index + 2])
             let stream =
                 UInt32(bytes[index + 5] & 0x7f) << 24 | UInt32(bytes[index + 6]) << 16 | UInt32(bytes[index + 7]) << 8 | UInt32(bytes[index + 8])
-            frames.append((bytes[index + 3], stream))
+            frames.append((bytes[index + 3], stream, bytes[min(index + 9, bytes.count)..<min(index + 9 + length, bytes.count)]))
             index += 9 + length
         }
         return frames
+    }
+
+    /// The error codes of the GOAWAY frames among `frames` (RFC 9113 §6.8: 0 is NO_ERROR, 1 PROTOCOL_ERROR).
+    static func goAwayErrors(_ frames: [(type: UInt8, stream: UInt32, payload: ArraySlice<UInt8>)]) -> [UInt32] {
+        frames.filter { $0.type == goAwayType && $0.payload.count >= 8 }.map { frame in
+            frame.payload.dropFirst(4).prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        }
     }
 }

@@ -9,6 +9,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import RancherAuth
+import Synchronization
 import Testing
 import TestSupport
 
@@ -270,6 +271,83 @@ struct ConnectionTimeoutTests {
         #expect(harness.channel.isActive)
         harness.channel.embeddedEventLoop.advanceTime(by: .seconds(2))
         #expect(!harness.channel.isActive)
+    }
+}
+
+@Suite("HTTP/2 connection deadlines (virtual time)")
+struct HTTP2ConnectionDeadlineTests {
+    /// Records the user events that reach it (where NIO's HTTP/2 connection manager sits).
+    final class EventRecorder: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        var quiesceEvents = 0
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if event is ChannelShouldQuiesceEvent { quiesceEvents += 1 }
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    final class FirstHeads: Sendable {
+        let count = Mutex(0)
+    }
+
+    static func connection() throws -> (EmbeddedChannel, ConnectionTimeoutHandler, EventRecorder, FirstHeads) {
+        let firstHeads = FirstHeads()
+        let timeouts = ConnectionTimeoutHandler(
+            headerTimeout: .seconds(10), requestReadTimeout: .seconds(30), idleTimeout: .seconds(120),
+            onFirstHead: { firstHeads.count.withLock { $0 += 1 } })
+        let recorder = EventRecorder()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(timeouts)
+        try channel.pipeline.syncOperations.addHandler(recorder)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        timeouts.http2Started()
+        return (channel, timeouts, recorder, firstHeads)
+    }
+
+    @Test("No stream within the header timeout: asked to wind down (GOAWAY), closed a header timeout later")
+    func noStream() throws {
+        let (channel, _, recorder, firstHeads) = try Self.connection()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive && recorder.quiesceEvents == 0)
+        // Frames that open no stream (SETTINGS, PING) do not count as activity.
+        try channel.writeInbound(ByteBuffer(string: "frames"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(channel.isActive && recorder.quiesceEvents == 1)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(8))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!channel.isActive && recorder.quiesceEvents == 1)
+        #expect(firstHeads.count.withLock { $0 } == 0, "a connection that opened no stream stays replaceable under the connection cap")
+    }
+
+    @Test("An open stream has no deadline; the idle timeout runs once the last one closes")
+    func streams() throws {
+        let (channel, timeouts, recorder, firstHeads) = try Self.connection()
+        timeouts.http2StreamOpened()
+        timeouts.http2StreamOpened()
+        #expect(firstHeads.count.withLock { $0 } == 1)
+        channel.embeddedEventLoop.advanceTime(by: .hours(3))
+        timeouts.http2StreamClosed()
+        channel.embeddedEventLoop.advanceTime(by: .hours(1))
+        #expect(channel.isActive && recorder.quiesceEvents == 0, "a watch outlives every timeout")
+        timeouts.http2StreamClosed()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(119))
+        #expect(channel.isActive && recorder.quiesceEvents == 0)
+        // A stream opened before the deadline resets it.
+        timeouts.http2StreamOpened()
+        timeouts.http2StreamClosed()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(119))
+        #expect(channel.isActive && recorder.quiesceEvents == 0)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(channel.isActive && recorder.quiesceEvents == 1)
+        // A stream the client opened before it saw the GOAWAY: no deadline while it lasts; then
+        // the rest of the wind-down time, not a new idle timeout.
+        timeouts.http2StreamOpened()
+        channel.embeddedEventLoop.advanceTime(by: .minutes(10))
+        #expect(channel.isActive)
+        timeouts.http2StreamClosed()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(11))
+        #expect(!channel.isActive && recorder.quiesceEvents == 1)
     }
 }
 

@@ -5,7 +5,14 @@ import KubeAPIAuthCore
 /// service's semantics:
 /// - from connection start, or from the first byte of a later request, the request head must
 ///   arrive within `headerTimeout` and the whole request within `requestReadTimeout`;
-/// - between requests on a keep-alive connection, the next request must start within `idleTimeout`.
+/// - between requests on a keep-alive connection, the next request must start within `idleTimeout`;
+/// - on HTTP/2 (``http2Started()``), the first stream must open within `headerTimeout` and, once
+///   the last open stream has closed, the next within `idleTimeout`. Past that the connection is
+///   asked to wind down (`ChannelShouldQuiesceEvent`: NIO's connection manager sends GOAWAY and a
+///   PING, and closes once the client acknowledges it), and is closed `headerTimeout` later if it
+///   is still open. Streams themselves have no deadline (watches and exec last as long as they
+///   do). Before this, an HTTP/2 connection with no stream open was never closed, not even after
+///   a connection error had been answered with GOAWAY.
 ///
 /// It sits first in the pipeline and sees raw bytes; ``HTTPRequestHandler`` tells it directly
 /// (same channel, same event loop) where requests begin and end.
@@ -24,6 +31,8 @@ public final class ConnectionTimeoutHandler: ChannelInboundHandler, RemovableCha
         case readingRequest
         case processing(bytesPending: Bool)
         case idle
+        /// HTTP/2: how many streams are open, and whether the connection was asked to wind down.
+        case http2(openStreams: Int, closing: Bool)
     }
 
     private let headerTimeout: TimeAmount
@@ -77,7 +86,7 @@ public final class ConnectionTimeoutHandler: ChannelInboundHandler, RemovableCha
             startReading(now: context.eventLoop.now)
         case .processing:
             state = .processing(bytesPending: true)
-        case .readingRequest:
+        case .readingRequest, .http2:
             break
         }
         context.fireChannelRead(data)
@@ -86,6 +95,35 @@ public final class ConnectionTimeoutHandler: ChannelInboundHandler, RemovableCha
     /// The request head is complete: the header timeout no longer applies.
     public func requestHeadReceived() {
         headDeadline = .distantFuture
+        firstHeadReceived()
+    }
+
+    /// HTTP/2 was negotiated: the deadlines follow the connection's streams from now on.
+    public func http2Started() {
+        guard let now = context?.eventLoop.now else { return }
+        state = .http2(openStreams: 0, closing: false)
+        headDeadline = .distantFuture
+        deadline = now + headerTimeout
+    }
+
+    /// An HTTP/2 stream opened (a request head arrived): no deadline while one is open.
+    public func http2StreamOpened() {
+        guard case .http2(let open, let closing) = state else { return }
+        state = .http2(openStreams: open + 1, closing: closing)
+        deadline = .distantFuture
+        firstHeadReceived()
+    }
+
+    /// An HTTP/2 stream closed: with none left open, the idle timeout runs (or, once the
+    /// connection was asked to wind down, the time it has left to do so).
+    public func http2StreamClosed() {
+        guard case .http2(let open, let closing) = state, let now = context?.eventLoop.now else { return }
+        let remaining = max(open - 1, 0)
+        state = .http2(openStreams: remaining, closing: closing)
+        if remaining == 0 { deadline = now + (closing ? headerTimeout : idleTimeout) }
+    }
+
+    private func firstHeadReceived() {
         if let onFirstHead {
             self.onFirstHead = nil
             onFirstHead()
@@ -128,9 +166,18 @@ public final class ConnectionTimeoutHandler: ChannelInboundHandler, RemovableCha
         check = context.eventLoop.assumeIsolated().scheduleTask(in: checkInterval) {
             let (handler, context) = loopBound.value
             guard handler.check != nil else { return }
-            if context.eventLoop.now >= min(handler.headDeadline, handler.deadline) {
-                handler.check = nil
-                context.close(promise: nil)
+            let now = context.eventLoop.now
+            if now >= min(handler.headDeadline, handler.deadline) {
+                if case .http2(let open, closing: false) = handler.state {
+                    // Idle HTTP/2: GOAWAY first (the manager above sends it), closed at the next deadline.
+                    handler.state = .http2(openStreams: open, closing: true)
+                    handler.deadline = now + handler.headerTimeout
+                    handler.scheduleCheck(context: context)
+                    context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                } else {
+                    handler.check = nil
+                    context.close(promise: nil)
+                }
             } else {
                 handler.scheduleCheck(context: context)
             }

@@ -57,10 +57,9 @@ package enum ProxyPipeline {
     private static func configureHTTP2(
         _ channel: any Channel, door: ProxyDoor, pool: UpstreamPool, logger: Logger, timeouts: ConnectionTimeoutHandler
     ) throws {
-        // HTTP/2 multiplexes long-running streams: the connection has no read deadline after the
-        // handshake; each stream ends when its exchange does.
-        timeouts.requestHeadReceived()
-        timeouts.requestReceived()
+        // HTTP/2 multiplexes long-running streams: no read deadline while one is open; each stream
+        // ends when its exchange does. With none open, the connection's idle deadline runs.
+        timeouts.http2Started()
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: 250),
@@ -72,7 +71,8 @@ package enum ProxyPipeline {
         let manager = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop, configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: .init(), streamDelegate: manager.http2StreamDelegate
+            mode: .server, connectionConfiguration: connection, streamConfiguration: .init(),
+            streamDelegate: StreamLifetimes(manager: manager.http2StreamDelegate, timeouts: timeouts, eventLoop: channel.eventLoop)
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
@@ -80,5 +80,34 @@ package enum ProxyPipeline {
             }
         }
         try channel.pipeline.syncOperations.addHandler(manager)
+    }
+}
+
+/// Tells NIO's connection manager and the connection's timeouts when an HTTP/2 stream opens and
+/// closes (the timeouts close a connection left with no stream open; see
+/// ``ConnectionTimeoutHandler``).
+private struct StreamLifetimes: NIOHTTP2StreamDelegate {
+    let manager: NIOHTTP2ServerConnectionManagementHandler.HTTP2StreamDelegate
+    let timeouts: NIOLoopBound<ConnectionTimeoutHandler>
+
+    init(manager: NIOHTTP2ServerConnectionManagementHandler.HTTP2StreamDelegate, timeouts: ConnectionTimeoutHandler, eventLoop: any EventLoop) {
+        self.manager = manager
+        self.timeouts = NIOLoopBound(timeouts, eventLoop: eventLoop)
+    }
+
+    func streamCreated(_ id: HTTP2StreamID, channel: any Channel) {
+        manager.streamCreated(id, channel: channel)
+        onLoop { $0.http2StreamOpened() }
+    }
+
+    func streamClosed(_ id: HTTP2StreamID, channel: any Channel) {
+        manager.streamClosed(id, channel: channel)
+        onLoop { $0.http2StreamClosed() }
+    }
+
+    /// NIO calls these on the connection's event loop; anywhere else, the call moves there.
+    private func onLoop(_ body: @escaping @Sendable (ConnectionTimeoutHandler) -> Void) {
+        let timeouts = self.timeouts
+        if timeouts.eventLoop.inEventLoop { body(timeouts.value) } else { timeouts.eventLoop.execute { body(timeouts.value) } }
     }
 }
