@@ -187,6 +187,20 @@ struct ProxyRequestPolicyTests {
         #expect(upstream.map(\.name) == ["X-Named-40", "Accept", "X-Forwarded-For"])
     }
 
+    @Test("Connection names are compared byte for byte in any ASCII case, as Go's reverse proxy does: no Unicode trimming or folding")
+    func connectionNamesByBytes() {
+        for extra in [[], (0..<10).map { "x-pad-\($0)" }] {
+            let value = (["x-a", "X-\u{212A}", "\u{A0}x-b", "\u{E9}t\u{E9}"] + extra).joined(separator: ", ")
+            let client: Headers = [
+                (name: "Connection", value: value), (name: "X-A", value: "1"), (name: "X-K", value: "2"), (name: "x-b", value: "3"),
+                (name: "\u{C9}T\u{C9}", value: "4"), (name: "\u{E9}t\u{E9}", value: "5"),
+            ]
+            let upstream = ProxyRequestPolicy.upstreamHeaders(client, identity: .passThrough, clientAddress: "192.0.2.7")
+            // The Kelvin sign is not K, a no-break space is not trimmed, É is not é: only X-A and été go.
+            #expect(upstream.map(\.name) == ["X-K", "x-b", "\u{C9}T\u{C9}", "X-Forwarded-For"], "\(extra.count) more names")
+        }
+    }
+
     @Test("Upgrades keep Connection: Upgrade and Upgrade; the WebSocket bearer entry is removed when impersonating")
     func upgradeHeaders() {
         let headers: Headers =
